@@ -1,0 +1,614 @@
+//! The one typed configuration, parsed once from `SOCKTUNE_*` variables.
+//!
+//! Parsing never fails as a whole: each bad value yields one message naming the variable and the
+//! accepted forms, and only that behaviour is turned off.
+
+use serde::Deserialize;
+use std::fmt;
+
+/// Raw values as envy finds them. Every field is a string so one bad value cannot reject the rest.
+#[derive(Deserialize, Default)]
+struct Raw {
+    defer_accept: Option<String>,
+    cork: Option<String>,
+    cork_flush_ms: Option<String>,
+    quickack: Option<String>,
+    fastopen: Option<String>,
+    fastopen_connect: Option<String>,
+    nodelay: Option<String>,
+    backlog: Option<String>,
+    ports: Option<String>,
+    role: Option<String>,
+    cork_role: Option<String>,
+    quickack_role: Option<String>,
+    nodelay_role: Option<String>,
+    log: Option<String>,
+    log_file: Option<String>,
+}
+
+/// Every variable the shim reads, without the prefix. Anything else under the prefix is a typo.
+pub const KNOWN: &[&str] = &[
+    "DEFER_ACCEPT",
+    "CORK",
+    "CORK_FLUSH_MS",
+    "QUICKACK",
+    "FASTOPEN",
+    "FASTOPEN_CONNECT",
+    "NODELAY",
+    "BACKLOG",
+    "PORTS",
+    "ROLE",
+    "CORK_ROLE",
+    "QUICKACK_ROLE",
+    "NODELAY_ROLE",
+    "LOG",
+    "LOG_FILE",
+];
+
+pub const PREFIX: &str = "SOCKTUNE_";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Error,
+    Info,
+    Debug,
+}
+
+/// Which side of a connection a two-sided behaviour applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Server,
+    Client,
+    Both,
+}
+
+impl Role {
+    pub fn server(self) -> bool {
+        self != Role::Client
+    }
+    pub fn client(self) -> bool {
+        self != Role::Server
+    }
+}
+
+/// Inclusive port ranges; `None` in [`Config::ports`] means every port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortSet(Vec<(u16, u16)>);
+
+impl PortSet {
+    pub fn contains(&self, port: u16) -> bool {
+        self.0.iter().any(|&(lo, hi)| lo <= port && port <= hi)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub defer_accept: Option<u32>,
+    pub cork: bool,
+    pub cork_flush_ms: u32,
+    pub quickack_off: bool,
+    pub fastopen: Option<u32>,
+    pub fastopen_connect: bool,
+    pub nodelay: bool,
+    pub backlog: Option<i32>,
+    pub ports: Option<PortSet>,
+    pub cork_role: Role,
+    pub quickack_role: Role,
+    pub nodelay_role: Role,
+    pub log: Level,
+    pub log_file: Option<String>,
+}
+
+pub const DEFAULT_CORK_FLUSH_MS: u32 = 2;
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            defer_accept: None,
+            cork: false,
+            cork_flush_ms: DEFAULT_CORK_FLUSH_MS,
+            quickack_off: false,
+            fastopen: None,
+            fastopen_connect: false,
+            nodelay: false,
+            backlog: None,
+            ports: None,
+            cork_role: Role::Both,
+            quickack_role: Role::Both,
+            nodelay_role: Role::Both,
+            log: Level::Error,
+            log_file: None,
+        }
+    }
+}
+
+impl Config {
+    /// True when no behaviour is on, so the shim need track nothing.
+    pub fn inert(&self) -> bool {
+        self.defer_accept.is_none()
+            && !self.cork
+            && !self.quickack_off
+            && self.fastopen.is_none()
+            && !self.fastopen_connect
+            && !self.nodelay
+            && self.backlog.is_none()
+    }
+}
+
+/// A config plus the lines to print about it: errors for bad values, warnings for unknown names.
+pub struct Parsed {
+    pub config: Config,
+    pub problems: Vec<String>,
+}
+
+/// Parses the `SOCKTUNE_*` subset of `vars`. Never panics, whatever the values.
+pub fn parse<I: IntoIterator<Item = (String, String)>>(vars: I) -> Parsed {
+    let ours: Vec<(String, String)> = vars
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(PREFIX))
+        .collect();
+    let mut problems = Vec::new();
+    for (name, _) in &ours {
+        let bare = &name[PREFIX.len()..];
+        if !KNOWN.contains(&bare) {
+            problems.push(unknown_name_message(name));
+        }
+    }
+    let raw: Raw = envy::prefixed(PREFIX).from_iter(ours).unwrap_or_default();
+    let mut p = Checker {
+        problems: &mut problems,
+    };
+    let shared_role = p
+        .field(
+            "ROLE",
+            raw.role.as_deref(),
+            parse_role,
+            ROLE_FORMS,
+            "the default role is used",
+        )
+        .unwrap_or(Role::Both);
+    let role = |p: &mut Checker, name, value: Option<&str>| {
+        p.field(
+            name,
+            value,
+            parse_role,
+            ROLE_FORMS,
+            "the default role is used",
+        )
+        .unwrap_or(shared_role)
+    };
+    let config = Config {
+        defer_accept: p
+            .field(
+                "DEFER_ACCEPT",
+                raw.defer_accept.as_deref(),
+                |v| parse_uint(v, 0, 3600),
+                SECONDS_FORMS,
+                "defer-accept is off",
+            )
+            .filter(|&s| s > 0),
+        cork: p
+            .field(
+                "CORK",
+                raw.cork.as_deref(),
+                parse_bool,
+                BOOL_FORMS,
+                "cork-per-response is off",
+            )
+            .unwrap_or(false),
+        cork_flush_ms: p
+            .field(
+                "CORK_FLUSH_MS",
+                raw.cork_flush_ms.as_deref(),
+                |v| parse_uint(v, 1, 200),
+                FLUSH_FORMS,
+                "the default of 2 ms is used",
+            )
+            .unwrap_or(DEFAULT_CORK_FLUSH_MS),
+        quickack_off: p
+            .field(
+                "QUICKACK",
+                raw.quickack.as_deref(),
+                parse_bool,
+                BOOL_FORMS,
+                "quickack-off is off",
+            )
+            .map(|on| !on)
+            .unwrap_or(false),
+        fastopen: p
+            .field(
+                "FASTOPEN",
+                raw.fastopen.as_deref(),
+                |v| parse_uint(v, 0, 65535),
+                QLEN_FORMS,
+                "server Fast Open is off",
+            )
+            .filter(|&q| q > 0),
+        fastopen_connect: p
+            .field(
+                "FASTOPEN_CONNECT",
+                raw.fastopen_connect.as_deref(),
+                parse_bool,
+                BOOL_FORMS,
+                "client Fast Open is off",
+            )
+            .unwrap_or(false),
+        nodelay: p
+            .field(
+                "NODELAY",
+                raw.nodelay.as_deref(),
+                parse_bool,
+                BOOL_FORMS,
+                "nodelay is off",
+            )
+            .unwrap_or(false),
+        backlog: p
+            .field(
+                "BACKLOG",
+                raw.backlog.as_deref(),
+                |v| parse_uint(v, 1, i32::MAX as u32),
+                BACKLOG_FORMS,
+                "the program's own backlog is used",
+            )
+            .map(|b| b as i32),
+        ports: p.field(
+            "PORTS",
+            raw.ports.as_deref(),
+            parse_ports,
+            PORTS_FORMS,
+            "every behaviour is off",
+        ),
+        cork_role: role(&mut p, "CORK_ROLE", raw.cork_role.as_deref()),
+        quickack_role: role(&mut p, "QUICKACK_ROLE", raw.quickack_role.as_deref()),
+        nodelay_role: role(&mut p, "NODELAY_ROLE", raw.nodelay_role.as_deref()),
+        log: p
+            .field(
+                "LOG",
+                raw.log.as_deref(),
+                parse_level,
+                LEVEL_FORMS,
+                "level error is used",
+            )
+            .unwrap_or(Level::Error),
+        log_file: raw.log_file.filter(|f| !f.is_empty()),
+    };
+    // A bad port list must not widen the scope to every port: switch everything off instead.
+    let config = if raw.ports.is_some() && config.ports.is_none() {
+        Config {
+            log: config.log,
+            log_file: config.log_file,
+            ..Config::default()
+        }
+    } else {
+        config
+    };
+    Parsed { config, problems }
+}
+
+const BOOL_FORMS: &str = "1/0, true/false, yes/no, on/off";
+const SECONDS_FORMS: &str = "whole seconds from 0 to 3600";
+const FLUSH_FORMS: &str = "whole milliseconds from 1 to 200";
+const QLEN_FORMS: &str = "a queue length from 0 to 65535";
+const BACKLOG_FORMS: &str = "a whole number from 1 to 2147483647";
+const PORTS_FORMS: &str = "a comma list of ports and ranges, e.g. 80,8080,9000-9100";
+const ROLE_FORMS: &str = "server, client or both";
+const LEVEL_FORMS: &str = "error, info or debug";
+
+struct Checker<'a> {
+    problems: &'a mut Vec<String>,
+}
+
+impl Checker<'_> {
+    /// Parses one variable; on a bad value records one line and yields `None` (behaviour off).
+    fn field<T>(
+        &mut self,
+        name: &str,
+        value: Option<&str>,
+        parse: impl Fn(&str) -> Option<T>,
+        forms: &str,
+        consequence: &str,
+    ) -> Option<T> {
+        let value = value?;
+        let parsed = parse(value.trim());
+        if parsed.is_none() {
+            self.problems.push(format!(
+                "socktune: {PREFIX}{name}={value:?} is not valid (accepted: {forms}); {consequence}"
+            ));
+        }
+        parsed
+    }
+}
+
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_uint(v: &str, min: u32, max: u32) -> Option<u32> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse::<u32>().ok().filter(|n| (min..=max).contains(n))
+}
+
+fn parse_port(v: &str) -> Option<u16> {
+    parse_uint(v.trim(), 1, 65535).map(|p| p as u16)
+}
+
+pub fn parse_ports(v: &str) -> Option<PortSet> {
+    let mut ranges = Vec::new();
+    for item in v.split(',') {
+        let item = item.trim();
+        let range = match item.split_once('-') {
+            Some((lo, hi)) => (parse_port(lo)?, parse_port(hi)?),
+            None => {
+                let p = parse_port(item)?;
+                (p, p)
+            }
+        };
+        if range.0 > range.1 {
+            return None;
+        }
+        ranges.push(range);
+    }
+    Some(PortSet(ranges))
+}
+
+fn parse_role(v: &str) -> Option<Role> {
+    match v.to_ascii_lowercase().as_str() {
+        "server" => Some(Role::Server),
+        "client" => Some(Role::Client),
+        "both" => Some(Role::Both),
+        _ => None,
+    }
+}
+
+fn parse_level(v: &str) -> Option<Level> {
+    match v.to_ascii_lowercase().as_str() {
+        "error" => Some(Level::Error),
+        "info" => Some(Level::Info),
+        "debug" => Some(Level::Debug),
+        _ => None,
+    }
+}
+
+fn unknown_name_message(name: &str) -> String {
+    let bare = &name[PREFIX.len()..];
+    let nearest = KNOWN
+        .iter()
+        .map(|k| (edit_distance(bare, k), k))
+        .min()
+        .filter(|(d, _)| *d <= 2);
+    match nearest {
+        Some((_, k)) => {
+            format!("socktune: unknown variable {name} ignored (did you mean {PREFIX}{k}?)")
+        }
+        None => format!("socktune: unknown variable {name} ignored"),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1)
+                .min(row[j] + 1)
+                .min(prev + usize::from(ca != *cb));
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Server => "server",
+        Role::Client => "client",
+        Role::Both => "both",
+    }
+}
+
+/// The effective settings as one aligned block, for `SOCKTUNE_LOG=info`.
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let opt = |v: Option<u32>| v.map_or("off".to_string(), |n| n.to_string());
+        let on = |b: bool| if b { "on" } else { "off" };
+        writeln!(f, "socktune: effective settings")?;
+        writeln!(f, "  defer_accept      {}", opt(self.defer_accept))?;
+        writeln!(
+            f,
+            "  cork              {} (role {}, flush after {} ms)",
+            on(self.cork),
+            role_name(self.cork_role),
+            self.cork_flush_ms
+        )?;
+        writeln!(
+            f,
+            "  quickack_off      {} (role {})",
+            on(self.quickack_off),
+            role_name(self.quickack_role)
+        )?;
+        writeln!(f, "  fastopen          {}", opt(self.fastopen))?;
+        writeln!(f, "  fastopen_connect  {}", on(self.fastopen_connect))?;
+        writeln!(
+            f,
+            "  nodelay           {} (role {})",
+            on(self.nodelay),
+            role_name(self.nodelay_role)
+        )?;
+        writeln!(
+            f,
+            "  backlog           {}",
+            opt(self.backlog.map(|b| b as u32))
+        )?;
+        match &self.ports {
+            Some(PortSet(r)) => {
+                let list: Vec<String> = r
+                    .iter()
+                    .map(|&(lo, hi)| {
+                        if lo == hi {
+                            lo.to_string()
+                        } else {
+                            format!("{lo}-{hi}")
+                        }
+                    })
+                    .collect();
+                write!(f, "  ports             {}", list.join(","))
+            }
+            None => write!(f, "  ports             all"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Parsed {
+        parse(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn empty_environment_is_inert() {
+        let p = env(&[("PATH", "/bin"), ("HOME", "/root")]);
+        assert!(p.config.inert());
+        assert!(p.problems.is_empty());
+    }
+
+    #[test]
+    fn every_boolean_form() {
+        for (v, want) in [
+            ("1", true),
+            ("TRUE", true),
+            ("yes", true),
+            ("On", true),
+            ("0", false),
+            ("false", false),
+            ("NO", false),
+            ("off", false),
+            (" on ", true),
+        ] {
+            let p = env(&[("SOCKTUNE_CORK", v)]);
+            assert_eq!(p.config.cork, want, "value {v:?}");
+            assert!(p.problems.is_empty(), "value {v:?}");
+        }
+    }
+
+    #[test]
+    fn bad_boolean_names_variable_and_forms_and_turns_off() {
+        let p = env(&[("SOCKTUNE_CORK", "maybe"), ("SOCKTUNE_NODELAY", "1")]);
+        assert!(!p.config.cork);
+        assert!(p.config.nodelay, "other behaviours stay on");
+        assert_eq!(p.problems.len(), 1);
+        assert!(p.problems[0].contains("SOCKTUNE_CORK=\"maybe\""));
+        assert!(p.problems[0].contains("1/0, true/false, yes/no, on/off"));
+    }
+
+    #[test]
+    fn quickack_zero_means_quickack_off_behaviour() {
+        assert!(env(&[("SOCKTUNE_QUICKACK", "0")]).config.quickack_off);
+        assert!(!env(&[("SOCKTUNE_QUICKACK", "1")]).config.quickack_off);
+    }
+
+    #[test]
+    fn defer_accept_range() {
+        assert_eq!(
+            env(&[("SOCKTUNE_DEFER_ACCEPT", "5")]).config.defer_accept,
+            Some(5)
+        );
+        assert_eq!(
+            env(&[("SOCKTUNE_DEFER_ACCEPT", "0")]).config.defer_accept,
+            None
+        );
+        for bad in ["-3", "5s", "", "99999", "1.5"] {
+            let p = env(&[("SOCKTUNE_DEFER_ACCEPT", bad)]);
+            assert_eq!(p.config.defer_accept, None, "{bad:?}");
+            assert_eq!(p.problems.len(), 1, "{bad:?}");
+            assert!(p.problems[0].contains("SOCKTUNE_DEFER_ACCEPT"));
+        }
+    }
+
+    #[test]
+    fn ports_lists_and_ranges() {
+        let set = parse_ports("80, 8080,9000-9100").unwrap();
+        for p in [80, 8080, 9000, 9050, 9100] {
+            assert!(set.contains(p), "{p}");
+        }
+        for p in [81, 8999, 9101, 443] {
+            assert!(!set.contains(p), "{p}");
+        }
+        for bad in ["80-abc", "", "0", "65536", "90-80", "80,,81", "-5"] {
+            assert!(parse_ports(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bad_ports_turn_every_behaviour_off_rather_than_widening() {
+        let p = env(&[
+            ("SOCKTUNE_PORTS", "80-abc"),
+            ("SOCKTUNE_CORK", "1"),
+            ("SOCKTUNE_LOG", "debug"),
+        ]);
+        assert!(p.config.inert());
+        assert_eq!(p.config.log, Level::Debug);
+        assert_eq!(p.problems.len(), 1);
+        assert!(p.problems[0].contains("SOCKTUNE_PORTS"));
+    }
+
+    #[test]
+    fn unknown_names_are_warned_with_a_suggestion() {
+        let p = env(&[("SOCKTUNE_CORKK", "1")]);
+        assert_eq!(p.problems.len(), 1);
+        assert!(p.problems[0].contains("SOCKTUNE_CORKK"));
+        assert!(p.problems[0].contains("did you mean SOCKTUNE_CORK?"));
+        let far = env(&[("SOCKTUNE_WHATEVER", "1")]);
+        assert!(!far.problems[0].contains("did you mean"));
+    }
+
+    #[test]
+    fn roles_default_to_shared_role() {
+        let p = env(&[
+            ("SOCKTUNE_ROLE", "client"),
+            ("SOCKTUNE_CORK_ROLE", "server"),
+        ]);
+        assert_eq!(p.config.cork_role, Role::Server);
+        assert_eq!(p.config.quickack_role, Role::Client);
+        assert!(!Role::Client.server() && Role::Client.client() && Role::Both.server());
+    }
+
+    #[test]
+    fn values_with_odd_bytes_never_panic() {
+        let samples = [
+            "\u{0}",
+            "💥",
+            "9".repeat(400).as_str().to_owned().leak(),
+            "1-",
+            ",",
+            "-",
+            "0x10",
+            "+1",
+            " ",
+            "\t1\n",
+        ];
+        for name in KNOWN {
+            for v in samples {
+                let _ = env(&[(&format!("SOCKTUNE_{name}"), v)]);
+            }
+        }
+    }
+
+    #[test]
+    fn display_lists_every_setting() {
+        let p = env(&[("SOCKTUNE_CORK", "1"), ("SOCKTUNE_PORTS", "80,9000-9100")]);
+        let text = p.config.to_string();
+        assert!(text.contains("cork              on"));
+        assert!(text.contains("ports             80,9000-9100"));
+    }
+}

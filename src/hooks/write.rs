@@ -1,0 +1,71 @@
+//! The write family: each call may start a response, which is corked until its boundary.
+
+use crate::{fdtable, ops};
+use libc::{c_int, c_void, iovec, msghdr, off64_t, off_t, size_t, sockaddr, socklen_t, ssize_t};
+use redhook::{hook, real};
+
+/// send(2) itself, for the shim's own use.
+pub unsafe fn real_send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
+    real!(send)(fd, buf, n, flags)
+}
+
+#[inline]
+fn before(fd: c_int) {
+    ops::before_write(fd, fdtable::get(fd));
+}
+
+// Replaces write(2).
+hook! {
+    unsafe fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t => st_write {
+        before(fd);
+        real!(write)(fd, buf, n)
+    }
+}
+
+// Replaces writev(2).
+hook! {
+    unsafe fn writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => st_writev {
+        before(fd);
+        real!(writev)(fd, iov, count)
+    }
+}
+
+// Replaces send(2).
+hook! {
+    unsafe fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t => st_send {
+        before(fd);
+        real!(send)(fd, buf, n, flags)
+    }
+}
+
+// Replaces sendto(2).
+hook! {
+    unsafe fn sendto(fd: c_int, buf: *const c_void, n: size_t, flags: c_int, addr: *const sockaddr, len: socklen_t) -> ssize_t => st_sendto {
+        before(fd);
+        real!(sendto)(fd, buf, n, flags, addr, len)
+    }
+}
+
+// Replaces sendmsg(2).
+hook! {
+    unsafe fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t => st_sendmsg {
+        before(fd);
+        real!(sendmsg)(fd, msg, flags)
+    }
+}
+
+// Replaces sendfile(2): a body sent after a corked header joins it in the same segments.
+hook! {
+    unsafe fn sendfile(out: c_int, input: c_int, offset: *mut off_t, count: size_t) -> ssize_t => st_sendfile {
+        before(out);
+        real!(sendfile)(out, input, offset, count)
+    }
+}
+
+// Replaces sendfile64(2), which programs built with 64-bit file offsets call.
+hook! {
+    unsafe fn sendfile64(out: c_int, input: c_int, offset: *mut off64_t, count: size_t) -> ssize_t => st_sendfile64 {
+        before(out);
+        real!(sendfile64)(out, input, offset, count)
+    }
+}

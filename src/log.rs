@@ -1,0 +1,109 @@
+//! Logging that cannot hurt the host: formatted into a stack buffer, written with one raw
+//! write(2) to stderr or `SOCKTUNE_LOG_FILE`, never to stdout, never allocating.
+
+use crate::config::Level;
+use crate::fdtable;
+use crate::policy::{Kind, Meta};
+use std::fmt::{self, Write};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering::SeqCst};
+
+/// Where log lines go: 2 until a log file is opened; -1 when the file must be (re)opened.
+static SINK: AtomicI32 = AtomicI32::new(2);
+static LEVEL: AtomicU8 = AtomicU8::new(Level::Error as u8);
+/// NUL-terminated log file path, set once at start-up.
+static FILE: once_cell::sync::OnceCell<std::ffi::CString> = once_cell::sync::OnceCell::new();
+
+pub fn init(level: Level, file: Option<&str>) {
+    LEVEL.store(level as u8, SeqCst);
+    if let Some(path) = file.and_then(|f| std::ffi::CString::new(f).ok()) {
+        let _ = FILE.set(path);
+        SINK.store(-1, SeqCst);
+    }
+}
+
+pub fn enabled(level: Level) -> bool {
+    level as u8 <= LEVEL.load(SeqCst)
+}
+
+/// The program closed (or dup'ed over) our log file's fd: reopen before the next line.
+pub fn sink_closed() {
+    SINK.store(-1, SeqCst);
+}
+
+fn sink() -> i32 {
+    let fd = SINK.load(SeqCst);
+    if fd >= 0 {
+        return fd;
+    }
+    let Some(path) = FILE.get() else { return 2 };
+    // SAFETY: open with a NUL-terminated path.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC,
+            0o644,
+        )
+    };
+    if fd < 0 {
+        return 2;
+    }
+    // Mark it so that close() on this number tells us, instead of us writing into a reused fd.
+    fdtable::set(fd, Meta::new(Kind::Other, Meta::SHIM_LOG, 0));
+    SINK.store(fd, SeqCst);
+    fd
+}
+
+struct Line {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl Write for Line {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = self.buf.len() - 1 - self.len; // keep one byte for the newline
+        let n = s.len().min(room);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// Writes one line `socktune[pid]: ...` if `level` is enabled.
+pub fn emit(level: Level, args: fmt::Arguments<'_>) {
+    if !enabled(level) {
+        return;
+    }
+    let mut line = Line {
+        buf: [0; 512],
+        len: 0,
+    };
+    // SAFETY: getpid cannot fail.
+    let _ = write!(line, "socktune[{}]: {}", unsafe { libc::getpid() }, args);
+    raw_line(sink(), &mut line);
+}
+
+/// Writes `text` to stderr as it is, whatever the level (configuration problems).
+pub fn stderr(text: &str) {
+    let mut line = Line {
+        buf: [0; 512],
+        len: 0,
+    };
+    let _ = line.write_str(text);
+    raw_line(2, &mut line);
+}
+
+fn raw_line(fd: i32, line: &mut Line) {
+    line.buf[line.len] = b'\n';
+    line.len += 1;
+    let _keep = crate::sys::KeepErrno::now();
+    // SAFETY: writes our own stack buffer; a raw syscall cannot re-enter any hook.
+    unsafe { libc::syscall(libc::SYS_write, fd, line.buf.as_ptr(), line.len) };
+}
+
+macro_rules! debug {
+    ($($arg:tt)*) => { $crate::log::emit($crate::config::Level::Debug, format_args!($($arg)*)) };
+}
+macro_rules! info {
+    ($($arg:tt)*) => { $crate::log::emit($crate::config::Level::Info, format_args!($($arg)*)) };
+}
+pub(crate) use {debug, info};

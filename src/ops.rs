@@ -1,0 +1,440 @@
+//! What the hooks do around the real call, per family. Each function is entered only for fds the
+//! table tracks (the hooks check that first), keeps errno as the program's call left it, and
+//! never blocks.
+
+use crate::log::{debug, info};
+use crate::policy::{self, ArmedWait, CloseAction, Kind, Meta};
+use crate::runtime::{self, config};
+use crate::sys::{self, KeepErrno};
+use crate::{fdtable, flusher};
+use libc::c_int;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+const TCP: c_int = libc::IPPROTO_TCP;
+
+/// Logs `what` once per process at info level.
+fn once(flag: &AtomicBool, what: &str) {
+    if !flag.swap(true, Relaxed) {
+        info!("{what}");
+    }
+}
+
+fn set_tcp(fd: c_int, name: c_int, value: c_int, what: &str) -> bool {
+    match sys::set_int(fd, TCP, name, value) {
+        Ok(()) => {
+            debug!("fd {fd}: {what}");
+            true
+        }
+        Err(e) => {
+            debug!("fd {fd}: {what} failed (errno {e})");
+            false
+        }
+    }
+}
+
+/// socket(): remember whether a new fd is TCP, replacing whatever a closed fd of that number left.
+pub fn created(fd: c_int, domain: c_int, ty: c_int, protocol: c_int) {
+    if fd < 0 || config().inert() {
+        return;
+    }
+    let kind = if sys::is_tcp(domain, ty, protocol) {
+        Kind::Tcp
+    } else {
+        Kind::Other
+    };
+    fdtable::set(fd, Meta::new(kind, 0, 0));
+}
+
+/// The state of an fd we may not have seen created (inherited, or made by a raw syscall).
+pub fn learn(fd: c_int) -> Meta {
+    let m = fdtable::get(fd);
+    if m.kind() != Kind::Empty || config().inert() {
+        return m;
+    }
+    let _keep = KeepErrno::now();
+    match sys::classify(fd) {
+        Some(kind) => {
+            let m = Meta::new(kind, 0, 0);
+            fdtable::set(fd, m);
+            m
+        }
+        None => m,
+    }
+}
+
+fn apply_listener_options(fd: c_int, plan: &policy::ListenPlan) {
+    if let Some(secs) = plan.defer_accept {
+        set_tcp(
+            fd,
+            libc::TCP_DEFER_ACCEPT,
+            secs as c_int,
+            "TCP_DEFER_ACCEPT set",
+        );
+    }
+    if let Some(qlen) = plan.fastopen {
+        static NO_SERVER_BIT: AtomicBool = AtomicBool::new(false);
+        if set_tcp(fd, libc::TCP_FASTOPEN, qlen as c_int, "TCP_FASTOPEN set")
+            && sys::read_proc_int(c"/proc/sys/net/ipv4/tcp_fastopen").is_some_and(|v| v & 2 == 0)
+        {
+            once(&NO_SERVER_BIT, "net.ipv4.tcp_fastopen lacks the server bit (2): server Fast Open will not take effect");
+        }
+    }
+}
+
+/// listen(): applies the listener plan around the real call and returns its result.
+pub fn listen(fd: c_int, backlog: c_int, real: impl FnOnce(c_int) -> c_int) -> c_int {
+    let meta = learn(fd);
+    let Some(_busy) = runtime::enter().filter(|_| meta.is_tcp()) else {
+        return real(backlog);
+    };
+    let keep = KeepErrno::now();
+    let port = sys::local_port(fd).unwrap_or(0);
+    let plan = policy::listen_plan(config(), port, meta);
+    apply_listener_options(fd, &plan);
+    let asked = plan.backlog.unwrap_or(backlog);
+    drop(keep);
+    let r = real(asked);
+    if r == 0 {
+        let _keep = KeepErrno::now();
+        if plan.quickack_off {
+            // After listen(), which resets it, so that accepted sockets start with delayed ACKs.
+            set_tcp(fd, libc::TCP_QUICKACK, 0, "TCP_QUICKACK=0 on listener");
+        }
+        if plan.backlog.is_some() {
+            match sys::tcp_info(fd).map(|i| i.tcpi_sacked) {
+                Some(max) if (max as i64) < asked as i64 => {
+                    info!("fd {fd}: backlog {asked} clamped by the kernel to {max} (net.core.somaxconn)")
+                }
+                _ => debug!("fd {fd}: backlog {asked}"),
+            }
+        }
+        fdtable::set(fd, plan.meta);
+        debug!(
+            "fd {fd}: listening on port {port}, accepted sockets get {}",
+            Plan(plan.meta)
+        );
+    }
+    r
+}
+
+/// accept()/accept4() succeeded with `fd` from `listener`: give it the listener's plan.
+pub fn accepted(listener: c_int, fd: c_int) {
+    let mut lm = learn(listener);
+    let Some(_busy) = runtime::enter() else {
+        return;
+    };
+    let _keep = KeepErrno::now();
+    if lm.kind() == Kind::Tcp && sys::is_listening(listener) {
+        // A listener we did not see listen (inherited, e.g. systemd socket activation).
+        let plan = policy::listen_plan(config(), sys::local_port(listener).unwrap_or(0), lm);
+        apply_listener_options(listener, &plan);
+        if plan.quickack_off {
+            set_tcp(
+                listener,
+                libc::TCP_QUICKACK,
+                0,
+                "TCP_QUICKACK=0 on listener",
+            );
+        }
+        fdtable::set(listener, plan.meta);
+        lm = plan.meta;
+    }
+    match lm.kind() {
+        Kind::Listener => {
+            let m = Meta::accepted_from(lm);
+            fdtable::set(fd, m);
+            if m.has(Meta::NODELAY) && !m.has(Meta::APP_NAGLE) {
+                set_tcp(fd, libc::TCP_NODELAY, 1, "TCP_NODELAY=1");
+            }
+            if m.reapplies_quickack() {
+                set_tcp(fd, libc::TCP_QUICKACK, 0, "TCP_QUICKACK=0");
+            }
+            debug!("fd {fd}: accepted on port {}: {}", m.port(), Plan(m));
+        }
+        Kind::Empty => {}
+        _ => fdtable::set(fd, Meta::new(Kind::Other, 0, 0)),
+    }
+}
+
+/// connect(): applies the client plan before the real call, and arms Fast Open after it.
+pub fn connect(fd: c_int, remote_port: Option<u16>, real: impl FnOnce() -> c_int) -> c_int {
+    let meta = learn(fd);
+    let (Some(port), Kind::Tcp) = (remote_port, meta.kind()) else {
+        return real();
+    };
+    let Some(_busy) = runtime::enter() else {
+        return real();
+    };
+    let keep = KeepErrno::now();
+    let plan = policy::connect_plan(config(), port, meta);
+    if plan.quickack_off {
+        set_tcp(fd, libc::TCP_QUICKACK, 0, "TCP_QUICKACK=0 before connect");
+    }
+    if plan.nodelay {
+        set_tcp(fd, libc::TCP_NODELAY, 1, "TCP_NODELAY=1");
+    }
+    let mut fastopen = false;
+    if plan.fastopen_connect {
+        static NO_CLIENT_BIT: AtomicBool = AtomicBool::new(false);
+        fastopen = set_tcp(fd, libc::TCP_FASTOPEN_CONNECT, 1, "TCP_FASTOPEN_CONNECT=1");
+        if !fastopen {
+            once(
+                &NO_CLIENT_BIT,
+                "net.ipv4.tcp_fastopen lacks the client bit (1): client Fast Open is off",
+            );
+        }
+    }
+    fdtable::set(fd, plan.meta);
+    debug!("fd {fd}: connecting to port {port}: {}", Plan(plan.meta));
+    drop(keep);
+    let r = real();
+    if r == 0 && fastopen {
+        let _keep = KeepErrno::now();
+        if sys::tcp_state(fd) == Some(sys::TCP_SYN_SENT) {
+            // Cookie cached: nothing sent yet; the first write carries the SYN.
+            fdtable::set_flags(fd, Meta::TFO_ARMED);
+            debug!("fd {fd}: Fast Open armed, SYN waits for the first write");
+        }
+    }
+    r
+}
+
+/// Before any write-family call on a tracked fd: cork the response if it is a new one.
+#[inline]
+pub fn before_write(fd: c_int, meta: Meta) {
+    if !(meta.corks() || meta.has(Meta::TFO_ARMED)) {
+        return;
+    }
+    let Some(_busy) = runtime::enter() else {
+        return;
+    };
+    if meta.has(Meta::TFO_ARMED) {
+        fdtable::clear_flags(fd, Meta::TFO_ARMED | Meta::TFO_WAITED);
+    }
+    if meta.corks() && !fdtable::is_held(fd) {
+        let _keep = KeepErrno::now();
+        match sys::set_int(fd, TCP, libc::TCP_CORK, 1) {
+            Ok(()) => {
+                fdtable::mark_held(fd, flusher::now(), runtime::thread_token());
+                flusher::ensure_running();
+            }
+            Err(e) => forget_if_gone(fd, e),
+        }
+    }
+}
+
+/// Our own call on `fd` failed: if the fd is not a socket (any more), stop tracking it.
+fn forget_if_gone(fd: c_int, errno: c_int) {
+    if errno == libc::EBADF || errno == libc::ENOTSOCK {
+        fdtable::clear(fd);
+    }
+}
+
+/// Releases what our cork holds on `fd`, if it holds anything.
+fn flush(fd: c_int) {
+    if fdtable::take_held(fd) {
+        if let Err(e) = sys::uncork(fd) {
+            forget_if_gone(fd, e);
+        }
+    }
+}
+
+fn kick(fd: c_int) {
+    fdtable::clear_flags(fd, Meta::TFO_ARMED | Meta::TFO_WAITED);
+    sys::kick_syn(fd);
+    debug!("fd {fd}: Fast Open SYN sent before a read (server speaks first?)");
+}
+
+/// Before a read-family call: the program turns to read, so the response is complete.
+#[inline]
+pub fn before_read(fd: c_int, meta: Meta) {
+    if !meta.is_connection() {
+        return;
+    }
+    let Some(_busy) = runtime::enter() else {
+        return;
+    };
+    let _keep = KeepErrno::now();
+    flush(fd);
+    if meta.has(Meta::TFO_ARMED) {
+        kick(fd);
+    }
+}
+
+/// After a read-family call returned `n`: the kernel may have left delayed-ACK mode; re-enter it.
+#[inline]
+pub fn after_read(fd: c_int, meta: Meta, n: isize) {
+    if n <= 0 || !meta.reapplies_quickack() {
+        return;
+    }
+    let Some(_busy) = runtime::enter() else {
+        return;
+    };
+    let _keep = KeepErrno::now();
+    if let Err(e) = sys::set_int(fd, TCP, libc::TCP_QUICKACK, 0) {
+        forget_if_gone(fd, e);
+    }
+}
+
+/// How a wait call describes its interest in an fd: (read, write), or `None` if not waited on.
+pub trait Interest {
+    fn of(&self, fd: c_int, meta: Meta) -> Option<(bool, bool)>;
+}
+
+/// epoll: what epoll_ctl told us (see `epoll_registered`); unknown means read and write.
+pub struct EpollInterest;
+
+impl Interest for EpollInterest {
+    fn of(&self, _fd: c_int, meta: Meta) -> Option<(bool, bool)> {
+        Some((true, !meta.has(Meta::EPOLL_READ_ONLY)))
+    }
+}
+
+/// Before poll/select/epoll: the thread is about to wait, so flush what it corked, and make sure
+/// no armed Fast Open socket is waited on for input that can never come.
+pub fn before_wait(interest: &impl Interest) {
+    if fdtable::held_count() == 0 && fdtable::armed_count() == 0 {
+        return;
+    }
+    let Some(_busy) = runtime::enter() else {
+        return;
+    };
+    let _keep = KeepErrno::now();
+    let me = runtime::thread_token();
+    fdtable::take_held_where(
+        |_, by| by == me,
+        |fd| {
+            if let Err(e) = sys::uncork(fd) {
+                forget_if_gone(fd, e);
+            }
+        },
+    );
+    if fdtable::armed_count() == 0 {
+        return;
+    }
+    fdtable::for_each_tracked(|fd, m| {
+        if !m.has(Meta::TFO_ARMED) {
+            return;
+        }
+        if let Some((read, write)) = interest.of(fd, m) {
+            match policy::armed_wait(m, read, write) {
+                ArmedWait::Kick => kick(fd),
+                ArmedWait::LetThrough => {
+                    fdtable::set_flags(fd, Meta::TFO_WAITED);
+                }
+            }
+        }
+    });
+}
+
+/// epoll_ctl ADD/MOD of an armed fd: remember whether it waits for input only.
+pub fn epoll_registered(fd: c_int, events: u32) {
+    if !fdtable::get(fd).has(Meta::TFO_ARMED) {
+        return;
+    }
+    let read_only = events & libc::EPOLLIN as u32 != 0 && events & libc::EPOLLOUT as u32 == 0;
+    if read_only {
+        fdtable::set_flags(fd, Meta::EPOLL_READ_ONLY);
+    } else {
+        fdtable::clear_flags(fd, Meta::EPOLL_READ_ONLY);
+    }
+}
+
+/// Before close() (or an implicit close by dup2/close_range) of a tracked fd. Forgets the fd
+/// *before* the real close, so a number reused by another thread is never confused with it.
+pub fn before_close(fd: c_int, meta: Meta) {
+    if meta.has(Meta::SHIM_LOG) {
+        crate::log::sink_closed();
+    }
+    let _keep = KeepErrno::now();
+    if fdtable::take_held(fd) {
+        // Nothing is logged on the close path: the program may be closing stderr itself.
+        if policy::close_action(meta, sys::unread_bytes(fd)) == CloseAction::PushFirst {
+            let _ = sys::uncork(fd);
+        }
+    }
+    fdtable::clear(fd);
+}
+
+/// Before shutdown(): a FIN rides on corked data by itself; only a read-side shutdown needs a push.
+pub fn before_shutdown(fd: c_int, how: c_int) {
+    let Some(_busy) = runtime::enter() else {
+        return;
+    };
+    let _keep = KeepErrno::now();
+    if fdtable::take_held(fd) && how == libc::SHUT_RD {
+        let _ = sys::uncork(fd);
+    }
+}
+
+/// dup/dup2/dup3/F_DUPFD made `new` another name for `old`'s socket.
+pub fn duplicated(old: c_int, new: c_int) {
+    let m = fdtable::get(old);
+    if m.kind() == Kind::Empty || new < 0 || m.has(Meta::SHIM_LOG) {
+        return;
+    }
+    let shared = if m.is_connection() { Meta::SHARED } else { 0 };
+    fdtable::set(new, Meta(m.0 | shared));
+    if shared != 0 {
+        fdtable::set_flags(old, shared);
+    }
+}
+
+/// setsockopt() by the program on a tracked TCP fd: its own choices win from now on.
+pub fn program_sets(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    value: Option<c_int>,
+    linger_on: Option<bool>,
+) {
+    let Some(_busy) = runtime::enter() else {
+        return;
+    };
+    let _keep = KeepErrno::now();
+    let flag = match (level, name) {
+        (TCP, libc::TCP_CORK | libc::TCP_NODELAY) => {
+            // Release our cork first, so its held data never waits on the program's choice.
+            flush(fd);
+            Meta::APP_NAGLE
+        }
+        (TCP, libc::TCP_QUICKACK) => Meta::APP_QUICKACK,
+        (TCP, libc::TCP_DEFER_ACCEPT) => Meta::APP_DEFER,
+        (TCP, libc::TCP_FASTOPEN) => Meta::APP_FASTOPEN,
+        (libc::SOL_SOCKET, libc::SO_LINGER) => {
+            if linger_on == Some(false) {
+                fdtable::clear_flags(fd, Meta::LINGER);
+                return;
+            }
+            Meta::LINGER
+        }
+        _ => return,
+    };
+    fdtable::set_flags(fd, flag);
+    debug!("fd {fd}: program sets option {level}/{name} = {value:?}; socktune leaves it to the program");
+}
+
+/// Lists a plan's behaviours for debug lines.
+struct Plan(Meta);
+
+impl std::fmt::Display for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.0;
+        let mut any = false;
+        for (flag, name) in [
+            (Meta::CORK, "cork"),
+            (Meta::QUICKACK_OFF, "quickack-off"),
+            (Meta::NODELAY, "nodelay"),
+            (Meta::APP_NAGLE, "(program owns nagle)"),
+        ] {
+            if m.has(flag) {
+                write!(f, "{}{name}", if any { ", " } else { "" })?;
+                any = true;
+            }
+        }
+        if !any {
+            write!(f, "nothing")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,107 @@
+//! Process-wide start-up, the re-entrancy guard, thread identity and fork handling.
+
+use crate::config::{self, Config};
+use crate::{fdtable, flusher, log};
+use once_cell::sync::Lazy;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+
+/// Parsed once, at load time (see `INIT`), so later changes to the environment do not matter:
+/// nginx, for one, clears it before forking its workers.
+static CONFIG: Lazy<Config> = Lazy::new(load);
+
+pub fn config() -> &'static Config {
+    &CONFIG
+}
+
+fn load() -> Config {
+    let _busy = enter();
+    // SAFETY: getauxval is always safe to call.
+    if unsafe { libc::getauxval(libc::AT_SECURE) } != 0 {
+        return Config::default(); // setuid/setgid: a preload library must not act
+    }
+    let parsed = config::parse(
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+    );
+    for problem in &parsed.problems {
+        log::stderr(problem);
+    }
+    let cfg = parsed.config;
+    log::init(cfg.log, cfg.log_file.as_deref());
+    if !cfg.inert() {
+        for line in cfg.to_string().lines() {
+            log::info!("{line}");
+        }
+    }
+    cfg
+}
+
+thread_local! {
+    static BUSY: Cell<bool> = const { Cell::new(false) };
+    static TOKEN: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Held while the shim does its own work on this thread; hooks entered meanwhile pass straight
+/// through to libc.
+pub struct Busy(());
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let _ = BUSY.try_with(|b| b.set(false));
+    }
+}
+
+/// `None` if this thread is already inside the shim (or is exiting and has no thread-locals).
+pub fn enter() -> Option<Busy> {
+    BUSY.try_with(|b| (!b.replace(true)).then_some(Busy(())))
+        .ok()
+        .flatten()
+}
+
+/// A small number naming the calling thread, for "flush what this thread wrote".
+pub fn thread_token() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    TOKEN
+        .try_with(|t| {
+            if t.get() == 0 {
+                t.set(NEXT.fetch_add(1, SeqCst));
+            }
+            t.get()
+        })
+        .unwrap_or(0)
+}
+
+extern "C" fn after_fork_in_parent() {
+    mark_connections_shared();
+}
+
+extern "C" fn after_fork_in_child() {
+    // The parent keeps flushing what it corked; our copy of its holds must not double it.
+    fdtable::forget_holds();
+    flusher::forget_after_fork();
+    mark_connections_shared();
+}
+
+/// Both processes now hold every socket: a close in one no longer closes the connection.
+fn mark_connections_shared() {
+    fdtable::for_each_tracked(|fd, m| {
+        if m.is_connection() {
+            fdtable::set_flags(fd, crate::policy::Meta::SHARED);
+        }
+    });
+}
+
+extern "C" fn init() {
+    let cfg = config();
+    if !cfg.inert() {
+        // SAFETY: registers plain extern "C" handlers that only touch atomics.
+        unsafe {
+            libc::pthread_atfork(None, Some(after_fork_in_parent), Some(after_fork_in_child))
+        };
+    }
+}
+
+#[used]
+#[link_section = ".init_array"]
+static INIT: extern "C" fn() = init;

@@ -1,0 +1,199 @@
+//! Thin, typed wrappers over the system calls the shim makes on its own behalf.
+//!
+//! Anything that could land in one of our hooks goes through the real function pointer; the
+//! calls we do not intercept (getsockopt, getsockname, ioctl) go straight to libc.
+
+use crate::hooks::{real_send, real_setsockopt};
+use crate::policy::Kind;
+use libc::{c_int, c_void, socklen_t};
+use std::ffi::CStr;
+use std::mem::{size_of, MaybeUninit};
+use std::sync::atomic::{AtomicUsize, Ordering::Acquire, Ordering::Release};
+
+pub fn errno() -> c_int {
+    // SAFETY: glibc's errno location is valid for the calling thread.
+    unsafe { *libc::__errno_location() }
+}
+
+pub fn set_errno(e: c_int) {
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = e }
+}
+
+/// Restores errno on drop, so the shim's own calls never leak an errno into the program's call.
+pub struct KeepErrno(c_int);
+
+impl KeepErrno {
+    pub fn now() -> KeepErrno {
+        KeepErrno(errno())
+    }
+}
+
+impl Drop for KeepErrno {
+    fn drop(&mut self) {
+        set_errno(self.0)
+    }
+}
+
+/// setsockopt with an int value, through the real function; `Err(errno)` on failure.
+pub fn set_int(fd: c_int, level: c_int, name: c_int, value: c_int) -> Result<(), c_int> {
+    let len = size_of::<c_int>() as socklen_t;
+    // SAFETY: `value` outlives the call and `len` is its size.
+    let r = unsafe { real_setsockopt(fd, level, name, (&value as *const c_int).cast(), len) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+fn get<T: Copy>(fd: c_int, level: c_int, name: c_int) -> Option<T> {
+    let mut value = MaybeUninit::<T>::zeroed();
+    let mut len = size_of::<T>() as socklen_t;
+    // SAFETY: the buffer is `len` bytes; the kernel writes at most that many.
+    let r = unsafe { libc::getsockopt(fd, level, name, value.as_mut_ptr().cast(), &mut len) };
+    // SAFETY: zero-initialised, and the kernel filled what it had.
+    (r == 0).then(|| unsafe { value.assume_init() })
+}
+
+pub fn get_int(fd: c_int, level: c_int, name: c_int) -> Option<c_int> {
+    get::<c_int>(fd, level, name)
+}
+
+pub fn tcp_info(fd: c_int) -> Option<libc::tcp_info> {
+    get::<libc::tcp_info>(fd, libc::IPPROTO_TCP, libc::TCP_INFO)
+}
+
+/// The TCP state number (`TCP_SYN_SENT` is 2).
+pub fn tcp_state(fd: c_int) -> Option<u8> {
+    tcp_info(fd).map(|i| i.tcpi_state)
+}
+
+pub const TCP_SYN_SENT: u8 = 2;
+
+/// Flushes what our cork holds: uncorking pushes it, and TCP_NODELAY sends the tail at once.
+pub fn uncork(fd: c_int) -> Result<(), c_int> {
+    set_int(fd, libc::IPPROTO_TCP, libc::TCP_CORK, 0)
+}
+
+/// Makes an armed Fast Open socket send its SYN now, with no data and without blocking.
+pub fn kick_syn(fd: c_int) {
+    // SAFETY: a zero-length send reads no memory.
+    unsafe {
+        real_send(
+            fd,
+            std::ptr::null(),
+            0,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+}
+
+/// Bytes received and not yet read.
+pub fn unread_bytes(fd: c_int) -> usize {
+    let mut n: c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    if r == 0 {
+        n.max(0) as usize
+    } else {
+        0
+    }
+}
+
+/// The port in an IPv4 or IPv6 socket address.
+pub fn sockaddr_port(addr: *const libc::sockaddr, len: socklen_t) -> Option<u16> {
+    if addr.is_null() || (len as usize) < size_of::<libc::sa_family_t>() {
+        return None;
+    }
+    // SAFETY: at least the family is readable; each arm checks the length of its own struct.
+    unsafe {
+        match c_int::from((*addr).sa_family) {
+            libc::AF_INET if len as usize >= size_of::<libc::sockaddr_in>() => {
+                Some(u16::from_be((*addr.cast::<libc::sockaddr_in>()).sin_port))
+            }
+            libc::AF_INET6 if len as usize >= size_of::<libc::sockaddr_in6>() => {
+                Some(u16::from_be((*addr.cast::<libc::sockaddr_in6>()).sin6_port))
+            }
+            _ => None,
+        }
+    }
+}
+
+pub fn local_port(fd: c_int) -> Option<u16> {
+    let mut ss = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut len = size_of::<libc::sockaddr_storage>() as socklen_t;
+    // SAFETY: the buffer is a sockaddr_storage of `len` bytes.
+    let r = unsafe { libc::getsockname(fd, ss.as_mut_ptr().cast(), &mut len) };
+    if r != 0 {
+        return None;
+    }
+    sockaddr_port(ss.as_ptr().cast(), len)
+}
+
+pub fn is_tcp(domain: c_int, ty: c_int, protocol: c_int) -> bool {
+    matches!(domain, libc::AF_INET | libc::AF_INET6)
+        && ty & 0xf == libc::SOCK_STREAM
+        && (protocol == 0 || protocol == libc::IPPROTO_TCP)
+}
+
+/// What an fd we never saw created is: `None` if it is not a socket at all.
+pub fn classify(fd: c_int) -> Option<Kind> {
+    let domain = get_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)?;
+    let ty = get_int(fd, libc::SOL_SOCKET, libc::SO_TYPE)?;
+    let protocol = get_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL)?;
+    Some(if is_tcp(domain, ty, protocol) {
+        Kind::Tcp
+    } else {
+        Kind::Other
+    })
+}
+
+pub fn is_listening(fd: c_int) -> bool {
+    get_int(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN) == Some(1)
+}
+
+/// First integer in a /proc file, read without std I/O (which would go through our hooks).
+pub fn read_proc_int(path: &CStr) -> Option<i64> {
+    // SAFETY: plain open/read/close on a NUL-terminated path into a stack buffer.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return None;
+        }
+        let mut buf = [0u8; 32];
+        let n = libc::syscall(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len());
+        libc::syscall(libc::SYS_close, fd);
+        let text = std::str::from_utf8(buf.get(..usize::try_from(n).ok()?)?).ok()?;
+        text.split_whitespace().next()?.parse().ok()
+    }
+}
+
+/// A real function that may be missing from an older glibc, or that redhook cannot declare
+/// (variadic): resolved once with dlsym(RTLD_NEXT), and `None` rather than a panic if absent.
+pub struct Real {
+    name: &'static CStr,
+    addr: AtomicUsize,
+}
+
+const MISSING: usize = 1;
+
+impl Real {
+    pub const fn new(name: &'static CStr) -> Real {
+        Real {
+            name,
+            addr: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn addr(&self) -> Option<*const c_void> {
+        let mut a = self.addr.load(Acquire);
+        if a == 0 {
+            // SAFETY: dlsym with a NUL-terminated name.
+            let p = unsafe { libc::dlsym(libc::RTLD_NEXT, self.name.as_ptr()) };
+            a = if p.is_null() { MISSING } else { p as usize };
+            self.addr.store(a, Release);
+        }
+        (a != MISSING).then_some(a as *const c_void)
+    }
+}
