@@ -47,6 +47,11 @@ pub const KNOWN: &[&str] = &[
 
 pub const PREFIX: &str = "SOCKTUNE_";
 
+/// Set by the first process of a tree that reported on a configuration, so that the processes it
+/// starts (wrapper scripts exec several) do not repeat the same lines. Its value is
+/// [`Parsed::fingerprint`]; a child with other settings reports again.
+pub const REPORTED_VAR: &str = "SOCKTUNE__REPORTED";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     Error,
@@ -139,14 +144,26 @@ impl Config {
 pub struct Parsed {
     pub config: Config,
     pub problems: Vec<String>,
+    /// Identifies the `SOCKTUNE_*` settings (FNV-1a of the sorted pairs), in hex.
+    pub fingerprint: String,
+    /// The settings were already reported by an ancestor process.
+    pub reported: bool,
 }
 
 /// Parses the `SOCKTUNE_*` subset of `vars`. Never panics, whatever the values.
 pub fn parse<I: IntoIterator<Item = (String, String)>>(vars: I) -> Parsed {
-    let ours: Vec<(String, String)> = vars
-        .into_iter()
-        .filter(|(k, _)| k.starts_with(PREFIX))
-        .collect();
+    let mut reported_as = None;
+    let mut ours: Vec<(String, String)> = Vec::new();
+    for (k, v) in vars {
+        if k == REPORTED_VAR {
+            reported_as = Some(v);
+        } else if k.starts_with(PREFIX) {
+            ours.push((k, v));
+        }
+    }
+    ours.sort();
+    let fingerprint = fnv1a(&ours);
+    let reported = reported_as.as_deref() == Some(fingerprint.as_str());
     let mut problems = Vec::new();
     for (name, _) in &ours {
         let bare = &name[PREFIX.len()..];
@@ -282,7 +299,22 @@ pub fn parse<I: IntoIterator<Item = (String, String)>>(vars: I) -> Parsed {
     } else {
         config
     };
-    Parsed { config, problems }
+    Parsed {
+        config,
+        problems,
+        fingerprint,
+        reported,
+    }
+}
+
+fn fnv1a(pairs: &[(String, String)]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (k, v) in pairs {
+        for b in k.bytes().chain([b'=']).chain(v.bytes()).chain([0]) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
 }
 
 const BOOL_FORMS: &str = "1/0, true/false, yes/no, on/off";
@@ -570,6 +602,23 @@ mod tests {
         assert!(p.problems[0].contains("did you mean SOCKTUNE_CORK?"));
         let far = env(&[("SOCKTUNE_WHATEVER", "1")]);
         assert!(!far.problems[0].contains("did you mean"));
+    }
+
+    #[test]
+    fn a_tree_reports_once_per_configuration() {
+        let first = env(&[("SOCKTUNE_CORK", "maybe")]);
+        assert!(!first.reported);
+        let child = env(&[
+            ("SOCKTUNE_CORK", "maybe"),
+            (REPORTED_VAR, &first.fingerprint),
+        ]);
+        assert!(child.reported);
+        assert!(
+            child.problems.len() == 1,
+            "the marker itself is not an unknown name"
+        );
+        let changed = env(&[("SOCKTUNE_CORK", "1"), (REPORTED_VAR, &first.fingerprint)]);
+        assert!(!changed.reported);
     }
 
     #[test]

@@ -24,15 +24,19 @@ fn load() -> Config {
         std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
     );
-    for problem in &parsed.problems {
-        log::stderr(problem);
-    }
     let cfg = parsed.config;
     log::init(cfg.log, cfg.log_file.as_deref());
-    if !cfg.inert() {
-        for line in cfg.to_string().lines() {
-            log::info!("{line}");
+    if !parsed.reported {
+        for problem in &parsed.problems {
+            log::stderr(problem);
         }
+        if !cfg.inert() {
+            for line in cfg.to_string().lines() {
+                log::info!("{line}");
+            }
+        }
+        // Still single-threaded: this runs from the library's constructor, before main().
+        std::env::set_var(config::REPORTED_VAR, &parsed.fingerprint);
     }
     cfg
 }
