@@ -18,9 +18,12 @@
 //! - Client Fast Open: TCP_FASTOPEN_CONNECT before connect(); if the program then reads or
 //!   waits for input before writing, a zero-length send makes the kernel send the SYN, so
 //!   server-speaks-first protocols never hang.
+//! - Exec: the exec and posix_spawn hooks put `LD_PRELOAD` and the `SOCKTUNE_*` variables back
+//!   into a child's environment if the program dropped them ([`inherit`]).
 
 mod config;
 mod fdtable;
+mod inherit;
 mod policy;
 
 #[cfg(not(test))]

@@ -103,6 +103,7 @@ extern "C" fn init() {
         unsafe {
             libc::pthread_atfork(None, Some(after_fork_in_parent), Some(after_fork_in_child))
         };
+        crate::hooks::capture_inherited();
     }
 }
 

@@ -5,10 +5,12 @@
 mod accept;
 mod close;
 mod connect;
+mod exec;
 mod read;
 mod sockopt;
 mod wait;
 mod write;
 
+pub use exec::capture as capture_inherited;
 pub use sockopt::real_setsockopt;
 pub use write::real_send;
