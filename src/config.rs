@@ -469,9 +469,14 @@ impl fmt::Display for Config {
         )?;
         writeln!(f, "  fastopen          {}", opt(self.fastopen))?;
         writeln!(f, "  fastopen_connect  {}", on(self.fastopen_connect))?;
+        let implied = if self.cork && !self.nodelay {
+            " (on for corked sockets: cork sets it)"
+        } else {
+            ""
+        };
         writeln!(
             f,
-            "  nodelay           {} (role {})",
+            "  nodelay           {} (role {}){implied}",
             on(self.nodelay),
             role_name(self.nodelay_role)
         )?;
@@ -659,5 +664,9 @@ mod tests {
         let text = p.config.to_string();
         assert!(text.contains("cork              on"));
         assert!(text.contains("ports             80,9000-9100"));
+        assert!(
+            text.contains("on for corked sockets"),
+            "cork implies nodelay: {text}"
+        );
     }
 }
