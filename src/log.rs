@@ -73,6 +73,7 @@ pub fn emit(level: Level, args: fmt::Arguments<'_>) {
     if !enabled(level) {
         return;
     }
+    let _keep = crate::sys::KeepErrno::now(); // opening the log file may fail
     let mut line = Line {
         buf: [0; 512],
         len: 0,

@@ -37,6 +37,7 @@ pub fn created(fd: c_int, domain: c_int, ty: c_int, protocol: c_int) {
     if fd < 0 || config().inert() {
         return;
     }
+    let _keep = KeepErrno::now(); // growing the table may mmap
     let kind = if sys::is_tcp(domain, ty, protocol) {
         Kind::Tcp
     } else {
@@ -373,6 +374,7 @@ pub fn duplicated(old: c_int, new: c_int) {
     if m.kind() == Kind::Empty || new < 0 || m.has(Meta::SHIM_LOG) {
         return;
     }
+    let _keep = KeepErrno::now();
     let shared = if m.is_connection() { Meta::SHARED } else { 0 };
     fdtable::set(new, Meta(m.0 | shared));
     if shared != 0 {

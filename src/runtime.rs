@@ -16,6 +16,8 @@ pub fn config() -> &'static Config {
 
 fn load() -> Config {
     let _busy = enter();
+    // A hook that runs before our constructor parses the config inside the program's call.
+    let _keep = crate::sys::KeepErrno::now();
     // SAFETY: getauxval is always safe to call.
     if unsafe { libc::getauxval(libc::AT_SECURE) } != 0 {
         return Config::default(); // setuid/setgid: a preload library must not act
