@@ -1,0 +1,152 @@
+//! F4: a bad or unknown setting prints exactly one `socktune:` line on stderr naming the
+//! variable, turns that behaviour off, and changes nothing else: stdout and exit code stay as
+//! without the shim. The shim never writes to stdout, even when logging at debug.
+mod common;
+use common::*;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+const BAD: [&str; 4] = [
+    "SOCKTUNE_CORK=maybe",
+    "SOCKTUNE_DEFER_ACCEPT=-3",
+    "SOCKTUNE_PORTS=80-abc",
+    "SOCKTUNE_CORKK=1",
+];
+
+/// A program that prints one line and exits 0, and one doing a loopback TCP exchange, exit 3.
+fn programs() -> [(Vec<String>, i32); 2] {
+    let exit3 = repo()
+        .join("tests/progs/tcp_exit3.py")
+        .display()
+        .to_string();
+    [
+        (
+            vec![python().into(), "-c".into(), "print('hello')".into()],
+            0,
+        ),
+        (vec![python().into(), exit3], 3),
+    ]
+}
+
+/// Runs `argv` with a clean environment, under the shim with `env` if given.
+fn run(argv: &[String], env: Option<&[&str]>) -> Output {
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .env_remove("LD_PRELOAD")
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("SOCKTUNE_")) {
+        cmd.env_remove(k);
+    }
+    if let Some(env) = env {
+        cmd.env("LD_PRELOAD", lib());
+        cmd.envs(env.iter().map(|kv| kv.split_once('=').unwrap()));
+    }
+    run_bounded(&mut cmd, Duration::from_secs(60))
+}
+
+/// The variable a shim line is about: the first SOCKTUNE_* name in it (the line may go on to
+/// suggest another, as in "unknown variable SOCKTUNE_CORKK (did you mean SOCKTUNE_CORK?)").
+fn subject(line: &str) -> &str {
+    let Some(start) = line.find("SOCKTUNE_") else {
+        return "(none)";
+    };
+    let rest = &line[start..];
+    let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+    &rest[..end.unwrap_or(rest.len())]
+}
+
+/// Asserts `out` matches `plain` in stdout, exit code and stderr other than the shim's own lines
+/// (`socktune: ...`, or `socktune[pid]: ...` when logging); returns the shim's lines.
+fn same_but_stderr(argv: &[String], env: &[&str], plain: &Output, out: &Output) -> Vec<String> {
+    let ctx = format!(
+        "{argv:?} with {env:?}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&plain.stdout),
+        "stdout changed: {ctx}"
+    );
+    assert_eq!(
+        out.status.code(),
+        plain.status.code(),
+        "exit code changed: {ctx}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (ours, other): (Vec<&str>, Vec<&str>) =
+        stderr.lines().partition(|l| l.starts_with("socktune"));
+    let plain_err = String::from_utf8_lossy(&plain.stderr);
+    assert_eq!(
+        other,
+        plain_err.lines().collect::<Vec<_>>(),
+        "other stderr changed: {ctx}"
+    );
+    ours.into_iter().map(String::from).collect()
+}
+
+#[test]
+fn f4_bad_values_warn_once_and_change_nothing() {
+    for (argv, code) in programs() {
+        let plain = run(&argv, None);
+        assert_eq!(
+            plain.status.code(),
+            Some(code),
+            "{argv:?} without the shim: {plain:?}"
+        );
+        // Each bad variable alone, then all of them together.
+        let sets: Vec<Vec<&str>> = BAD.iter().map(|b| vec![*b]).chain([BAD.to_vec()]).collect();
+        for env in sets {
+            let ours = same_but_stderr(&argv, &env, &plain, &run(&argv, Some(&env)));
+            eprintln!("{env:?}: {ours:?}");
+            let mut want: Vec<&str> = env.iter().map(|kv| kv.split('=').next().unwrap()).collect();
+            let mut got: Vec<&str> = ours.iter().map(|l| subject(l)).collect();
+            want.sort();
+            got.sort();
+            assert!(
+                got == want && ours.iter().all(|l| l.starts_with("socktune:")),
+                "{argv:?} with {env:?}: want exactly one `socktune:` line per variable, naming it; got {ours:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn debug_logging_never_touches_stdout() {
+    let env: Vec<&str> = ALL_BEHAVIOURS
+        .iter()
+        .copied()
+        .chain(["SOCKTUNE_LOG=debug"])
+        .collect();
+    for (argv, _) in programs() {
+        let plain = run(&argv, None);
+        same_but_stderr(&argv, &env, &plain, &run(&argv, Some(&env)));
+    }
+}
+
+/// The bad value must turn its behaviour off (checked where it would show), and say so once.
+#[test]
+fn bad_values_leave_behaviour_off() {
+    let runs = run_all(&[
+        keepalive("cork=maybe", HTTP11_SERVER_V4, "127.0.0.1", 50)
+            .server_env(&["SOCKTUNE_CORK=maybe"]),
+        defer_probe("defer=-3").server_env(&["SOCKTUNE_DEFER_ACCEPT=-3"]),
+    ]);
+    let (cork, defer) = (&runs[0], &runs[1]);
+    check(
+        cork.num("packets_per_request") >= 4.0,
+        cork,
+        "SOCKTUNE_CORK=maybe must not cork",
+    );
+    check(
+        defer.num("srv_defer_readback") == 0.0,
+        defer,
+        "SOCKTUNE_DEFER_ACCEPT=-3 must not set TCP_DEFER_ACCEPT",
+    );
+    for r in &runs {
+        check(
+            r.num("srv_socktune_lines") == 1.0,
+            r,
+            "expected exactly one socktune: line from the server",
+        );
+    }
+}

@@ -1,0 +1,269 @@
+//! Shared by the integration tests: find the built library, run a scenario through the
+//! namespace harness (tests/harness/netns.py), and read its one-line `key=value` result.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Server commands for the harness ({port}, {www}, {progs} are filled in there).
+pub const HTTP11_SERVER_V4: &str =
+    "python3 -m http.server -p HTTP/1.1 {port} --bind 127.0.0.1 -d {www}";
+pub const HTTP11_SERVER_V6: &str = "python3 -m http.server -p HTTP/1.1 {port} --bind ::1 -d {www}";
+pub const HTTP10_SERVER_V4: &str = "python3 -m http.server {port} --bind 127.0.0.1 -d {www}";
+
+/// How long one harness run may take before the test kills it and fails.
+const HARNESS_LIMIT: Duration = Duration::from_secs(150);
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The library under test: `SOCKTUNE_LIB` if set, else `libsocktune.so` next to the test
+/// binary's parent directory (target/release/deps/.. = target/release under `--release`).
+pub fn lib() -> PathBuf {
+    let path = match std::env::var_os("SOCKTUNE_LIB") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let exe = std::env::current_exe().expect("current_exe");
+            exe.parent()
+                .and_then(Path::parent)
+                .expect("test binary has no grandparent")
+                .join("libsocktune.so")
+        }
+    };
+    assert!(
+        path.is_file(),
+        "libsocktune.so not found at {}: run `cargo build --release` first (the tests run as \
+         `cargo test --release`), or point SOCKTUNE_LIB at the library",
+        path.display()
+    );
+    path
+}
+
+/// The real Python interpreter behind `python3`, so that a program under test is one process
+/// (a wrapper script, such as a pyenv shim, would carry the shim into its helper processes).
+pub fn python() -> &'static str {
+    static PYTHON: OnceLock<String> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let out = Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("these tests need python3 on PATH");
+        String::from_utf8(out.stdout)
+            .expect("utf-8 path")
+            .trim()
+            .to_string()
+    })
+}
+
+/// Runs a command with stdin closed and output captured; kills it and panics past `limit`.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            pipe.read_to_end(&mut buf).ok();
+            buf
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if start.elapsed() > limit {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("{cmd:?} did not finish within {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// One harness run: a server (optional) and a client in a private network namespace.
+pub struct Scenario {
+    name: String,
+    args: Vec<String>,
+}
+
+impl Scenario {
+    /// `client` is a command line such as "python3 {progs}/ka_client.py 127.0.0.1 {port} 100 /f100".
+    pub fn new(name: &str, client: &str) -> Self {
+        Scenario {
+            name: name.into(),
+            args: vec!["--client".into(), client.into()],
+        }
+    }
+
+    fn arg(mut self, a: &str) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn server(self, cmd: &str) -> Self {
+        self.arg("--server").arg(cmd)
+    }
+
+    /// Loads the shim into the server with these `SOCKTUNE_*=value` settings (may be empty).
+    pub fn server_env(self, env: &[&str]) -> Self {
+        env.iter()
+            .fold(self.arg("--srv-shim"), |s, kv| s.arg("--srv-env").arg(kv))
+    }
+
+    /// Loads the shim into the client with these settings (may be empty).
+    pub fn client_env(self, env: &[&str]) -> Self {
+        env.iter()
+            .fold(self.arg("--cli-shim"), |s, kv| s.arg("--cli-env").arg(kv))
+    }
+
+    /// `net.ipv4.tcp_fastopen=3` (client and server) in the namespace.
+    pub fn tfo(self) -> Self {
+        self.arg("--tfo")
+    }
+
+    /// Runs the scenario; panics with the harness's stderr unless the client exited 0.
+    pub fn run(&self) -> Results {
+        let lib = lib();
+        let mut cmd = Command::new(python());
+        cmd.arg(repo().join("tests/harness/netns.py"))
+            .arg("--lib")
+            .arg(&lib)
+            .args(&self.args);
+        if std::env::var_os("SOCKTUNE_TEST_TRACE").is_some() {
+            cmd.arg("--trace"); // packet list on stderr, shown when the test fails
+        }
+        let out = run_bounded(&mut cmd, HARNESS_LIMIT);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let line = stdout.lines().last().unwrap_or("").to_string();
+        assert!(
+            out.status.success() && !line.is_empty(),
+            "[{}] harness failed ({}); a namespace problem means these tests need root \
+             (`unshare -n`):\n{stderr}",
+            self.name,
+            out.status
+        );
+        let fields = line.split_whitespace().filter_map(|t| t.split_once('='));
+        let results = Results {
+            name: self.name.clone(),
+            map: fields
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            line,
+            stderr,
+        };
+        assert_eq!(
+            results.get("client_rc"),
+            "0",
+            "[{}] client failed\n{results}",
+            self.name
+        );
+        results
+    }
+}
+
+/// Runs scenarios at once (each has its own namespace, so fixed ports do not clash).
+pub fn run_all(scenarios: &[Scenario]) -> Vec<Results> {
+    thread::scope(|s| {
+        let handles: Vec<_> = scenarios
+            .iter()
+            .map(|sc| s.spawn(move || sc.run()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// The harness's result line, with its stderr kept for failure messages.
+pub struct Results {
+    pub name: String,
+    map: HashMap<String, String>,
+    line: String,
+    stderr: String,
+}
+
+impl Results {
+    pub fn get(&self, key: &str) -> &str {
+        self.map
+            .get(key)
+            .unwrap_or_else(|| panic!("[{}] no `{key}` in the result\n{self}", self.name))
+    }
+
+    pub fn num(&self, key: &str) -> f64 {
+        let v = self.get(key);
+        v.parse()
+            .unwrap_or_else(|_| panic!("[{}] `{key}={v}` is not a number\n{self}", self.name))
+    }
+}
+
+impl std::fmt::Display for Results {
+    /// The result line, then the harness's stderr (server/client stderr, optional packet trace).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "result: {}\n--- harness stderr ---\n{}",
+            self.line, self.stderr
+        )
+    }
+}
+
+/// Asserts `cond`, printing the run's result and stderr when it does not hold.
+#[track_caller]
+pub fn check(cond: bool, r: &Results, what: &str) {
+    assert!(cond, "[{}] {what}\n{r}", r.name);
+}
+
+/// Every behaviour on at once (for checks that non-TCP traffic and stdout stay untouched).
+pub const ALL_BEHAVIOURS: &[&str] = &[
+    "SOCKTUNE_CORK=1",
+    "SOCKTUNE_QUICKACK=0",
+    "SOCKTUNE_FASTOPEN=256",
+    "SOCKTUNE_FASTOPEN_CONNECT=1",
+    "SOCKTUNE_DEFER_ACCEPT=5",
+    "SOCKTUNE_NODELAY=1",
+    "SOCKTUNE_BACKLOG=64",
+    "SOCKTUNE_ROLE=both",
+];
+
+/// Keep-alive: `requests` GETs of the 100-byte file over one connection to `server` at `host`.
+pub fn keepalive(name: &str, server: &str, host: &str, requests: u32) -> Scenario {
+    let client = format!("python3 {{progs}}/ka_client.py {host} {{port}} {requests} /f100");
+    Scenario::new(name, &client).server(server)
+}
+
+/// Defer-accept probe: a client that waits 0.5 s before sending, and a server that reports its
+/// listener's TCP_DEFER_ACCEPT read-back and the bytes readable right after accept().
+pub fn defer_probe(name: &str) -> Scenario {
+    Scenario::new(name, "python3 {progs}/pause_client.py 127.0.0.1 {port} 0.5")
+        .server("python3 {progs}/defer_server.py 127.0.0.1 {port}")
+}
+
+/// Asserts that neither program printed a `socktune:` line (none is due for a valid setting).
+#[track_caller]
+pub fn check_quiet(r: &Results) {
+    let lines = r.num("srv_socktune_lines") + r.num("cli_socktune_lines");
+    check(
+        lines == 0.0,
+        r,
+        "a valid configuration should print no socktune: line",
+    );
+}

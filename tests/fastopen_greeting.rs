@@ -1,0 +1,63 @@
+//! Server-speaks-first protocol with a SOCKTUNE_FASTOPEN_CONNECT=1 client. With a cached cookie,
+//! a plain TCP_FASTOPEN_CONNECT client that reads first would hang forever (connect() sends no
+//! SYN until the first write). The shim must kick it: the greeting must arrive within 5 s in
+//! blocking, poll and epoll styles. Fast Open must still be in effect for write-first clients.
+mod common;
+use common::*;
+
+fn greet(name: &str, mode: &str) -> Scenario {
+    let client = format!("python3 {{progs}}/read_first_client.py 127.0.0.1 {{port}} {mode} 3");
+    Scenario::new(name, &client)
+        .server("python3 {progs}/greet_server.py 127.0.0.1 {port}")
+        .tfo()
+}
+
+fn read_first_gets_greeting(mode: &str) {
+    let runs = run_all(&[
+        greet("baseline", mode),
+        greet("fastopen", mode)
+            .server_env(&["SOCKTUNE_FASTOPEN=256"])
+            .client_env(&["SOCKTUNE_FASTOPEN_CONNECT=1"]),
+    ]);
+    for r in &runs {
+        check_quiet(r);
+        eprintln!(
+            "{mode:<8} {:<8} write-first SYN data {}  greetings {}  slowest greeting {} ms",
+            r.name,
+            r.get("write_first_syn_data"),
+            r.get("greetings"),
+            r.get("greet_ms_max")
+        );
+        check(
+            r.get("hang") == "0" && r.get("greetings") == "3",
+            r,
+            "every read-first client must get the greeting",
+        );
+    }
+    let (base, tfo) = (&runs[0], &runs[1]);
+    check(
+        base.get("write_first_syn_data") == "00",
+        base,
+        "untuned: no data may ride in the SYN",
+    );
+    check(
+        tfo.get("write_first_syn_data") == "01",
+        tfo,
+        "FASTOPEN_CONNECT: the 2nd write-first connection must carry its data in the SYN",
+    );
+}
+
+#[test]
+fn read_first_blocking() {
+    read_first_gets_greeting("blocking");
+}
+
+#[test]
+fn read_first_poll() {
+    read_first_gets_greeting("poll");
+}
+
+#[test]
+fn read_first_epoll() {
+    read_first_gets_greeting("epoll");
+}

@@ -1,0 +1,59 @@
+//! F2: one request per connection (HTTP/1.0) to an unmodified `python3 -m http.server`, from a
+//! plain Python client. Untuned that is ~12 packets per connection; with cork, quickack-off and
+//! Fast Open on both sides it must be <= 5.5, with the request riding in the SYN from the second
+//! connection on (the first one fetches the Fast Open cookie).
+mod common;
+use common::*;
+
+const CONNS: u32 = 20;
+
+fn short(name: &str) -> Scenario {
+    let client = format!("python3 {{progs}}/short_client.py 127.0.0.1 {{port}} {CONNS} /f100");
+    Scenario::new(name, &client).server(HTTP10_SERVER_V4).tfo()
+}
+
+#[test]
+fn f2_short_connections_all_behaviours() {
+    let runs = run_all(&[
+        short("baseline"),
+        short("tuned")
+            .server_env(&[
+                "SOCKTUNE_CORK=1",
+                "SOCKTUNE_QUICKACK=0",
+                "SOCKTUNE_FASTOPEN=256",
+            ])
+            .client_env(&["SOCKTUNE_QUICKACK=0", "SOCKTUNE_FASTOPEN_CONNECT=1"]),
+    ]);
+    for r in &runs {
+        check_quiet(r);
+        eprintln!(
+            "short connections {:<8} packets/conn {}  SYN data {}  p50 {} ms",
+            r.name,
+            r.get("packets_per_conn"),
+            r.get("syn_data"),
+            r.get("p50_ms")
+        );
+    }
+    let (base, tuned) = (&runs[0], &runs[1]);
+    check(
+        base.num("packets_per_conn") >= 10.0,
+        base,
+        "untuned: expected >= 10 packets per connection",
+    );
+    check(
+        !base.get("syn_data").contains('1'),
+        base,
+        "untuned: no request may ride in the SYN",
+    );
+    check(
+        tuned.num("packets_per_conn") <= 5.5,
+        tuned,
+        "tuned: expected <= 5.5 packets per connection",
+    );
+    let flags = tuned.get("syn_data");
+    check(
+        flags.len() == CONNS as usize && flags[1..].chars().all(|c| c == '1'),
+        tuned,
+        "tuned: every request from the 2nd connection on must ride in the SYN (TCPI_OPT_SYN_DATA)",
+    );
+}
