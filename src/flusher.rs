@@ -7,6 +7,7 @@
 //! It holds no lock, so fork can never catch it holding one; a forked child starts its own on
 //! first need.
 
+use crate::log::debug;
 use crate::{fdtable, runtime, sys};
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::Duration;
@@ -83,8 +84,11 @@ fn run() {
         fdtable::take_held_where(
             |since, _| now.wrapping_sub(since) >= after,
             |fd| {
-                // The fd may have been closed since it was claimed; a failed uncork is harmless.
-                let _ = sys::uncork(fd);
+                // The fd may have been closed since it was claimed: a failed uncork is harmless,
+                // and the table is left alone, since the number may already name a new socket.
+                if sys::uncork(fd).is_ok() {
+                    debug!("fd {fd}: response flushed (no boundary within {after} ms)");
+                }
             },
         );
         if fdtable::held_count() > 0 {

@@ -218,25 +218,36 @@ pub fn before_write(fd: c_int, meta: Meta) {
             Ok(()) => {
                 fdtable::mark_held(fd, flusher::now(), runtime::thread_token());
                 flusher::ensure_running();
+                debug!("fd {fd}: corked for a new response");
             }
             Err(e) => forget_if_gone(fd, e),
         }
     }
 }
 
-/// Our own call on `fd` failed: if the fd is not a socket (any more), stop tracking it.
+/// Our own call on `fd` failed: if the fd is no longer a TCP socket (closed behind our back and
+/// its number reused), stop tracking it.
 fn forget_if_gone(fd: c_int, errno: c_int) {
-    if errno == libc::EBADF || errno == libc::ENOTSOCK {
+    if matches!(
+        errno,
+        libc::EBADF | libc::ENOTSOCK | libc::EOPNOTSUPP | libc::ENOPROTOOPT
+    ) {
         fdtable::clear(fd);
     }
 }
 
+/// Uncorks `fd`, whose hold the caller has claimed: the response leaves now.
+fn release(fd: c_int, why: &str) {
+    match sys::uncork(fd) {
+        Ok(()) => debug!("fd {fd}: response flushed ({why})"),
+        Err(e) => forget_if_gone(fd, e),
+    }
+}
+
 /// Releases what our cork holds on `fd`, if it holds anything.
-fn flush(fd: c_int) {
+fn flush(fd: c_int, why: &str) {
     if fdtable::take_held(fd) {
-        if let Err(e) = sys::uncork(fd) {
-            forget_if_gone(fd, e);
-        }
+        release(fd, why);
     }
 }
 
@@ -256,7 +267,7 @@ pub fn before_read(fd: c_int, meta: Meta) {
         return;
     };
     let _keep = KeepErrno::now();
-    flush(fd);
+    flush(fd, "the program reads");
     if meta.has(Meta::TFO_ARMED) {
         kick(fd);
     }
@@ -304,11 +315,7 @@ pub fn before_wait(interest: &impl Interest) {
     let me = runtime::thread_token();
     fdtable::take_held_where(
         |_, by| by == me,
-        |fd| {
-            if let Err(e) = sys::uncork(fd) {
-                forget_if_gone(fd, e);
-            }
-        },
+        |fd| release(fd, "the thread waits for events"),
     );
     if fdtable::armed_count() == 0 {
         return;
@@ -363,8 +370,12 @@ pub fn before_shutdown(fd: c_int, how: c_int) {
         return;
     };
     let _keep = KeepErrno::now();
-    if fdtable::take_held(fd) && how == libc::SHUT_RD {
-        let _ = sys::uncork(fd);
+    if fdtable::take_held(fd) {
+        if how == libc::SHUT_RD {
+            release(fd, "read-side shutdown");
+        } else {
+            debug!("fd {fd}: response leaves with the FIN (shutdown)");
+        }
     }
 }
 
@@ -397,7 +408,7 @@ pub fn program_sets(
     let flag = match (level, name) {
         (TCP, libc::TCP_CORK | libc::TCP_NODELAY) => {
             // Release our cork first, so its held data never waits on the program's choice.
-            flush(fd);
+            flush(fd, "the program takes over cork/nodelay");
             Meta::APP_NAGLE
         }
         (TCP, libc::TCP_QUICKACK) => Meta::APP_QUICKACK,
