@@ -196,74 +196,54 @@ pub fn parse<I: IntoIterator<Item = (String, String)>>(vars: I) -> Parsed {
     };
     let config = Config {
         defer_accept: p
-            .field(
+            .number(
                 "DEFER_ACCEPT",
                 raw.defer_accept.as_deref(),
-                |v| parse_uint(v, 0, 3600),
+                0..=3600,
                 SECONDS_FORMS,
                 "defer-accept is off",
             )
             .filter(|&s| s > 0),
         cork: p
-            .field(
-                "CORK",
-                raw.cork.as_deref(),
-                parse_bool,
-                BOOL_FORMS,
-                "cork-per-response is off",
-            )
+            .boolean("CORK", raw.cork.as_deref(), "cork-per-response is off")
             .unwrap_or(false),
         cork_flush_ms: p
-            .field(
+            .number(
                 "CORK_FLUSH_MS",
                 raw.cork_flush_ms.as_deref(),
-                |v| parse_uint(v, 1, 200),
+                1..=200,
                 FLUSH_FORMS,
                 "the default of 2 ms is used",
             )
             .unwrap_or(DEFAULT_CORK_FLUSH_MS),
         quickack_off: p
-            .field(
-                "QUICKACK",
-                raw.quickack.as_deref(),
-                parse_bool,
-                BOOL_FORMS,
-                "quickack-off is off",
-            )
+            .boolean("QUICKACK", raw.quickack.as_deref(), "quickack-off is off")
             .map(|on| !on)
             .unwrap_or(false),
         fastopen: p
-            .field(
+            .number(
                 "FASTOPEN",
                 raw.fastopen.as_deref(),
-                |v| parse_uint(v, 0, 65535),
+                0..=65535,
                 QLEN_FORMS,
                 "server Fast Open is off",
             )
             .filter(|&q| q > 0),
         fastopen_connect: p
-            .field(
+            .boolean(
                 "FASTOPEN_CONNECT",
                 raw.fastopen_connect.as_deref(),
-                parse_bool,
-                BOOL_FORMS,
                 "client Fast Open is off",
             )
             .unwrap_or(false),
         nodelay: p
-            .field(
-                "NODELAY",
-                raw.nodelay.as_deref(),
-                parse_bool,
-                BOOL_FORMS,
-                "nodelay is off",
-            )
+            .boolean("NODELAY", raw.nodelay.as_deref(), "nodelay is off")
             .unwrap_or(false),
         backlog: p
-            .field(
+            .number(
                 "BACKLOG",
                 raw.backlog.as_deref(),
-                |v| parse_uint(v, 1, i32::MAX as u32),
+                1..=i32::MAX as u32,
                 BACKLOG_FORMS,
                 "the program's own backlog is used",
             )
@@ -331,6 +311,27 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    fn boolean(&mut self, name: &str, value: Option<&str>, consequence: &str) -> Option<bool> {
+        self.field(name, value, parse_bool, BOOL_FORMS, consequence)
+    }
+
+    fn number(
+        &mut self,
+        name: &str,
+        value: Option<&str>,
+        range: std::ops::RangeInclusive<u32>,
+        forms: &str,
+        consequence: &str,
+    ) -> Option<u32> {
+        self.field(
+            name,
+            value,
+            |v| parse_uint(v, *range.start(), *range.end()),
+            forms,
+            consequence,
+        )
+    }
+
     /// Parses one variable; on a bad value records one line and yields `None` (behaviour off).
     fn field<T>(
         &mut self,

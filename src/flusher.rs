@@ -35,7 +35,7 @@ pub fn ensure_running() {
                 .compare_exchange(IDLE, TICKING, SeqCst, SeqCst)
                 .is_ok()
             {
-                futex_wake();
+                futex(libc::FUTEX_WAKE);
             }
         }
         _ => {
@@ -101,34 +101,23 @@ fn run() {
             STATE.store(IDLE, SeqCst);
             // A writer that marked a hold after our check sees IDLE and wakes us.
             if fdtable::held_count() == 0 {
-                futex_wait();
+                futex(libc::FUTEX_WAIT);
             }
             let _ = STATE.compare_exchange(IDLE, TICKING, SeqCst, SeqCst);
         }
     }
 }
 
-fn futex_wait() {
-    // SAFETY: futex on a static word; returns at once if it no longer reads IDLE.
+/// FUTEX_WAIT until STATE leaves IDLE, or FUTEX_WAKE one waiter.
+fn futex(op: libc::c_int) {
+    // SAFETY: futex on a static word; a wait returns at once if it no longer reads IDLE.
     unsafe {
         libc::syscall(
             libc::SYS_futex,
             STATE.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            op | libc::FUTEX_PRIVATE_FLAG,
             IDLE,
             std::ptr::null::<libc::timespec>(),
-        );
-    }
-}
-
-fn futex_wake() {
-    // SAFETY: wakes at most one waiter on a static word.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            STATE.as_ptr(),
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-            1,
         );
     }
 }

@@ -4,7 +4,7 @@
 //! the program took over itself, and a port (the local port of a listener, the remote port of a
 //! client). The hooks ask the functions here and carry out the answer.
 
-use crate::config::Config;
+use crate::config::{Config, Role};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
@@ -108,6 +108,23 @@ fn in_scope(cfg: &Config, port: u16) -> bool {
     cfg.ports.as_ref().is_none_or(|set| set.contains(port))
 }
 
+/// The connection behaviours configured for one side (`Role::server` or `Role::client`).
+fn connection_flags(cfg: &Config, side: fn(Role) -> bool) -> u32 {
+    let cork = cfg.cork && side(cfg.cork_role);
+    let mut flags = 0;
+    if cork {
+        flags |= Meta::CORK;
+    }
+    if cfg.quickack_off && side(cfg.quickack_role) {
+        flags |= Meta::QUICKACK_OFF;
+    }
+    // Cork needs NODELAY: uncorking would otherwise leave the last partial segment to Nagle.
+    if cork || (cfg.nodelay && side(cfg.nodelay_role)) {
+        flags |= Meta::NODELAY;
+    }
+    flags
+}
+
 /// What to do to a TCP socket that is about to listen on `local_port`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ListenPlan {
@@ -137,24 +154,12 @@ pub fn listen_plan(cfg: &Config, local_port: u16, prior: Meta) -> ListenPlan {
             meta: Meta::new(Kind::Listener, kept, local_port),
         };
     }
-    let cork = cfg.cork && cfg.cork_role.server();
-    let quickack_off = cfg.quickack_off && cfg.quickack_role.server();
-    let nodelay = (cfg.nodelay && cfg.nodelay_role.server()) || cork;
-    let mut flags = kept;
-    if cork {
-        flags |= Meta::CORK;
-    }
-    if quickack_off {
-        flags |= Meta::QUICKACK_OFF;
-    }
-    if nodelay {
-        flags |= Meta::NODELAY;
-    }
+    let flags = kept | connection_flags(cfg, Role::server);
     ListenPlan {
         defer_accept: cfg.defer_accept.filter(|_| !prior.has(Meta::APP_DEFER)),
         fastopen: cfg.fastopen.filter(|_| !prior.has(Meta::APP_FASTOPEN)),
         backlog: cfg.backlog,
-        quickack_off: quickack_off && !prior.has(Meta::APP_QUICKACK),
+        quickack_off: flags & Meta::QUICKACK_OFF != 0 && !prior.has(Meta::APP_QUICKACK),
         meta: Meta::new(Kind::Listener, flags, local_port),
     }
 }
@@ -178,22 +183,13 @@ pub fn connect_plan(cfg: &Config, remote_port: u16, prior: Meta) -> ConnectPlan 
             meta: Meta::new(Kind::Client, kept, remote_port),
         };
     }
-    let cork = cfg.cork && cfg.cork_role.client();
-    let quickack_off = cfg.quickack_off && cfg.quickack_role.client();
-    let nodelay = (cfg.nodelay && cfg.nodelay_role.client()) || cork;
-    let mut flags = kept;
-    if cork {
-        flags |= Meta::CORK;
-    }
-    if quickack_off {
-        flags |= Meta::QUICKACK_OFF;
-    }
-    if nodelay && !prior.has(Meta::APP_NAGLE) {
-        flags |= Meta::NODELAY;
+    let mut flags = kept | connection_flags(cfg, Role::client);
+    if prior.has(Meta::APP_NAGLE) {
+        flags &= !Meta::NODELAY;
     }
     ConnectPlan {
-        quickack_off: quickack_off && !prior.has(Meta::APP_QUICKACK),
-        nodelay: nodelay && !prior.has(Meta::APP_NAGLE),
+        quickack_off: flags & Meta::QUICKACK_OFF != 0 && !prior.has(Meta::APP_QUICKACK),
+        nodelay: flags & Meta::NODELAY != 0,
         fastopen_connect: cfg.fastopen_connect,
         meta: Meta::new(Kind::Client, flags, remote_port),
     }
