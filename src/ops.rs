@@ -405,26 +405,29 @@ pub fn program_sets(
         return;
     };
     let _keep = KeepErrno::now();
-    let flag = match (level, name) {
-        (TCP, libc::TCP_CORK | libc::TCP_NODELAY) => {
-            // Release our cork first, so its held data never waits on the program's choice.
-            flush(fd, "the program takes over cork/nodelay");
-            Meta::APP_NAGLE
-        }
-        (TCP, libc::TCP_QUICKACK) => Meta::APP_QUICKACK,
-        (TCP, libc::TCP_DEFER_ACCEPT) => Meta::APP_DEFER,
-        (TCP, libc::TCP_FASTOPEN) => Meta::APP_FASTOPEN,
+    let (flag, option) = match (level, name) {
+        (TCP, libc::TCP_CORK) => (Meta::APP_NAGLE, "TCP_CORK"),
+        (TCP, libc::TCP_NODELAY) => (Meta::APP_NAGLE, "TCP_NODELAY"),
+        (TCP, libc::TCP_QUICKACK) => (Meta::APP_QUICKACK, "TCP_QUICKACK"),
+        (TCP, libc::TCP_DEFER_ACCEPT) => (Meta::APP_DEFER, "TCP_DEFER_ACCEPT"),
+        (TCP, libc::TCP_FASTOPEN) => (Meta::APP_FASTOPEN, "TCP_FASTOPEN"),
         (libc::SOL_SOCKET, libc::SO_LINGER) => {
             if linger_on == Some(false) {
                 fdtable::clear_flags(fd, Meta::LINGER);
                 return;
             }
-            Meta::LINGER
+            (Meta::LINGER, "SO_LINGER")
         }
         _ => return,
     };
-    fdtable::set_flags(fd, flag);
-    debug!("fd {fd}: program sets option {level}/{name} = {value:?}; socktune leaves it to the program");
+    if flag == Meta::APP_NAGLE {
+        // Release our cork first, so its held data never waits on the program's choice.
+        flush(fd, "the program takes over cork and nodelay");
+    }
+    if !fdtable::get(fd).has(flag) {
+        fdtable::set_flags(fd, flag);
+        debug!("fd {fd}: the program sets {option} ({value:?}) itself; socktune leaves it to the program");
+    }
 }
 
 /// Lists a plan's behaviours for debug lines.
