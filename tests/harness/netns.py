@@ -8,8 +8,8 @@ usage: netns.py --client CMD [--server CMD] [--port P] [--tfo] [--lib PATH]
 Inside `unshare -n`, with only loopback up: optionally sets net.ipv4.tcp_fastopen=3 (per
 namespace), starts the server (under LD_PRELOAD=lib and its SOCKTUNE_* env if --srv-shim), waits
 for its port to be listening, runs the client (same for --cli-shim), and always kills the server.
-Commands are shell-like strings; {port}, {www} (a directory holding f100, a 100-byte file) and
-{progs} (tests/progs) are substituted.
+Commands are shell-like strings; {port}, {www} (a directory holding f100, 100 bytes "x", and
+the BIG_FILES below) and {progs} (tests/progs) are substituted.
 
 stdout: exactly one line of key=value pairs:
   - every key=value the client printed; the server's, prefixed srv_
@@ -28,6 +28,7 @@ client's TCP_INFO it also sees the FIN/ACK exchange that follows close(). The po
 """
 import argparse
 import os
+import random
 import shlex
 import shutil
 import signal
@@ -40,6 +41,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PROGS = os.path.join(os.path.dirname(HERE), "progs")
 LISTEN_WAIT = 15  # seconds for the server to start listening
 KILL_WAIT = 3  # seconds between SIGTERM and SIGKILL
+# More files in {www}, named f<size>: 1461 (one 1460-byte Ethernet MSS + 1), 32769 and 65484 (one
+# more than loopback's MSS: 32768 until the window grows, then 65483), 307200 (300 KiB).
+BIG_FILES = (1461, 32769, 65484, 307200)
 
 
 def die(msg):
@@ -148,6 +152,10 @@ def scenario(args, work):
     os.mkdir(www)
     with open(os.path.join(www, "f100"), "wb") as f:
         f.write(b"x" * 100)
+    rnd = random.Random(100)  # seeded pseudo-random bytes: a lost, repeated or moved chunk shows
+    for size in BIG_FILES:
+        with open(os.path.join(www, "f%d" % size), "wb") as f:
+            f.write(rnd.randbytes(size))
     subst = {"port": args.port, "www": www, "progs": PROGS}
     cmd = lambda s: [t.format(**subst) for t in shlex.split(s)]
     server = trace = None
