@@ -61,3 +61,38 @@ fn read_first_poll() {
 fn read_first_epoll() {
     read_first_gets_greeting("epoll");
 }
+
+/// The sysctl lacks the server bit, then the client bit: each is said once at info level, and
+/// the programs run on as plain TCP.
+#[test]
+fn missing_sysctl_bits_are_reported_once_and_fast_open_falls_back() {
+    let tuned = |name: &str, bits: u32| {
+        greet(name, "blocking")
+            .tfo_bits(bits)
+            .server_env(&["SOCKTUNE_FASTOPEN=256", "SOCKTUNE_LOG=info"])
+            .client_env(&["SOCKTUNE_FASTOPEN_CONNECT=1", "SOCKTUNE_LOG=info"])
+    };
+    let runs = run_all(&[tuned("client bit only", 1), tuned("server bit only", 2)]);
+    for (r, missing) in runs.iter().zip(["server bit (2)", "client bit (1)"]) {
+        let notices = r
+            .stderr
+            .lines()
+            .filter(|l| l.contains("lacks the"))
+            .collect::<Vec<_>>();
+        check(
+            notices.len() == 1 && notices[0].contains(missing),
+            r,
+            &format!("expected exactly one notice that the sysctl lacks the {missing}"),
+        );
+        check(
+            r.get("hang") == "0" && r.get("greetings") == "3",
+            r,
+            "the greeting must still arrive",
+        );
+        check(
+            r.get("write_first_syn_data") == "00",
+            r,
+            "no data can ride in the SYN without both bits",
+        );
+    }
+}

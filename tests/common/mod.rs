@@ -135,7 +135,12 @@ impl Scenario {
 
     /// `net.ipv4.tcp_fastopen=3` (client and server) in the namespace.
     pub fn tfo(self) -> Self {
-        self.arg("--tfo")
+        self.tfo_bits(3)
+    }
+
+    /// `net.ipv4.tcp_fastopen=bits` in the namespace (1 client, 2 server).
+    pub fn tfo_bits(self, bits: u32) -> Self {
+        self.arg(&format!("--tfo={bits}"))
     }
 
     /// Runs the scenario; panics with the harness's stderr unless the client exited 0.
@@ -198,7 +203,7 @@ pub struct Results {
     pub name: String,
     map: HashMap<String, String>,
     line: String,
-    stderr: String,
+    pub stderr: String,
 }
 
 impl Results {

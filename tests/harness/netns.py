@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run one server + client scenario in a private network namespace and print one result line.
 
-usage: netns.py --client CMD [--server CMD] [--port P] [--tfo] [--lib PATH]
+usage: netns.py --client CMD [--server CMD] [--port P] [--tfo [BITS]] [--lib PATH]
                 [--srv-shim] [--srv-env K=V ...] [--cli-shim] [--cli-env K=V ...]
                 [--settle S] [--timeout S] [--trace]
 
@@ -56,7 +56,8 @@ def parse_args(argv):
     p.add_argument("--client", required=True)
     p.add_argument("--server")
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--tfo", action="store_true", help="sysctl net.ipv4.tcp_fastopen=3 in the namespace")
+    p.add_argument("--tfo", nargs="?", const="3", default=None,
+                   help="sysctl net.ipv4.tcp_fastopen=BITS (default 3) in the namespace; a new one starts at 1")
     p.add_argument("--lib", help="path of libsocktune.so, needed by --srv-shim/--cli-shim")
     p.add_argument("--srv-shim", action="store_true")
     p.add_argument("--srv-env", action="append", default=[], metavar="K=V")
@@ -141,9 +142,9 @@ def setup_namespace(tfo):
             die("ip link set lo up: " + up.stderr.strip())
     except OSError as e:
         die("cannot run `ip` (install iproute2): %s" % e)
-    if tfo:
+    if tfo is not None:
         with open("/proc/sys/net/ipv4/tcp_fastopen", "w") as f:
-            f.write("3")
+            f.write(tfo)
 
 
 def scenario(args, work):
