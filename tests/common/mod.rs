@@ -23,26 +23,51 @@ pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The library under test: `SOCKTUNE_LIB` if set, else `libsocktune.so` next to the test
-/// binary's parent directory (target/release/deps/.. = target/release under `--release`).
+/// The library under test: `SOCKTUNE_LIB` if set; else this checkout's own, built here once per
+/// test binary with the test binary's profile (`cargo test --release` gives
+/// target/release/libsocktune.so). Integration tests do not link a cdylib, so cargo would not
+/// build it for them, and a library left from an older build must never be what is tested.
 pub fn lib() -> PathBuf {
-    let path = match std::env::var_os("SOCKTUNE_LIB") {
-        Some(p) => PathBuf::from(p),
-        None => {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(p) = std::env::var_os("SOCKTUNE_LIB") {
+        let path = PathBuf::from(p);
+        assert!(
+            path.is_file(),
+            "SOCKTUNE_LIB={} is not a file",
+            path.display()
+        );
+        return path;
+    }
+    BUILT
+        .get_or_init(|| {
             let exe = std::env::current_exe().expect("current_exe");
-            exe.parent()
+            let profile_dir = exe
+                .parent()
                 .and_then(Path::parent)
                 .expect("test binary has no grandparent")
-                .join("libsocktune.so")
-        }
-    };
-    assert!(
-        path.is_file(),
-        "libsocktune.so not found at {}: run `cargo build --release` first (the tests run as \
-         `cargo test --release`), or point SOCKTUNE_LIB at the library",
-        path.display()
-    );
-    path
+                .to_path_buf();
+            let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()));
+            cargo
+                .args(["build", "--lib", "--manifest-path"])
+                .arg(repo().join("Cargo.toml"));
+            if profile_dir.file_name().is_some_and(|n| n == "release") {
+                cargo.arg("--release");
+            }
+            let out = run_bounded(&mut cargo, Duration::from_secs(600));
+            assert!(
+                out.status.success(),
+                "building libsocktune.so failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let path = profile_dir.join("libsocktune.so");
+            assert!(
+                path.is_file(),
+                "cargo build did not produce {}",
+                path.display()
+            );
+            path
+        })
+        .clone()
 }
 
 /// The real Python interpreter behind `python3`, so that a program under test is one process
