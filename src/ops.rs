@@ -82,6 +82,20 @@ fn apply_listener_options(fd: c_int, plan: &policy::ListenPlan) {
     }
 }
 
+/// `fd` listens: finish its plan and remember it.
+fn now_listening(fd: c_int, plan: &policy::ListenPlan) {
+    if plan.quickack_off {
+        // After listen(), which resets it, so that accepted sockets start with delayed ACKs.
+        set_tcp(fd, libc::TCP_QUICKACK, 0, "TCP_QUICKACK=0 on listener");
+    }
+    fdtable::set(fd, plan.meta);
+    debug!(
+        "fd {fd}: listening on port {}, accepted sockets get {}",
+        plan.meta.port(),
+        Plan(plan.meta)
+    );
+}
+
 /// listen(): applies the listener plan around the real call and returns its result.
 pub fn listen(fd: c_int, backlog: c_int, real: impl FnOnce(c_int) -> c_int) -> c_int {
     let meta = learn(fd);
@@ -97,10 +111,6 @@ pub fn listen(fd: c_int, backlog: c_int, real: impl FnOnce(c_int) -> c_int) -> c
     let r = real(asked);
     if r == 0 {
         let _keep = KeepErrno::now();
-        if plan.quickack_off {
-            // After listen(), which resets it, so that accepted sockets start with delayed ACKs.
-            set_tcp(fd, libc::TCP_QUICKACK, 0, "TCP_QUICKACK=0 on listener");
-        }
         if plan.backlog.is_some() {
             match sys::tcp_info(fd).map(|i| i.tcpi_sacked) {
                 Some(max) if (max as i64) < asked as i64 => {
@@ -109,11 +119,7 @@ pub fn listen(fd: c_int, backlog: c_int, real: impl FnOnce(c_int) -> c_int) -> c
                 _ => debug!("fd {fd}: backlog {asked}"),
             }
         }
-        fdtable::set(fd, plan.meta);
-        debug!(
-            "fd {fd}: listening on port {port}, accepted sockets get {}",
-            Plan(plan.meta)
-        );
+        now_listening(fd, &plan);
     }
     r
 }
@@ -129,15 +135,7 @@ pub fn accepted(listener: c_int, fd: c_int) {
         // A listener we did not see listen (inherited, e.g. systemd socket activation).
         let plan = policy::listen_plan(config(), sys::local_port(listener).unwrap_or(0), lm);
         apply_listener_options(listener, &plan);
-        if plan.quickack_off {
-            set_tcp(
-                listener,
-                libc::TCP_QUICKACK,
-                0,
-                "TCP_QUICKACK=0 on listener",
-            );
-        }
-        fdtable::set(listener, plan.meta);
+        now_listening(listener, &plan);
         lm = plan.meta;
     }
     match lm.kind() {
