@@ -201,7 +201,7 @@ pub fn connect(fd: c_int, remote_port: Option<u16>, real: impl FnOnce() -> c_int
 /// Before any write-family call on a tracked fd: cork the response if it is a new one.
 #[inline]
 pub fn before_write(fd: c_int, meta: Meta) {
-    if !(meta.corks() || meta.has(Meta::TFO_ARMED)) {
+    if !meta.acts_before_io() {
         return;
     }
     let Some(_busy) = runtime::enter() else {
@@ -258,7 +258,7 @@ fn kick(fd: c_int) {
 /// Before a read-family call: the program turns to read, so the response is complete.
 #[inline]
 pub fn before_read(fd: c_int, meta: Meta) {
-    if !meta.is_connection() {
+    if !meta.acts_before_io() {
         return;
     }
     let Some(_busy) = runtime::enter() else {

@@ -95,6 +95,10 @@ impl Meta {
     pub fn corks(self) -> bool {
         self.is_connection() && self.has(Self::CORK) && !self.has(Self::APP_NAGLE)
     }
+    /// Reads and writes on it may need us first: to cork, to flush, or to send an armed SYN.
+    pub fn acts_before_io(self) -> bool {
+        self.corks() || self.has(Self::TFO_ARMED)
+    }
     pub fn reapplies_quickack(self) -> bool {
         self.is_connection() && self.has(Self::QUICKACK_OFF) && !self.has(Self::APP_QUICKACK)
     }
