@@ -22,10 +22,13 @@ fn load() -> Config {
     if unsafe { libc::getauxval(libc::AT_SECURE) } != 0 {
         return Config::default(); // setuid/setgid: a preload library must not act
     }
-    let parsed = config::parse(
-        std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
-    );
+    // Lossy, so that a value that is not UTF-8 is reported as invalid rather than ignored.
+    let parsed = config::parse(std::env::vars_os().map(|(k, v)| {
+        (
+            k.to_string_lossy().into_owned(),
+            v.to_string_lossy().into_owned(),
+        )
+    }));
     let cfg = parsed.config;
     log::init(cfg.log, cfg.log_file.as_deref());
     if !parsed.reported {
@@ -37,7 +40,8 @@ fn load() -> Config {
                 log::info!("{line}");
             }
         }
-        // Still single-threaded: this runs from the library's constructor, before main().
+        // Runs from the library's constructor (or a hook called before it), before main() can
+        // have started threads that read the environment.
         std::env::set_var(config::REPORTED_VAR, &parsed.fingerprint);
     }
     cfg
