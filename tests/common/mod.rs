@@ -262,6 +262,27 @@ pub fn check(cond: bool, r: &Results, what: &str) {
     assert!(cond, "[{}] {what}\n{r}", r.name);
 }
 
+/// A keep-alive run without cork: Nagle and delayed ACKs cost about 5 packets per request.
+#[track_caller]
+pub fn check_uncorked(r: &Results, what: &str) {
+    check(
+        r.num("packets_per_request") >= 4.0,
+        r,
+        &format!("{what}: expected >= 4 packets per request"),
+    );
+}
+
+/// A keep-alive run with cork per response: one segment per response, at most 2.2 packets per
+/// request (request, response, and the odd ACK).
+#[track_caller]
+pub fn check_corked(r: &Results, what: &str) {
+    check(
+        r.num("packets_per_request") <= 2.2,
+        r,
+        &format!("{what}: expected <= 2.2 packets per request"),
+    );
+}
+
 /// Every behaviour on at once (for checks that non-TCP traffic and stdout stay untouched).
 pub const ALL_BEHAVIOURS: &[&str] = &[
     "SOCKTUNE_CORK=1",
