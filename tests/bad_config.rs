@@ -146,3 +146,33 @@ fn bad_values_leave_behaviour_off() {
         );
     }
 }
+
+/// SOCKTUNE_LOG_FILE takes every log line: the program's stderr stays free of them, and the file
+/// tells each response's cork and flush.
+#[test]
+fn debug_log_file_takes_the_lines_off_stderr() {
+    let file = std::env::temp_dir().join(format!("socktune-log-{}.log", std::process::id()));
+    let setting = format!("SOCKTUNE_LOG_FILE={}", file.display());
+    let r = keepalive("log file", HTTP11_SERVER_V4, "127.0.0.1", 20)
+        .server_env(&["SOCKTUNE_CORK=1", "SOCKTUNE_LOG=debug", &setting])
+        .run();
+    let log = std::fs::read_to_string(&file).unwrap_or_default();
+    std::fs::remove_file(&file).ok();
+    check_corked(&r, "SOCKTUNE_CORK=1 with a log file");
+    check(
+        !r.stderr.contains("socktune["),
+        &r,
+        "no log line may reach the program's stderr",
+    );
+    for line in [
+        "effective settings",
+        "corked for a new response",
+        "response flushed (the program reads)",
+    ] {
+        check(
+            log.contains(line),
+            &r,
+            &format!("the log file lacks {line:?}:\n{log}"),
+        );
+    }
+}
