@@ -108,7 +108,7 @@ fn run() {
     }
 }
 
-/// FUTEX_WAIT until STATE leaves IDLE, or FUTEX_WAKE one waiter.
+/// FUTEX_WAIT until STATE leaves IDLE, or FUTEX_WAKE the waiter (only the flusher ever waits).
 fn futex(op: libc::c_int) {
     // SAFETY: futex on a static word; a wait returns at once if it no longer reads IDLE.
     unsafe {
