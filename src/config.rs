@@ -24,6 +24,9 @@ struct Raw {
     nodelay_role: Option<String>,
     log: Option<String>,
     log_file: Option<String>,
+    stats: Option<String>,
+    stats_prom: Option<String>,
+    ab: Option<String>,
 }
 
 /// Every variable the shim reads, without the prefix. Anything else under the prefix is a typo.
@@ -43,6 +46,9 @@ pub const KNOWN: &[&str] = &[
     "NODELAY_ROLE",
     "LOG",
     "LOG_FILE",
+    "STATS",
+    "STATS_PROM",
+    "AB",
 ];
 
 pub const PREFIX: &str = "SOCKTUNE_";
@@ -102,6 +108,12 @@ pub struct Config {
     pub nodelay_role: Role,
     pub log: Level,
     pub log_file: Option<String>,
+    /// JSON lines, one per TCP connection at close, appended here.
+    pub stats: Option<String>,
+    /// Prometheus textfile of the process tree's counters, rewritten about once a second.
+    pub stats_prom: Option<String>,
+    /// Percent of connections in arm B (behaviours on); the rest get none.
+    pub ab: Option<u8>,
 }
 
 pub const DEFAULT_CORK_FLUSH_MS: u32 = 2;
@@ -123,6 +135,9 @@ impl Default for Config {
             nodelay_role: Role::Both,
             log: Level::Error,
             log_file: None,
+            stats: None,
+            stats_prom: None,
+            ab: None,
         }
     }
 }
@@ -137,6 +152,12 @@ impl Config {
             && !self.fastopen_connect
             && !self.nodelay
             && self.backlog.is_none()
+            && !self.records()
+    }
+
+    /// Connections are recorded, so every TCP socket is tracked even with no behaviour on.
+    pub fn records(&self) -> bool {
+        self.stats.is_some() || self.stats_prom.is_some()
     }
 }
 
@@ -268,12 +289,25 @@ pub fn parse<I: IntoIterator<Item = (String, String)>>(vars: I) -> Parsed {
             )
             .unwrap_or(Level::Error),
         log_file: raw.log_file.filter(|f| !f.is_empty()),
+        stats: raw.stats.filter(|f| !f.is_empty()),
+        stats_prom: raw.stats_prom.filter(|f| !f.is_empty()),
+        ab: p
+            .number(
+                "AB",
+                raw.ab.as_deref(),
+                0..=100,
+                AB_FORMS,
+                "there is no A/B split",
+            )
+            .map(|n| n as u8),
     };
     // A bad port list must not widen the scope to every port: switch everything off instead.
     let config = if raw.ports.is_some() && config.ports.is_none() {
         Config {
             log: config.log,
             log_file: config.log_file,
+            stats: config.stats,
+            stats_prom: config.stats_prom,
             ..Config::default()
         }
     } else {
@@ -305,6 +339,7 @@ const BACKLOG_FORMS: &str = "a whole number from 1 to 2147483647";
 const PORTS_FORMS: &str = "a comma list of ports and ranges, e.g. 80,8080,9000-9100";
 const ROLE_FORMS: &str = "server, client or both";
 const LEVEL_FORMS: &str = "error, info or debug";
+const AB_FORMS: &str = "a whole percent from 0 to 100";
 
 struct Checker<'a> {
     problems: &'a mut Vec<String>,
@@ -498,9 +533,16 @@ impl fmt::Display for Config {
                         }
                     })
                     .collect();
-                write!(f, "  ports             {}", list.join(","))
+                writeln!(f, "  ports             {}", list.join(","))
             }
-            None => write!(f, "  ports             all"),
+            None => writeln!(f, "  ports             all"),
+        }?;
+        let path = |p: &Option<String>| p.clone().unwrap_or_else(|| "off".to_string());
+        writeln!(f, "  stats             {}", path(&self.stats))?;
+        writeln!(f, "  stats_prom        {}", path(&self.stats_prom))?;
+        match self.ab {
+            Some(pct) => write!(f, "  ab                {pct}% of connections in arm B"),
+            None => write!(f, "  ab                off"),
         }
     }
 }
@@ -570,6 +612,19 @@ mod tests {
             assert_eq!(p.config.defer_accept, None, "{bad:?}");
             assert_eq!(p.problems.len(), 1, "{bad:?}");
             assert!(p.problems[0].contains("SOCKTUNE_DEFER_ACCEPT"));
+        }
+    }
+
+    #[test]
+    fn stats_alone_tracks_connections_and_ab_takes_a_percent() {
+        let p = env(&[("SOCKTUNE_STATS", "/tmp/s.jsonl"), ("SOCKTUNE_AB", "50")]);
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        assert!(!p.config.inert());
+        assert_eq!(p.config.ab, Some(50));
+        for bad in ["101", "-1", "half", "50%"] {
+            let p = env(&[("SOCKTUNE_AB", bad)]);
+            assert_eq!(p.config.ab, None, "{bad:?}");
+            assert!(p.problems[0].contains("SOCKTUNE_AB"), "{bad:?}");
         }
     }
 
