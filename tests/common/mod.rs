@@ -179,26 +179,7 @@ impl Scenario {
         if std::env::var_os("SOCKTUNE_TEST_TRACE").is_some() {
             cmd.arg("--trace"); // packet list on stderr, shown when the test fails
         }
-        let out = run_bounded(&mut cmd, HARNESS_LIMIT);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let line = stdout.lines().last().unwrap_or("").to_string();
-        assert!(
-            out.status.success() && !line.is_empty(),
-            "[{}] harness failed ({}); a namespace problem means these tests need root \
-             (`unshare -n`):\n{stderr}",
-            self.name,
-            out.status
-        );
-        let fields = line.split_whitespace().filter_map(|t| t.split_once('='));
-        let results = Results {
-            name: self.name.clone(),
-            map: fields
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            line,
-            stderr,
-        };
+        let results = Results::parse(&self.name, &run_bounded(&mut cmd, HARNESS_LIMIT));
         assert_eq!(
             results.get("client_rc"),
             "0",
@@ -232,6 +213,28 @@ pub struct Results {
 }
 
 impl Results {
+    /// Reads a harness's last stdout line; panics with its stderr unless it exited 0.
+    pub fn parse(name: &str, out: &Output) -> Results {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let line = stdout.lines().last().unwrap_or("").to_string();
+        assert!(
+            out.status.success() && !line.is_empty(),
+            "[{name}] harness failed ({}); a namespace problem means these tests need root \
+             (`unshare -n`):\n{stderr}",
+            out.status
+        );
+        let fields = line.split_whitespace().filter_map(|t| t.split_once('='));
+        Results {
+            name: name.into(),
+            map: fields
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            line,
+            stderr,
+        }
+    }
+
     pub fn get(&self, key: &str) -> &str {
         self.map
             .get(key)
