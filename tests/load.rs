@@ -64,7 +64,10 @@ fn nginx_under_1000_keepalive_connections_without_and_with_the_shim() {
         );
     }
     let ratio = r.num("shim_req_s") / r.num("plain_req_s");
-    eprintln!("requests/s with / without the shim: {ratio:.2} (order {})", r.get("order"));
+    eprintln!(
+        "requests/s with / without the shim: {ratio:.2} (order {})",
+        r.get("order")
+    );
     check(
         ratio >= MIN_RATE_RATIO,
         &r,
