@@ -33,6 +33,7 @@ import tempfile
 import time
 
 import netns
+import tools
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PORT = 8080
@@ -40,7 +41,6 @@ BODY_SIZE = 1024
 WARMUP = 2.0  # seconds for wrk to open every connection before the first sample
 SAMPLE = 2.0
 TOOLS = (("nginx", "nginx-light"), ("wrk", "wrk"))
-PATH = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"  # nginx lives in sbin
 
 NGINX_CONF = """\
 user root;  # the files live in a private temporary directory
@@ -80,23 +80,6 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def install_missing():
-    missing = [pkg for cmd, pkg in TOOLS if not shutil.which(cmd, path=PATH)]
-    if not missing:
-        return
-    if not shutil.which("apt-get"):
-        netns.die("missing %s and no apt-get to install them" % " ".join(missing))
-    print("load.py: installing %s with apt-get" % " ".join(missing), file=sys.stderr, flush=True)
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq"] + missing):
-        r = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
-        if r.returncode:
-            netns.die("%s failed:\n%s" % (" ".join(cmd), r.stderr))
-    still = [cmd for cmd, _ in TOOLS if not shutil.which(cmd, path=PATH)]
-    if still:
-        netns.die("apt-get installed %s but %s is still not on PATH" % (" ".join(missing), " ".join(still)))
-
-
 def workers(master):
     with open("/proc/%d/task/%d/children" % (master, master)) as f:
         return [int(p) for p in f.read().split()]
@@ -131,7 +114,7 @@ def start_nginx(args, work, env):
     with open(conf, "w") as f:
         f.write(NGINX_CONF.format(work=work, port=PORT, nofile=resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
     err = open(os.path.join(work, "nginx.stderr"), "w+")
-    nginx = subprocess.Popen([shutil.which("nginx", path=PATH), "-p", work, "-c", conf, "-e", os.path.join(work, "error.log")],
+    nginx = subprocess.Popen([tools.which("nginx"), "-p", work, "-c", conf, "-e", os.path.join(work, "error.log")],
                              env=env, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True)
     deadline = time.monotonic() + netns.LISTEN_WAIT
     while not (netns.listening(PORT) and len(workers(nginx.pid)) == 2):
@@ -150,7 +133,7 @@ def variant(args, name, work):
     try:
         pids = workers(nginx.pid)
         res = {"fd_idle": sample(pids)[0]}
-        wrk = subprocess.Popen(["wrk", "-t2", "-c%d" % args.conns, "-d%ds" % args.duration, "--latency",
+        wrk = subprocess.Popen([tools.which("wrk"), "-t2", "-c%d" % args.conns, "-d%ds" % args.duration, "--latency",
                                 "-s", os.path.join(HERE, "load_check.lua"), "http://127.0.0.1:%d/body" % PORT,
                                 "--", os.path.join(work, "www", "body")],
                                env=netns.child_env(args, False, []), stdin=subprocess.DEVNULL,
@@ -210,7 +193,7 @@ def main():
     if args.inside:
         run(args)
         return
-    install_missing()
+    tools.install_missing(TOOLS)
     os.execvp("unshare", ["unshare", "-n", sys.executable, os.path.abspath(__file__), "--inside"] + sys.argv[1:])
 
 
