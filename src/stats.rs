@@ -53,7 +53,8 @@ const MAX_PENDING: usize = 1 << 20;
 const DRAIN_AT_BYTES: usize = 16 << 10;
 /// Flusher ticks (ms) a line may wait in memory.
 const DRAIN_AFTER_TICKS: u32 = 10;
-const PROM_EVERY_TICKS: u32 = 1000;
+/// At most ten textfile rewrites a second, each within 0.1 s of a change.
+const PROM_EVERY_TICKS: u32 = 100;
 
 static PENDING_BYTES: AtomicU32 = AtomicU32::new(0);
 /// Flusher tick at which the oldest pending line was buffered.
