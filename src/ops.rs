@@ -430,6 +430,8 @@ pub fn duplicated(old: c_int, new: c_int) {
     let _keep = KeepErrno::now();
     let shared = if m.is_connection() { Meta::SHARED } else { 0 };
     fdtable::set(new, Meta(m.0 | shared));
+    let tally = fdtable::tally(old);
+    fdtable::update_tally(new, |_| tally);
     if shared != 0 {
         fdtable::set_flags(old, shared);
     }
