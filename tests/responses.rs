@@ -47,7 +47,12 @@ fn odd_sizes_under_cork_are_byte_exact_and_never_stall() {
                 )
             })
             .collect();
-        eprintln!("{:<16} mss {}  {}", r.name, r.get("mss"), per_size.join("  "));
+        eprintln!(
+            "{:<16} mss {}  {}",
+            r.name,
+            r.get("mss"),
+            per_size.join("  ")
+        );
         check_quiet(r);
         check(
             r.num("errors") == 0.0 && r.num("requests") >= 8.0 * REPEATS as f64,
