@@ -94,7 +94,7 @@ extern "C" fn after_fork_in_child() {
 }
 
 /// Both processes now hold every socket: a close in one no longer closes the connection.
-fn mark_connections_shared() {
+pub fn mark_connections_shared() {
     fdtable::for_each_tracked(|fd, m| {
         if m.is_connection() {
             fdtable::set_flags(fd, crate::policy::Meta::SHARED);
