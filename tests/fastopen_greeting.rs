@@ -96,3 +96,35 @@ fn missing_sysctl_bits_are_reported_once_and_fast_open_falls_back() {
         );
     }
 }
+
+/// SOCKTUNE_PORTS keeps defer-accept off a server-first port: one server listens on the harness
+/// port (mail-like, greets first, left out of the list) and on 8081 (listed). Only 8081 defers;
+/// read-first clients of the other get their greeting at once, where a deferring listener would
+/// hold each connection for the whole defer period (the client gives up after 5 s).
+#[test]
+fn ports_keep_defer_accept_off_a_server_first_port() {
+    let r = Scenario::new(
+        "ports",
+        "python3 {progs}/read_first_client.py 127.0.0.1 {port} blocking 3",
+    )
+    .server("python3 {progs}/greet_server.py 127.0.0.1 {port} 8081")
+    .server_env(&["SOCKTUNE_DEFER_ACCEPT=5", "SOCKTUNE_PORTS=8081"])
+    .run();
+    check_quiet(&r);
+    eprintln!(
+        "defer-accept read back: server-first port {}, listed port {}; slowest greeting {} ms",
+        r.get("srv_defer_8080"),
+        r.get("srv_defer_8081"),
+        r.get("greet_ms_max")
+    );
+    check(
+        r.get("srv_defer_8080") == "0" && r.num("srv_defer_8081") > 0.0,
+        &r,
+        "only the listed port should defer",
+    );
+    check(
+        r.get("greetings") == "3" && r.num("greet_ms_max") < 1000.0,
+        &r,
+        "the server-first port must greet at once",
+    );
+}
