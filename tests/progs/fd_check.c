@@ -49,7 +49,7 @@ static int passes_through(int w, int r) {
         if (n <= 0) return 0;
         got += n;
     }
-    return memcmp(in, out, sizeof in) == 0 && errno != 0;
+    return memcmp(in, out, sizeof in) == 0;
 }
 
 static void close_then_reuse(int l) {
