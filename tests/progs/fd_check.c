@@ -1,6 +1,6 @@
 /* fd lifetimes under the shim: numbers closed and reused by pipes and files, dup/dup2/dup3 and
- * F_DUPFD onto and from tracked sockets, close_range, and numbers above 65536 up to the kernel's
- * limit and past the shim's table. Each outcome is libc's own, so the program prints "0 failed"
+ * F_DUPFD onto and from tracked sockets, close_range, numbers above 65536 up to the kernel's
+ * limit and past the shim's table, and a socket shared with a vfork'ed child. Each outcome is libc's own, so the program prints "0 failed"
  * with and without libsocktune.so.
  *
  * Under the shim each connection corks its writes. "arrives" allows 100 ms: the shim's flusher
@@ -12,21 +12,26 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 #define ARRIVE_MS 100
 
-/* The peer c receives exactly `want` within ARRIVE_MS, and nothing more yet (EOF may follow). */
-static int arrives(int c, const char *want) {
+/* The peer c receives exactly `want` within `ms`, and nothing more yet (EOF may follow). */
+static int arrives_within(int c, const char *want, int ms) {
     char buf[256];
     size_t n = strlen(want), got = 0;
     while (got < n) {
         struct pollfd p = { .fd = c, .events = POLLIN };
-        if (poll(&p, 1, ARRIVE_MS) != 1) return 0;
+        if (poll(&p, 1, ms) != 1) return 0;
         ssize_t r = recv(c, buf + got, n - got, 0);
         if (r <= 0) return 0;
         got += r;
     }
     return memcmp(buf, want, n) == 0 && recv(c, buf, 1, MSG_DONTWAIT | MSG_PEEK) <= 0;
+}
+
+static int arrives(int c, const char *want) {
+    return arrives_within(c, want, ARRIVE_MS);
 }
 
 /* The peer c sees end-of-file within ARRIVE_MS. */
@@ -209,6 +214,28 @@ static void high_numbers(int l) {
     close(s); close(c);
 }
 
+/* A vfork'ed child that execs and writes to the socket it inherited (same number) some time
+ * later: the parent's close must push what it corked, since the socket lives on in the child. */
+static void vfork_child_shares_the_socket(int l) {
+    int c, s;
+    char cmd[64];
+    tcp_pair(l, &c, &s);
+    write(s, "parent ", 7);
+    snprintf(cmd, sizeof cmd, "sleep 0.3; printf child >&%d", s);
+    char *argv[] = { "sh", "-c", cmd, 0 };
+    extern char **environ;
+    pid_t pid = vfork();
+    if (pid == 0) {
+        execve("/bin/sh", argv, environ);
+        _exit(127);
+    }
+    close(s);
+    CHECK(arrives(c, "parent "), "vfork+execve: the parent's close pushes its held data");
+    CHECK(arrives_within(c, "child", 5000) && eof(c), "vfork+execve: the child's write and FIN follow");
+    waitpid(pid, 0, 0);
+    close(c);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     int l = listener(7410);
@@ -218,5 +245,6 @@ int main(void) {
     fcntl_dupfd(l);
     close_range_releases(l);
     high_numbers(l);
+    vfork_child_shares_the_socket(l);
     return summary();
 }
