@@ -236,6 +236,30 @@ static void vfork_child_shares_the_socket(int l) {
     close(c);
 }
 
+/* A vfork'ed child runs in the parent's memory: what it closes or duplicates in its own fd table
+ * (as subprocess does before exec, with dup2 and close_range) must leave the parent's sockets
+ * tracked, and what they hold must still be released. */
+static void vfork_child_closing_its_copies(int l) {
+    int c, s, pp[2];
+    tcp_pair(l, &c, &s);
+    pipe(pp);
+    write(s, "held", 4);
+    extern char **environ;
+    char *argv[] = { "true", 0 };
+    pid_t pid = vfork();
+    if (pid == 0) {
+        dup2(pp[1], s);
+        close(s);
+        close_range(3, ~0U, 0);
+        execve("/bin/true", argv, environ);
+        _exit(127);
+    }
+    waitpid(pid, 0, 0);
+    CHECK(arrives(c, "held"), "vfork child closing its copies: the parent's held data arrives");
+    CHECK(write(s, "next", 4) == 4 && arrives(c, "next"), "vfork child closing its copies: the parent's next response arrives");
+    close(s); close(c); close(pp[0]); close(pp[1]);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     int l = listener(7410);
@@ -246,5 +270,6 @@ int main(void) {
     close_range_releases(l);
     high_numbers(l);
     vfork_child_shares_the_socket(l);
+    vfork_child_closing_its_copies(l);
     return summary();
 }
