@@ -1,7 +1,8 @@
 //! Server-speaks-first protocol with a SOCKTUNE_FASTOPEN_CONNECT=1 client. With a cached cookie,
 //! a plain TCP_FASTOPEN_CONNECT client that reads first would hang forever (connect() sends no
 //! SYN until the first write). The shim must kick it: the greeting must arrive within 5 s in
-//! blocking, poll and epoll styles. Fast Open must still be in effect for write-first clients.
+//! blocking, poll and epoll styles, with every behaviour on in the client (cork included). Fast
+//! Open must still be in effect for write-first clients.
 mod common;
 use common::*;
 
@@ -17,7 +18,7 @@ fn read_first_gets_greeting(mode: &str) {
         greet("baseline", mode),
         greet("fastopen", mode)
             .server_env(&["SOCKTUNE_FASTOPEN=256"])
-            .client_env(&["SOCKTUNE_FASTOPEN_CONNECT=1"]),
+            .client_env(ALL_BEHAVIOURS),
     ]);
     for r in &runs {
         check_quiet(r);
