@@ -391,23 +391,27 @@ pub fn before_close(fd: c_int, meta: Meta) {
         crate::log::sink_closed();
     }
     let _keep = KeepErrno::now();
-    if meta.is_connection() {
-        stats::ended(fd, meta, End::Close);
-    }
+    let recorded = meta.is_connection() && config().records();
     if fdtable::take_held(fd) {
         // Nothing is logged on the close path: the program may be closing stderr itself.
-        if policy::close_action(meta, sys::unread_bytes(fd)) == CloseAction::PushFirst {
-            let _ = sys::uncork(fd);
+        match policy::close_action(meta, sys::unread_bytes(fd)) {
+            CloseAction::PushFirst => {
+                let _ = sys::uncork(fd);
+            }
+            // The close would send the held data with the FIN; a write-side shutdown sends the
+            // same segment now, so that the record below counts it.
+            CloseAction::RideFin if recorded => sys::shutdown_write(fd),
+            CloseAction::RideFin => {}
         }
+    }
+    if recorded {
+        stats::ended(fd, meta, End::Close);
     }
     fdtable::clear(fd);
 }
 
 /// Before shutdown(): a FIN rides on corked data by itself; only a read-side shutdown needs a push.
 pub fn before_shutdown(fd: c_int, how: c_int) {
-    if how != libc::SHUT_RD {
-        stats::ended(fd, fdtable::get(fd), End::Shutdown);
-    }
     let Some(_busy) = runtime::enter() else {
         return;
     };
@@ -418,6 +422,13 @@ pub fn before_shutdown(fd: c_int, how: c_int) {
         } else {
             debug!("fd {fd}: response leaves with the FIN (shutdown)");
         }
+    }
+}
+
+/// After a successful shutdown(): the write side is done, with what it sent, so record it now.
+pub fn after_shutdown(fd: c_int, how: c_int) {
+    if how != libc::SHUT_RD && config().records() {
+        stats::ended(fd, fdtable::get(fd), End::Shutdown);
     }
 }
 

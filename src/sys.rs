@@ -89,6 +89,12 @@ pub fn kick_syn(fd: c_int) {
     };
 }
 
+/// shutdown(SHUT_WR) on the shim's own behalf: the FIN leaves with any corked data.
+pub fn shutdown_write(fd: c_int) {
+    // SAFETY: a raw syscall on an fd number; it cannot reach our hooks.
+    unsafe { libc::syscall(libc::SYS_shutdown, fd, libc::SHUT_WR) };
+}
+
 /// Bytes received and not yet read.
 pub fn unread_bytes(fd: c_int) -> usize {
     let mut n: c_int = 0;

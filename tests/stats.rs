@@ -183,6 +183,34 @@ fn forked_children_leaving_by_underscore_exit_lose_no_record() {
     );
 }
 
+/// A corked response that leaves with the FIN at close() is in the record: the snapshot is taken
+/// once it has left, not while the cork still holds it.
+#[test]
+fn a_response_leaving_with_the_fin_is_counted() {
+    let dir = scratch("stats-fin");
+    let stats = dir.join("conns.jsonl");
+    let r = Scenario::new(
+        "fin at close()",
+        "python3 {progs}/short_client.py 127.0.0.1 {port} 8 /f100",
+    )
+    .server("python3 {progs}/prefork_server.py 127.0.0.1 {port} 2 once")
+    .server_env(&["SOCKTUNE_CORK=1", &setting("STATS", &stats)])
+    .run();
+    let s = Summary::read(&stats, None);
+    expect(
+        s.num("server_none_conns") == 8.0,
+        &s,
+        &r,
+        "one record per connection",
+    );
+    expect(
+        s.num("server_none_data_out") == 8.0,
+        &s,
+        &r,
+        "each response: one data segment, with the FIN",
+    );
+}
+
 /// Fast Open shows in the records of both ends: data in the SYN from the 2nd connection on.
 #[test]
 fn fastopen_shows_in_the_records_of_both_ends() {
@@ -194,7 +222,11 @@ fn fastopen_shows_in_the_records_of_both_ends() {
     )
     .server(HTTP10_SERVER_V4)
     .tfo()
-    .server_env(&["SOCKTUNE_FASTOPEN=256", &setting("STATS", &srv)])
+    .server_env(&[
+        "SOCKTUNE_FASTOPEN=256",
+        "SOCKTUNE_CORK=1",
+        &setting("STATS", &srv),
+    ])
     .client_env(&["SOCKTUNE_FASTOPEN_CONNECT=1", &setting("STATS", &cli)])
     .run();
     check_quiet(&r);
@@ -225,10 +257,17 @@ fn fastopen_shows_in_the_records_of_both_ends() {
         "server records: SYN data from the 2nd connection",
     );
     expect(
-        s.get("server_none_behaviours") == "fastopen",
+        s.get("server_none_behaviours") == "cork+fastopen+nodelay",
         &s,
         &r,
-        "server behaviour",
+        "server behaviours",
+    );
+    // http.server answers HTTP/1.0, then shuts the connection down: the record follows that.
+    expect(
+        s.num("server_none_data_out") == 10.0,
+        &s,
+        &r,
+        "each corked response: one data segment",
     );
     check(
         r.get("syn_data") == syn,

@@ -26,10 +26,15 @@ hook! {
 // Replaces shutdown(2): a FIN rides on the corked response.
 hook! {
     unsafe fn shutdown(fd: c_int, how: c_int) -> c_int => st_shutdown {
-        if fdtable::get(fd).is_connection() {
+        let connection = fdtable::get(fd).is_connection();
+        if connection {
             ops::before_shutdown(fd, how);
         }
-        real!(shutdown)(fd, how)
+        let r = real!(shutdown)(fd, how);
+        if connection && r == 0 {
+            ops::after_shutdown(fd, how);
+        }
+        r
     }
 }
 
