@@ -229,10 +229,8 @@ fn absolute(path: &Path) -> Result<PathBuf, Fail> {
 pub fn help() -> String {
     let mut out = String::new();
     for s in SETTINGS {
-        out += &crate::help::entry(
-            &s.synopsis(),
-            &format!("{} (sets {})", s.help, s.env_name()),
-        );
+        let synopsis = format!("{:<36}sets {}", s.synopsis(), s.env_name());
+        out += &crate::help::entry(&synopsis, s.help);
     }
     out += &crate::help::entry(
         "--lib PATH",
