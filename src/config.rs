@@ -110,7 +110,7 @@ pub struct Config {
     pub log_file: Option<String>,
     /// JSON lines, one per TCP connection at close, appended here.
     pub stats: Option<String>,
-    /// Prometheus textfile of the process tree's counters, rewritten about once a second.
+    /// Prometheus textfile of the process tree's counters, rewritten within 0.1 s of a change.
     pub stats_prom: Option<String>,
     /// Percent of connections in arm B (behaviours on); the rest get none.
     pub ab: Option<u8>,

@@ -90,6 +90,7 @@ extern "C" fn after_fork_in_child() {
     // The parent keeps flushing what it corked; our copy of its holds must not double it.
     fdtable::forget_holds();
     flusher::forget_after_fork();
+    crate::stats::forget_after_fork();
     mark_connections_shared();
 }
 
@@ -110,6 +111,7 @@ extern "C" fn init() {
             libc::pthread_atfork(None, Some(after_fork_in_parent), Some(after_fork_in_child))
         };
         crate::hooks::capture_inherited();
+        crate::stats::init();
     }
 }
 

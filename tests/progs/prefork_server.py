@@ -36,28 +36,33 @@ def worker(s, tell):
             serve(c)
 
 
-host, port = sys.argv[1], int(sys.argv[2])
-workers = int(sys.argv[3]) if len(sys.argv) > 3 else 3
-s = socket.socket(family_of(host))
-s.bind((host, port))
-s.listen(128)
-r, w = os.pipe()
-for _ in range(workers):
-    if os.fork() == 0:
-        os.close(r)
-        try:
-            worker(s, w)
-        finally:
-            os._exit(0)
-os.close(w)
-conns, seen, pending = 0, set(), b""
-while True:  # until the harness's SIGTERM (to the whole process group)
-    d = os.read(r, 4096)
-    if not d:
-        break
-    pending += d
-    *lines, pending = pending.split(b"\n")
-    for pid in lines:
-        conns += 1
-        seen.add(pid)
-        report(conns=conns, workers=len(seen))
+def main():
+    host, port = sys.argv[1], int(sys.argv[2])
+    workers = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    s = socket.socket(family_of(host))
+    s.bind((host, port))
+    s.listen(128)
+    r, w = os.pipe()
+    for _ in range(workers):
+        if os.fork() == 0:
+            os.close(r)
+            try:
+                worker(s, w)
+            finally:
+                os._exit(0)
+    os.close(w)
+    conns, seen, pending = 0, set(), b""
+    while True:  # until the harness's SIGTERM (to the whole process group)
+        d = os.read(r, 4096)
+        if not d:
+            break
+        pending += d
+        *lines, pending = pending.split(b"\n")
+        for pid in lines:
+            conns += 1
+            seen.add(pid)
+            report(conns=conns, workers=len(seen))
+
+
+if __name__ == "__main__":
+    main()
