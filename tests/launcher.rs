@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -48,15 +48,6 @@ fn describe(out: &Output) -> String {
         text(&out.stdout),
         text(&out.stderr)
     )
-}
-
-/// A fresh directory for this test's files.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("socktune-launcher-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
 }
 
 #[test]
@@ -193,7 +184,7 @@ fn run_refuses_bad_values_and_reports_missing_commands() {
     assert_eq!(out.status.code(), Some(127), "{}", describe(&out));
     assert!(text(&out.stderr).contains("socktune-no-such-command: command not found"));
 
-    let dir = scratch("noexec");
+    let dir = scratch("launcher-noexec");
     let file = dir.join("data.txt");
     std::fs::write(&file, "not a program\n").unwrap();
     let out = launch(&["run", "--", file.to_str().unwrap()]);
@@ -228,7 +219,7 @@ fn tuning_vars(env_output: &str) -> Vec<String> {
 
 #[test]
 fn env_output_sourced_by_sh_sets_what_run_sets() {
-    let dir = scratch("env");
+    let dir = scratch("launcher-env");
     let stats = dir.join("it's stats.jsonl");
     let flags = [
         "--cork",
@@ -375,7 +366,7 @@ fn doctor_reports_the_library_the_kernel_and_the_sysctls() {
 
 #[test]
 fn doctor_sees_what_blocks_a_command() {
-    let dir = scratch("doctor");
+    let dir = scratch("launcher-doctor");
     // A static binary: no program interpreter, so the loader never runs.
     let src = dir.join("hello.c");
     std::fs::write(&src, "int main(void) { return 0; }\n").unwrap();
@@ -448,7 +439,7 @@ fn fixture(name: &str) -> String {
 
 #[test]
 fn report_tells_the_arms_apart_in_a_fixture() {
-    let dir = scratch("report");
+    let dir = scratch("launcher-report");
     let svg = dir.join("chart.svg");
     let out = launch(&[
         "report",
@@ -588,21 +579,72 @@ fn mentions(text: &str, flag: &str) -> bool {
     })
 }
 
+/// http.server under the launcher in the namespace harness, which loads no shim itself (no
+/// --srv-shim): only `socktune run` can make the responses leave as one segment each. Two runs
+/// at once: `--cork`, counted by the kernel; and `--cork --ab 50 --stats`, whose records
+/// `socktune report` must split into an untuned arm A and a corked arm B.
 #[test]
-fn run_tunes_a_real_server() {
-    // http.server under `socktune run --cork`: the harness loads no shim itself (no
-    // --srv-shim), so only the launcher can make the responses leave as one segment each.
-    let server = format!(
-        "{} run --cork -- {HTTP11_SERVER_V4}",
-        env!("CARGO_BIN_EXE_socktune")
-    );
+fn run_tunes_a_real_server_and_report_tells_the_arms_apart() {
     lib();
-    let r = keepalive("socktune run --cork", &server, "127.0.0.1", 100).run();
-    eprintln!(
-        "socktune run --cork: packets/request {} p50 {} ms",
-        r.get("packets_per_request"),
-        r.get("p50_ms")
+    let bin = env!("CARGO_BIN_EXE_socktune");
+    let dir = scratch("launcher-ab");
+    let stats = dir.join("ab.jsonl");
+    // Arm A stalls 44 ms per request: 20 connections of 15 keep about 6 s of them.
+    let (requests, conns) = (15, 20);
+    let ab_client =
+        format!("python3 {{progs}}/ka_client.py 127.0.0.1 {{port}} {requests} /f100 {conns}");
+    let ab_server = format!(
+        "{bin} run --cork --ab 50 --stats {} -- {HTTP11_SERVER_V4}",
+        stats.display()
     );
-    check_corked(&r, "socktune run --cork -- python3 -m http.server");
-    check_quiet(&r);
+    let runs = run_all(&[
+        keepalive(
+            "run --cork",
+            &format!("{bin} run --cork -- {HTTP11_SERVER_V4}"),
+            "127.0.0.1",
+            100,
+        ),
+        Scenario::new("run --cork --ab 50 --stats", &ab_client).server(&ab_server),
+    ]);
+    let cork = &runs[0];
+    eprintln!(
+        "socktune run --cork: {} packets/request",
+        cork.get("packets_per_request")
+    );
+    check_corked(cork, "socktune run --cork -- python3 -m http.server");
+    check_quiet(cork);
+
+    let out = launch(&["report", stats.to_str().unwrap()]);
+    let report = text(&out.stdout);
+    eprintln!("{report}");
+    check(out.status.success(), &runs[1], &describe(&out));
+    let (a, b) = (fields(&report, "server A"), fields(&report, "server B"));
+    let num = |row: &[String], i: usize| row.get(i).and_then(|v| v.parse::<f64>().ok());
+    let total = num(&a, 2).unwrap_or(0.0) + num(&b, 2).unwrap_or(0.0);
+    check(
+        total == f64::from(conns),
+        &runs[1],
+        &format!("{conns} connections in the arms:\n{report}"),
+    );
+    check(
+        num(&a, 4).is_some_and(|p| p >= 4.0),
+        &runs[1],
+        &format!("arm A: >= 4 packets per response\n{report}"),
+    );
+    check(
+        num(&b, 4).is_some_and(|p| p <= 2.6),
+        &runs[1],
+        &format!("arm B: <= 2.6 packets per response\n{report}"),
+    );
+    check(
+        num(&b, 5) == Some(1.0),
+        &runs[1],
+        &format!("arm B: one data segment per response\n{report}"),
+    );
+    check(
+        report.contains("server: B - A = ") && report.contains("): significant"),
+        &runs[1],
+        &format!("the difference must be significant\n{report}"),
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }
