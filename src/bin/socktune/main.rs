@@ -101,7 +101,9 @@ fn real_main() -> i32 {
                     eprintln!("socktune {name}: {line}");
                 }
             }
-            eprintln!("socktune {name}: see `socktune {name} --help`");
+            // The library's message ends with what it would do; the launcher does nothing.
+            let stopped = if name == "run" { "the command was not started; " } else { "" };
+            eprintln!("socktune {name}: {stopped}see `socktune {name} --help`");
             USAGE_STATUS
         }
         Err(Fail::Exit(status, msg)) => {
