@@ -384,14 +384,19 @@ fn doctor_sees_what_blocks_a_command() {
         "cc -static failed; it needs glibc's static libc.a (apt-get install -y libc6-dev):\n{}",
         describe(&cc)
     );
-    let (code, out) = doctor(3, &[static_bin.to_str().unwrap()]);
-    assert_eq!(code, Some(1), "{out}");
-    assert!(
-        out.contains(&format!(
-            "FAIL  {}: statically linked",
-            static_bin.display()
-        )),
-        "{out}"
+    // Runs doctor on `program`: the exit status and the lines its output must hold.
+    let expect = |program: &str, status: i32, lines: &[&str]| {
+        let (code, out) = doctor(3, &[program]);
+        assert_eq!(code, Some(status), "{out}");
+        for line in lines {
+            assert!(out.contains(line), "want {line:?} in:\n{out}");
+        }
+    };
+    let static_bin = static_bin.display().to_string();
+    expect(
+        &static_bin,
+        1,
+        &[&format!("FAIL  {static_bin}: statically linked")],
     );
 
     // A setuid copy of a dynamic program, owned by nobody: secure-execution mode for root.
@@ -399,32 +404,31 @@ fn doctor_sees_what_blocks_a_command() {
     std::fs::copy("/bin/true", &suid).unwrap();
     std::os::unix::fs::chown(&suid, Some(65534), Some(65534)).unwrap();
     std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
-    let (code, out) = doctor(3, &[suid.to_str().unwrap()]);
-    assert_eq!(code, Some(1), "{out}");
-    assert!(
-        out.contains(&format!("FAIL  {}: setuid (owner 65534", suid.display())),
-        "{out}"
-    );
-    assert!(out.contains("secure-execution mode"), "{out}");
+    let suid = suid.display().to_string();
+    let setuid_line = format!("FAIL  {suid}: setuid (owner 65534");
+    expect(&suid, 1, &[&setuid_line, "secure-execution mode"]);
 
     // A script (python3 here is one: a pyenv shim) is followed to the ELF that runs it.
     let script = dir.join("tool");
     std::fs::write(&script, "#!/usr/bin/env sh\nexec true\n").unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let (code, out) = doctor(3, &[script.to_str().unwrap()]);
-    assert_eq!(code, Some(0), "{out}");
-    assert!(
-        out.contains(&format!("note  {}: a #! script run by ", script.display())),
-        "{out}"
+    let script = script.display().to_string();
+    let script_line = format!("note  {script}: a #! script run by ");
+    expect(
+        &script,
+        0,
+        &[
+            &script_line,
+            "dynamically linked (loader ",
+            ": LD_PRELOAD applies",
+        ],
     );
-    assert!(out.contains("dynamically linked (loader "), "{out}");
-    assert!(out.contains(": LD_PRELOAD applies"), "{out}");
 
-    let (code, out) = doctor(3, &["socktune-no-such-command"]);
-    assert_eq!(code, Some(1), "{out}");
-    assert!(
-        out.contains("FAIL  socktune-no-such-command: command not found"),
-        "{out}"
+    let missing = "socktune-no-such-command";
+    expect(
+        missing,
+        1,
+        &["FAIL  socktune-no-such-command: command not found"],
     );
     std::fs::remove_dir_all(&dir).ok();
 }

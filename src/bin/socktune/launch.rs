@@ -43,20 +43,15 @@ pub fn env_help() -> String {
 /// Where `run` looks for the library when `--lib` is not given: beside the executable
 /// (target/release holds both after `cargo build --release`), then the usual install places.
 fn candidates() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(bin_dir) = std::env::current_exe()
+    let bin_dir = std::env::current_exe()
         .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf))
-    {
-        dirs.push(bin_dir.join("../lib/socktune"));
-        dirs.insert(0, bin_dir.join("../lib"));
-        dirs.insert(0, bin_dir);
-    }
+        .and_then(|e| e.parent().map(Path::to_path_buf));
+    let beside = bin_dir
+        .into_iter()
+        .flat_map(|d| [d.clone(), d.join("../lib"), d.join("../lib/socktune")]);
     let multiarch = format!("/usr/lib/{}-linux-gnu", std::env::consts::ARCH);
-    for d in ["/usr/local/lib", "/usr/lib", multiarch.as_str()] {
-        dirs.push(PathBuf::from(d));
-    }
-    dirs.into_iter().map(|d| d.join(LIB_NAME)).collect()
+    let usual = ["/usr/local/lib", "/usr/lib", multiarch.as_str()].map(PathBuf::from);
+    beside.chain(usual).map(|d| d.join(LIB_NAME)).collect()
 }
 
 /// The library to preload: `--lib`, or the first candidate that exists, as a canonical path.

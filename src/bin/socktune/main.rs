@@ -102,7 +102,11 @@ fn real_main() -> i32 {
                 }
             }
             // The library's message ends with what it would do; the launcher does nothing.
-            let stopped = if name == "run" { "the command was not started; " } else { "" };
+            let stopped = if name == "run" {
+                "the command was not started; "
+            } else {
+                ""
+            };
             eprintln!("socktune {name}: {stopped}see `socktune {name} --help`");
             USAGE_STATUS
         }
