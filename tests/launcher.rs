@@ -5,6 +5,7 @@
 //! and the man page cover every flag.
 mod common;
 use common::*;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
@@ -75,6 +76,13 @@ fn run_becomes_the_command_with_the_library_loaded() {
     );
     assert_eq!(lines[2], "1|80, 8080");
     assert!(out.stderr.is_empty(), "{}", describe(&out));
+
+    // The command's arguments pass on byte for byte, UTF-8 or not.
+    let bytes = std::ffi::OsStr::from_bytes(b"caf\xe9 \xff");
+    let mut cmd = socktune();
+    cmd.args(["run", "--", "printf", "%s"]).arg(bytes);
+    let out = run_bounded(&mut cmd, LIMIT);
+    assert_eq!(out.stdout, bytes.as_bytes(), "{}", describe(&out));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use crate::flags::{self, Request};
 use crate::{help, Fail};
 use std::collections::VecDeque;
-use std::ffi::{CString, OsStr};
+use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -117,12 +117,12 @@ fn preload_value(lib: &Path, existing: Option<&OsStr>) -> String {
 }
 
 /// Parses `[FLAGS] [--] CMD ARGS...` for `run` (with `cmd`) or `FLAGS` with the caller's own
-/// extra flags for `env` (handled by `extra`).
+/// extra flags for `env` (handled by `extra`). Returns how many arguments the command has.
 fn parse(
     args: Vec<String>,
     wants_cmd: bool,
     mut extra: impl FnMut(&mut VecDeque<String>) -> Result<bool, Fail>,
-) -> Result<(Request, Vec<String>), Fail> {
+) -> Result<(Request, usize), Fail> {
     let mut args: VecDeque<String> = args.into();
     let mut req = Request::default();
     while let Some(front) = args.front().cloned() {
@@ -149,12 +149,15 @@ fn parse(
         ));
     }
     req.validate()?;
-    Ok((req, args.into()))
+    Ok((req, args.len()))
 }
 
 /// `socktune run`: sets the variables in this process, then becomes the command.
-pub fn run(args: Vec<String>) -> Result<(), Fail> {
-    let (req, cmd) = parse(args, true, |_| Ok(false))?;
+pub fn run(args: Vec<OsString>) -> Result<(), Fail> {
+    let text = args.iter().map(|a| a.to_string_lossy().into_owned());
+    let (req, cmd_len) = parse(text.collect(), true, |_| Ok(false))?;
+    let (flags, cmd) = args.split_at(args.len() - cmd_len);
+    crate::utf8(flags.to_vec())?; // a value the loss of bytes would change
     let lib = find_lib(req.lib.as_deref())?;
     let preload = preload_value(&lib, std::env::var_os("LD_PRELOAD").as_deref());
     // One thread so far, so changing our own environment is safe; execvp passes it on.
@@ -162,13 +165,13 @@ pub fn run(args: Vec<String>) -> Result<(), Fail> {
     for (name, value) in &req.vars {
         std::env::set_var(name, value);
     }
-    exec(&cmd)
+    exec(cmd)
 }
 
 /// execvp itself rather than `std::process::Command`, which would reset the signal mask and
 /// SIGPIPE: the command must start with the dispositions socktune was given (systemd, for one,
 /// starts services with SIGPIPE ignored).
-fn exec(cmd: &[String]) -> Result<(), Fail> {
+fn exec(cmd: &[OsString]) -> Result<(), Fail> {
     let argv: Vec<CString> = cmd
         .iter()
         .map(|a| CString::new(a.as_bytes()))
@@ -180,13 +183,11 @@ fn exec(cmd: &[String]) -> Result<(), Fail> {
     // does not return.
     unsafe { libc::execvp(ptrs[0], ptrs.as_ptr()) };
     let err = std::io::Error::last_os_error();
+    let name = cmd[0].to_string_lossy();
     // The codes of shells and env(1): 127 not found, 126 found but not executable.
     Err(match err.raw_os_error() {
-        Some(libc::ENOENT) => Fail::Exit(127, format!("socktune: {}: command not found", cmd[0])),
-        _ => Fail::Exit(
-            126,
-            format!("socktune: {}: {}", cmd[0], crate::describe(&err)),
-        ),
+        Some(libc::ENOENT) => Fail::Exit(127, format!("socktune: {name}: command not found")),
+        _ => Fail::Exit(126, format!("socktune: {name}: {}", crate::describe(&err))),
     })
 }
 

@@ -24,6 +24,8 @@ mod report;
 mod stats;
 mod svg;
 
+use std::ffi::OsString;
+
 /// Why a subcommand stopped instead of finishing.
 #[derive(Debug)]
 pub enum Fail {
@@ -47,13 +49,26 @@ fn subcommand_help(name: &str) -> Option<String> {
     })
 }
 
-fn dispatch(name: &str, args: Vec<String>) -> Result<i32, Fail> {
+fn dispatch(name: &str, args: Vec<OsString>) -> Result<i32, Fail> {
+    if name == "run" {
+        return launch::run(args).map(|()| 0);
+    }
+    // Only run passes arguments on (a command's may be any bytes); the others read text.
+    let args = utf8(args)?;
     match name {
-        "run" => launch::run(args).map(|()| 0),
         "env" => launch::env(args).map(|()| 0),
         "doctor" => doctor::doctor(args),
         _ => report::report(args).map(|()| 0),
     }
+}
+
+pub fn utf8(args: Vec<OsString>) -> Result<Vec<String>, Fail> {
+    args.into_iter()
+        .map(|a| {
+            a.into_string()
+                .map_err(|a| Fail::Usage(format!("{:?} is not UTF-8 text", a)))
+        })
+        .collect()
 }
 
 /// An error's text without Rust's " (os error N)" suffix, as C tools print it.
@@ -63,23 +78,25 @@ pub fn describe(err: &std::io::Error) -> String {
 }
 
 fn real_main() -> i32 {
-    let mut args = std::env::args().skip(1);
+    // args_os: std::env::args() would panic on a command argument that is not UTF-8.
+    let mut args = std::env::args_os().skip(1);
     let Some(name) = args.next() else {
         eprint!("{}", help::MAIN);
         return USAGE_STATUS;
     };
-    let rest: Vec<String> = args.collect();
+    let name = name.to_string_lossy().into_owned();
+    let rest: Vec<OsString> = args.collect();
     if !matches!(name.as_str(), "-h" | "--help" | "help") && subcommand_help(&name).is_none() {
         eprintln!("socktune: unknown command {name:?}; commands: run, env, doctor, report (see socktune --help)");
         return USAGE_STATUS;
     }
     if matches!(name.as_str(), "-h" | "--help" | "help") {
-        match rest.first().map(|c| subcommand_help(c)) {
+        match rest.first().map(|c| subcommand_help(&c.to_string_lossy())) {
             Some(Some(text)) => print!("{text}"),
             Some(None) => {
                 eprintln!(
                     "socktune: no help for {:?}; commands: run, env, doctor, report",
-                    rest[0]
+                    rest[0].to_string_lossy()
                 );
                 return USAGE_STATUS;
             }
