@@ -138,7 +138,9 @@ fn real_main() -> i32 {
 #[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
-    let status = real_main();
+    // A panic must not unwind out of an extern "C" function (that aborts); exit 101 as a Rust
+    // main would, its message already printed by the panic hook.
+    let status = std::panic::catch_unwind(real_main).unwrap_or(101);
     // Flush stdout before exit(3) skips Rust's own flush at the end of a `main` it did not run.
     use std::io::Write;
     let _ = std::io::stdout().flush();
