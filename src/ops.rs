@@ -424,7 +424,7 @@ pub fn before_shutdown(fd: c_int, how: c_int) {
 /// dup/dup2/dup3/F_DUPFD made `new` another name for `old`'s socket.
 pub fn duplicated(old: c_int, new: c_int) {
     let m = fdtable::get(old);
-    if m.kind() == Kind::Empty || new < 0 || m.has(Meta::SHIM_LOG) {
+    if m.kind() == Kind::Empty || new < 0 || m.has(Meta::SHIM_LOG) || runtime::in_vfork_child() {
         return;
     }
     let _keep = KeepErrno::now();

@@ -64,8 +64,6 @@ static IN_FLIGHT: AtomicU32 = AtomicU32::new(0);
 static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 static EXITED: AtomicBool = AtomicBool::new(false);
-/// The process that owns the buffer: a vfork child (same memory, other pid) must not drain it.
-static OWNER: AtomicU32 = AtomicU32::new(0);
 static RNG: AtomicU64 = AtomicU64::new(0);
 static PROM_DIRTY: AtomicBool = AtomicBool::new(false);
 static PROM_WRITTEN: AtomicU32 = AtomicU32::new(0);
@@ -107,7 +105,6 @@ pub fn init() {
 /// Seeds the arm generator from the kernel's per-exec random bytes and the pid; a forked child
 /// reseeds, so that prefork workers do not replay one sequence.
 fn seed() {
-    OWNER.store(pid(), SeqCst);
     // SAFETY: AT_RANDOM points to 16 random bytes for the life of the process.
     let random = unsafe {
         let p = libc::getauxval(libc::AT_RANDOM) as *const u8;
@@ -426,7 +423,8 @@ fn write_prom() {
 
 /// Exit (atexit, or the `_exit` hook): write what is buffered, the process line, the textfile.
 pub fn at_exit() {
-    if !config().records() || OWNER.load(SeqCst) != pid() || EXITED.swap(true, SeqCst) {
+    // A vfork child runs in our memory: the buffer is not its to write.
+    if !config().records() || runtime::in_vfork_child() || EXITED.swap(true, SeqCst) {
         return;
     }
     let _busy = runtime::enter();
