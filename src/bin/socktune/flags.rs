@@ -173,7 +173,7 @@ impl Request {
 }
 
 /// Splits one argument into flag name and inline value: `--ab=50` → (`--ab`, Some("50")).
-fn split_inline(arg: &str) -> (&str, Option<&str>) {
+pub fn split_inline(arg: &str) -> (&str, Option<&str>) {
     match arg.split_once('=') {
         Some((flag, value)) => (flag, Some(value)),
         None => (arg, None),

@@ -205,18 +205,13 @@ pub fn env(args: Vec<String>) -> Result<(), Fail> {
         let Some(front) = args.front() else {
             return Ok(false);
         };
-        let value = match front.strip_prefix("--format") {
-            Some("") => {
-                args.pop_front();
-                args.pop_front()
-            }
-            Some(v) if v.starts_with('=') => {
-                let v = v[1..].to_string();
-                args.pop_front();
-                Some(v)
-            }
-            _ => return Ok(false),
-        };
+        let (flag, inline) = flags::split_inline(front);
+        if flag != "--format" {
+            return Ok(false);
+        }
+        let inline = inline.map(str::to_string);
+        args.pop_front();
+        let value = inline.or_else(|| args.pop_front());
         format = match value.as_deref() {
             Some("sh") => Format::Sh,
             Some("systemd") => Format::Systemd,
