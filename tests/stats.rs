@@ -5,17 +5,9 @@
 mod common;
 use common::*;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-/// A fresh directory for one test's stats files.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("socktune-stats-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
-}
 
 fn setting(name: &str, path: &Path) -> String {
     format!("SOCKTUNE_{name}={}", path.display())
@@ -65,7 +57,7 @@ const CONNS: u32 = 20;
 /// The README's A/B example: half the connections corked, half untouched, in one run.
 #[test]
 fn ab_split_tells_the_arms_apart() {
-    let dir = scratch("ab");
+    let dir = scratch("stats-ab");
     let (stats, prom) = (dir.join("conns.jsonl"), dir.join("socktune.prom"));
     let client =
         format!("python3 {{progs}}/ka_client.py 127.0.0.1 {{port}} {REQUESTS} /f100 {CONNS}");
@@ -146,7 +138,7 @@ fn ab_split_tells_the_arms_apart() {
 /// that leave with os._exit() still write theirs (and their process line) on the way out.
 #[test]
 fn forked_children_leaving_by_underscore_exit_lose_no_record() {
-    let dir = scratch("fork");
+    let dir = scratch("stats-fork");
     let stats = dir.join("conns.jsonl");
     let r = Scenario::new(
         "fork",
@@ -214,7 +206,7 @@ fn a_response_leaving_with_the_fin_is_counted() {
 /// Fast Open shows in the records of both ends: data in the SYN from the 2nd connection on.
 #[test]
 fn fastopen_shows_in_the_records_of_both_ends() {
-    let dir = scratch("tfo");
+    let dir = scratch("stats-tfo");
     let (srv, cli) = (dir.join("server.jsonl"), dir.join("client.jsonl"));
     let r = Scenario::new(
         "tfo",
