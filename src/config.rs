@@ -110,7 +110,7 @@ pub struct Config {
     pub log_file: Option<String>,
     /// JSON lines, one per TCP connection at close, appended here.
     pub stats: Option<String>,
-    /// Prometheus textfile of the process tree's counters, rewritten about once a second.
+    /// Prometheus textfile of the process tree's counters, rewritten within 0.1 s of a change.
     pub stats_prom: Option<String>,
     /// Percent of connections in arm B (behaviours on); the rest get none.
     pub ab: Option<u8>,
@@ -724,5 +724,138 @@ mod tests {
             text.contains("on for corked sockets"),
             "cork implies nodelay: {text}"
         );
+    }
+
+    /// Property tests over arbitrary names and values (proptest; 1000 cases each, well under a
+    /// second in release).
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::sample::select;
+
+        /// Valid settings for every variable, so that any problem comes from the one changed.
+        const GOOD: &[(&str, &str)] = &[
+            ("DEFER_ACCEPT", "5"),
+            ("CORK", "1"),
+            ("CORK_FLUSH_MS", "3"),
+            ("QUICKACK", "0"),
+            ("FASTOPEN", "16"),
+            ("FASTOPEN_CONNECT", "yes"),
+            ("NODELAY", "on"),
+            ("BACKLOG", "64"),
+            ("PORTS", "80,8000-8100"),
+            ("ROLE", "server"),
+            ("CORK_ROLE", "both"),
+            ("QUICKACK_ROLE", "client"),
+            ("NODELAY_ROLE", "both"),
+            ("LOG", "info"),
+            ("LOG_FILE", "/tmp/socktune.log"),
+            ("STATS", "/tmp/socktune.jsonl"),
+            ("STATS_PROM", "/tmp/socktune.prom"),
+            ("AB", "50"),
+        ];
+
+        /// Each variable's effect on the config, by variable name.
+        fn effects(c: &Config) -> Vec<(&'static str, String)> {
+            vec![
+                ("DEFER_ACCEPT", format!("{:?}", c.defer_accept)),
+                ("CORK", format!("{:?}", c.cork)),
+                ("CORK_FLUSH_MS", format!("{:?}", c.cork_flush_ms)),
+                ("QUICKACK", format!("{:?}", c.quickack_off)),
+                ("FASTOPEN", format!("{:?}", c.fastopen)),
+                ("FASTOPEN_CONNECT", format!("{:?}", c.fastopen_connect)),
+                ("NODELAY", format!("{:?}", c.nodelay)),
+                ("BACKLOG", format!("{:?}", c.backlog)),
+                ("PORTS", format!("{:?}", c.ports)),
+                ("CORK_ROLE", format!("{:?}", c.cork_role)),
+                ("QUICKACK_ROLE", format!("{:?}", c.quickack_role)),
+                ("NODELAY_ROLE", format!("{:?}", c.nodelay_role)),
+                ("LOG", format!("{:?}", c.log)),
+                ("LOG_FILE", format!("{:?}", c.log_file)),
+                ("STATS", format!("{:?}", c.stats)),
+                ("STATS_PROM", format!("{:?}", c.stats_prom)),
+                ("AB", format!("{:?}", c.ab)),
+            ]
+        }
+
+        /// Values: anything, digits and separators, and near-misses of the accepted forms.
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                "[0-9 ,\\-+x.]{0,12}",
+                select(
+                    &[
+                        "1",
+                        "0",
+                        "on",
+                        "OFF",
+                        "maybe",
+                        "",
+                        " ",
+                        "-1",
+                        "65536",
+                        "4294967296"
+                    ][..]
+                )
+                .prop_map(String::from),
+            ]
+        }
+
+        /// Names: ours, near-misses of ours, and anything at all.
+        fn name() -> impl Strategy<Value = String> {
+            prop_oneof![
+                select(KNOWN).prop_map(|k| format!("{PREFIX}{k}")),
+                "[A-Z_]{0,14}".prop_map(|k| format!("{PREFIX}{k}")),
+                any::<String>(),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            #[test]
+            fn any_environment_parses_and_every_problem_is_one_named_line(
+                vars in proptest::collection::vec((name(), value()), 0..10)
+            ) {
+                let p = parse(vars.clone());
+                for line in &p.problems {
+                    prop_assert!(line.starts_with("socktune: ") && !line.contains('\n'), "{line:?}");
+                    prop_assert!(
+                        vars.iter().any(|(k, _)| k.starts_with(PREFIX) && line.contains(k.as_str())),
+                        "{line:?} names none of {vars:?}"
+                    );
+                }
+            }
+
+            #[test]
+            fn a_bad_value_turns_off_only_its_own_behaviour(
+                changed in select(KNOWN), v in value()
+            ) {
+                let env = |changed_to: Option<&str>| {
+                    parse(GOOD.iter().map(|(k, good)| {
+                        let v = if *k == changed { changed_to.unwrap_or(good) } else { good };
+                        (format!("{PREFIX}{k}"), v.to_string())
+                    }))
+                };
+                let (good, p) = (env(None), env(Some(&v)));
+                prop_assert!(good.problems.is_empty(), "{:?}", good.problems);
+                let named = format!("{PREFIX}{changed}=");
+                prop_assert!(p.problems.len() <= 1, "{:?}", p.problems);
+                if let Some(line) = p.problems.first() {
+                    prop_assert!(line.starts_with(&format!("socktune: {named}")), "{line:?}");
+                    if changed == "PORTS" {
+                        // A bad port list switches every behaviour off rather than widening.
+                        prop_assert!(!p.config.cork && p.config.defer_accept.is_none());
+                        return Ok(());
+                    }
+                }
+                // The shared role is the default of the three per-behaviour roles, all set here.
+                for ((var, want), (_, got)) in effects(&good.config).iter().zip(effects(&p.config)) {
+                    if *var != changed {
+                        prop_assert_eq!(want, &got, "{} changed by {}{}={:?}", var, PREFIX, changed, v);
+                    }
+                }
+            }
+        }
     }
 }

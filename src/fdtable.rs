@@ -9,6 +9,7 @@
 //! thread, and one bit per fd in the chunk's bitmap so that flushers scan words, not slots.
 
 use crate::policy::Meta;
+use crate::record::Tally;
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
 
@@ -24,6 +25,8 @@ struct Slot {
     meta: AtomicU32,
     held_since: AtomicU32,
     held_by: AtomicU32,
+    /// Recording state, for `SOCKTUNE_STATS` (see [`Tally`]).
+    tally: AtomicU32,
 }
 
 struct Chunk {
@@ -110,6 +113,7 @@ pub fn set(fd: i32, meta: Meta) {
     let Some((d, i)) = index(fd) else { return };
     let Some(c) = chunk_or_alloc(d) else { return };
     take_held_in(c, i);
+    c.slots[i].tally.store(0, SeqCst);
     let old = Meta(c.slots[i].meta.swap(meta.0, SeqCst));
     armed_delta(old, meta);
 }
@@ -120,9 +124,26 @@ pub fn clear(fd: i32) -> Meta {
         return Meta::default();
     };
     take_held_in(c, i);
+    c.slots[i].tally.store(0, SeqCst);
     let old = Meta(c.slots[i].meta.swap(0, SeqCst));
     armed_delta(old, Meta::default());
     old
+}
+
+pub fn tally(fd: i32) -> Tally {
+    slot(fd).map_or(Tally::default(), |(c, i)| {
+        Tally(c.slots[i].tally.load(SeqCst))
+    })
+}
+
+/// Applies `f` atomically to a tracked fd's recording state, unless it would not change it.
+pub fn update_tally(fd: i32, f: impl Fn(Tally) -> Tally) {
+    let Some((c, i)) = slot(fd) else { return };
+    let word = &c.slots[i].tally;
+    let _ = word.fetch_update(SeqCst, SeqCst, |t| {
+        let new = f(Tally(t)).0;
+        (new != t).then_some(new)
+    });
 }
 
 /// Applies `f` atomically to a tracked fd's state; returns the new state.

@@ -3,12 +3,14 @@
 //! variable or reads another fd still has its data on the wire within milliseconds rather than
 //! after the kernel's 200 ms cork timer.
 //!
-//! It ticks every millisecond while any fd holds corked data, and sleeps on a futex otherwise.
-//! It holds no lock, so fork can never catch it holding one; a forked child starts its own on
-//! first need.
+//! It also writes the connection records of `SOCKTUNE_STATS` (see `stats`).
+//!
+//! It ticks every millisecond while any fd holds corked data or records wait, and sleeps on a
+//! futex otherwise. The only lock it takes is the records buffer's, which a forked child resets;
+//! a forked child starts its own thread on first need.
 
 use crate::log::debug;
-use crate::{fdtable, runtime, sys};
+use crate::{fdtable, runtime, stats, sys};
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::Duration;
 
@@ -91,7 +93,8 @@ fn run() {
                 }
             },
         );
-        if fdtable::held_count() > 0 {
+        stats::tick(now);
+        if fdtable::held_count() > 0 || stats::busy() {
             quiet = 0;
             continue;
         }
@@ -99,8 +102,8 @@ fn run() {
         if quiet >= IDLE_AFTER_TICKS {
             quiet = 0;
             STATE.store(IDLE, SeqCst);
-            // A writer that marked a hold after our check sees IDLE and wakes us.
-            if fdtable::held_count() == 0 {
+            // A writer that marked a hold (or a record) after our check sees IDLE and wakes us.
+            if fdtable::held_count() == 0 && !stats::busy() {
                 futex(libc::FUTEX_WAIT);
             }
             let _ = STATE.compare_exchange(IDLE, TICKING, SeqCst, SeqCst);

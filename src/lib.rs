@@ -18,6 +18,9 @@
 //! - Client Fast Open: TCP_FASTOPEN_CONNECT before connect(); if the program then reads or
 //!   waits for input before writing, a zero-length send makes the kernel send the SYN, so
 //!   server-speaks-first protocols never hang.
+//! - Stats: with `SOCKTUNE_STATS`, each TCP connection's TCP_INFO is recorded at close
+//!   ([`record`]); `stats` buffers the lines off the hot path and the flusher thread appends them.
+//!   `SOCKTUNE_AB` gives a random share of connections none of the behaviours, for comparison.
 //! - Exec: the exec and posix_spawn hooks put `LD_PRELOAD` and the `SOCKTUNE_*` variables back
 //!   into a child's environment if the program dropped them ([`inherit`]).
 
@@ -28,6 +31,7 @@ mod config;
 mod fdtable;
 mod inherit;
 mod policy;
+mod record;
 
 #[cfg(not(test))]
 mod flusher;
@@ -39,5 +43,7 @@ mod log;
 mod ops;
 #[cfg(not(test))]
 mod runtime;
+#[cfg(not(test))]
+mod stats;
 #[cfg(not(test))]
 mod sys;

@@ -4,9 +4,10 @@
 
 use crate::log::{debug, info};
 use crate::policy::{self, ArmedWait, CloseAction, Kind, Meta};
+use crate::record::{Arm, End, Tally};
 use crate::runtime::{self, config};
 use crate::sys::{self, KeepErrno};
-use crate::{fdtable, flusher};
+use crate::{fdtable, flusher, stats};
 use libc::c_int;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
@@ -63,32 +64,39 @@ pub fn learn(fd: c_int) -> Meta {
     }
 }
 
-fn apply_listener_options(fd: c_int, plan: &policy::ListenPlan) {
+/// Sets the plan's listener options; returns the [`Tally`] bits of those that took.
+fn apply_listener_options(fd: c_int, plan: &policy::ListenPlan) -> u32 {
+    let mut applied = 0;
     if let Some(secs) = plan.defer_accept {
-        set_tcp(
+        if set_tcp(
             fd,
             libc::TCP_DEFER_ACCEPT,
             secs as c_int,
             "TCP_DEFER_ACCEPT set",
-        );
+        ) {
+            applied |= Tally::DEFER_ACCEPT;
+        }
     }
     if let Some(qlen) = plan.fastopen {
         static NO_SERVER_BIT: AtomicBool = AtomicBool::new(false);
-        if set_tcp(fd, libc::TCP_FASTOPEN, qlen as c_int, "TCP_FASTOPEN set")
-            && sys::read_proc_int(c"/proc/sys/net/ipv4/tcp_fastopen").is_some_and(|v| v & 2 == 0)
-        {
-            once(&NO_SERVER_BIT, "net.ipv4.tcp_fastopen lacks the server bit (2): server Fast Open will not take effect");
+        if set_tcp(fd, libc::TCP_FASTOPEN, qlen as c_int, "TCP_FASTOPEN set") {
+            applied |= Tally::FASTOPEN;
+            if sys::read_proc_int(c"/proc/sys/net/ipv4/tcp_fastopen").is_some_and(|v| v & 2 == 0) {
+                once(&NO_SERVER_BIT, "net.ipv4.tcp_fastopen lacks the server bit (2): server Fast Open will not take effect");
+            }
         }
     }
+    applied
 }
 
-/// `fd` listens: finish its plan and remember it.
-fn now_listening(fd: c_int, plan: &policy::ListenPlan) {
+/// `fd` listens: finish its plan and remember it, with the listener options that took.
+fn now_listening(fd: c_int, plan: &policy::ListenPlan, applied: u32) {
     if plan.quickack_off {
         // After listen(), which resets it, so that accepted sockets start with delayed ACKs.
         set_tcp(fd, libc::TCP_QUICKACK, 0, "TCP_QUICKACK=0 on listener");
     }
     fdtable::set(fd, plan.meta);
+    fdtable::update_tally(fd, |_| Tally(applied));
     debug!(
         "fd {fd}: listening on port {}, accepted sockets get {}",
         plan.meta.port(),
@@ -105,7 +113,7 @@ pub fn listen(fd: c_int, backlog: c_int, real: impl FnOnce(c_int) -> c_int) -> c
     let keep = KeepErrno::now();
     let port = sys::local_port(fd).unwrap_or(0);
     let plan = policy::listen_plan(config(), port, meta);
-    apply_listener_options(fd, &plan);
+    let applied = apply_listener_options(fd, &plan);
     let asked = plan.backlog.unwrap_or(backlog);
     drop(keep);
     let r = real(asked);
@@ -119,7 +127,7 @@ pub fn listen(fd: c_int, backlog: c_int, real: impl FnOnce(c_int) -> c_int) -> c
                 _ => debug!("fd {fd}: backlog {asked}"),
             }
         }
-        now_listening(fd, &plan);
+        now_listening(fd, &plan, applied);
     }
     r
 }
@@ -134,21 +142,36 @@ pub fn accepted(listener: c_int, fd: c_int) {
     if lm.kind() == Kind::Tcp && sys::is_listening(listener) {
         // A listener we did not see listen (inherited, e.g. systemd socket activation).
         let plan = policy::listen_plan(config(), sys::local_port(listener).unwrap_or(0), lm);
-        apply_listener_options(listener, &plan);
-        now_listening(listener, &plan);
+        let applied = apply_listener_options(listener, &plan);
+        now_listening(listener, &plan, applied);
         lm = plan.meta;
     }
     match lm.kind() {
         Kind::Listener => {
-            let m = Meta::accepted_from(lm);
+            let planned = Meta::accepted_from(lm);
+            let arm = stats::draw_arm();
+            let m = if arm == Some(Arm::A) {
+                planned.without_behaviours()
+            } else {
+                planned
+            };
             fdtable::set(fd, m);
+            let from_listener = fdtable::tally(listener).0 & Tally::FROM_LISTENER;
+            fdtable::update_tally(fd, |_| stats::start(arm, from_listener));
             if m.has(Meta::NODELAY) && !m.has(Meta::APP_NAGLE) {
                 set_tcp(fd, libc::TCP_NODELAY, 1, "TCP_NODELAY=1");
             }
             if m.reapplies_quickack() {
                 set_tcp(fd, libc::TCP_QUICKACK, 0, "TCP_QUICKACK=0");
+            } else if planned.reapplies_quickack() {
+                // Arm A: undo the delayed-ACK mode the socket took from its listener.
+                set_tcp(fd, libc::TCP_QUICKACK, 1, "TCP_QUICKACK=1 (arm A)");
             }
-            debug!("fd {fd}: accepted on port {}: {}", m.port(), Plan(m));
+            debug!(
+                "fd {fd}: accepted on port {} (arm {arm:?}): {}",
+                m.port(),
+                Plan(m)
+            );
         }
         Kind::Empty => {}
         _ => fdtable::set(fd, Meta::new(Kind::Other, 0, 0)),
@@ -165,7 +188,11 @@ pub fn connect(fd: c_int, remote_port: Option<u16>, real: impl FnOnce() -> c_int
         return real();
     };
     let keep = KeepErrno::now();
-    let plan = policy::connect_plan(config(), port, meta);
+    let arm = stats::draw_arm();
+    let mut plan = policy::connect_plan(config(), port, meta);
+    if arm == Some(Arm::A) {
+        plan = plan.without_behaviours();
+    }
     if plan.quickack_off {
         set_tcp(fd, libc::TCP_QUICKACK, 0, "TCP_QUICKACK=0 before connect");
     }
@@ -184,7 +211,12 @@ pub fn connect(fd: c_int, remote_port: Option<u16>, real: impl FnOnce() -> c_int
         }
     }
     fdtable::set(fd, plan.meta);
-    debug!("fd {fd}: connecting to port {port}: {}", Plan(plan.meta));
+    let applied = if fastopen { Tally::FASTOPEN_CONNECT } else { 0 };
+    fdtable::update_tally(fd, |_| stats::start(arm, applied));
+    debug!(
+        "fd {fd}: connecting to port {port} (arm {arm:?}): {}",
+        Plan(plan.meta)
+    );
     drop(keep);
     let r = real();
     if r == 0 && fastopen {
@@ -201,6 +233,9 @@ pub fn connect(fd: c_int, remote_port: Option<u16>, real: impl FnOnce() -> c_int
 /// Before any write-family call on a tracked fd: cork the response if it is a new one.
 #[inline]
 pub fn before_write(fd: c_int, meta: Meta) {
+    if meta.is_connection() && config().records() {
+        stats::wrote(fd);
+    }
     if !meta.acts_before_io() {
         return;
     }
@@ -258,6 +293,9 @@ fn kick(fd: c_int) {
 /// Before a read-family call: the program turns to read, so the response is complete.
 #[inline]
 pub fn before_read(fd: c_int, meta: Meta) {
+    if meta.is_connection() && config().records() {
+        stats::read(fd);
+    }
     if !meta.acts_before_io() {
         return;
     }
@@ -353,11 +391,21 @@ pub fn before_close(fd: c_int, meta: Meta) {
         crate::log::sink_closed();
     }
     let _keep = KeepErrno::now();
+    let recorded = meta.is_connection() && config().records();
     if fdtable::take_held(fd) {
         // Nothing is logged on the close path: the program may be closing stderr itself.
-        if policy::close_action(meta, sys::unread_bytes(fd)) == CloseAction::PushFirst {
-            let _ = sys::uncork(fd);
+        match policy::close_action(meta, sys::unread_bytes(fd)) {
+            CloseAction::PushFirst => {
+                let _ = sys::uncork(fd);
+            }
+            // The close would send the held data with the FIN; a write-side shutdown sends the
+            // same segment now, so that the record below counts it.
+            CloseAction::RideFin if recorded => sys::shutdown_write(fd),
+            CloseAction::RideFin => {}
         }
+    }
+    if recorded {
+        stats::ended(fd, meta, End::Close);
     }
     fdtable::clear(fd);
 }
@@ -377,15 +425,24 @@ pub fn before_shutdown(fd: c_int, how: c_int) {
     }
 }
 
+/// After a successful shutdown(): the write side is done, with what it sent, so record it now.
+pub fn after_shutdown(fd: c_int, how: c_int) {
+    if how != libc::SHUT_RD && config().records() {
+        stats::ended(fd, fdtable::get(fd), End::Shutdown);
+    }
+}
+
 /// dup/dup2/dup3/F_DUPFD made `new` another name for `old`'s socket.
 pub fn duplicated(old: c_int, new: c_int) {
     let m = fdtable::get(old);
-    if m.kind() == Kind::Empty || new < 0 || m.has(Meta::SHIM_LOG) {
+    if m.kind() == Kind::Empty || new < 0 || m.has(Meta::SHIM_LOG) || runtime::in_vfork_child() {
         return;
     }
     let _keep = KeepErrno::now();
     let shared = if m.is_connection() { Meta::SHARED } else { 0 };
     fdtable::set(new, Meta(m.0 | shared));
+    let tally = fdtable::tally(old);
+    fdtable::update_tally(new, |_| tally);
     if shared != 0 {
         fdtable::set_flags(old, shared);
     }

@@ -102,6 +102,10 @@ impl Meta {
     pub fn reapplies_quickack(self) -> bool {
         self.is_connection() && self.has(Self::QUICKACK_OFF) && !self.has(Self::APP_QUICKACK)
     }
+    /// The same socket with none of socktune's connection behaviours (A/B arm A).
+    pub fn without_behaviours(self) -> Meta {
+        Meta(self.0 & !(Self::CORK | Self::QUICKACK_OFF | Self::NODELAY))
+    }
     /// The state an accepted socket starts in.
     pub fn accepted_from(listener: Meta) -> Meta {
         Meta::new(Kind::Server, listener.0 & Self::INHERITED, listener.port())
@@ -175,6 +179,18 @@ pub struct ConnectPlan {
     pub nodelay: bool,
     pub fastopen_connect: bool,
     pub meta: Meta,
+}
+
+impl ConnectPlan {
+    /// The plan for a connection in A/B arm A: socktune does nothing to it.
+    pub fn without_behaviours(self) -> ConnectPlan {
+        ConnectPlan {
+            quickack_off: false,
+            nodelay: false,
+            fastopen_connect: false,
+            meta: self.meta.without_behaviours(),
+        }
+    }
 }
 
 pub fn connect_plan(cfg: &Config, remote_port: u16, prior: Meta) -> ConnectPlan {
@@ -252,6 +268,29 @@ mod tests {
         assert!(m.has(Meta::CORK) && m.has(Meta::SHARED) && !m.has(Meta::LINGER));
         assert_eq!(Meta::default().kind(), Kind::Empty);
         assert!(!Meta::new(Kind::Other, 0, 0).is_tcp());
+    }
+
+    #[test]
+    fn arm_a_drops_socktunes_behaviours_but_keeps_what_the_program_did() {
+        let m = Meta::new(
+            Kind::Server,
+            Meta::CORK | Meta::QUICKACK_OFF | Meta::NODELAY | Meta::APP_NAGLE | Meta::LINGER,
+            80,
+        );
+        let a = m.without_behaviours();
+        assert_eq!(
+            a,
+            Meta::new(Kind::Server, Meta::APP_NAGLE | Meta::LINGER, 80)
+        );
+        assert!(!a.corks() && !a.reapplies_quickack() && !a.acts_before_io());
+        let all = cfg(&[
+            ("SOCKTUNE_QUICKACK", "0"),
+            ("SOCKTUNE_NODELAY", "1"),
+            ("SOCKTUNE_FASTOPEN_CONNECT", "1"),
+        ]);
+        let plan = connect_plan(&all, 80, Meta::new(Kind::Tcp, 0, 0)).without_behaviours();
+        assert!(!plan.quickack_off && !plan.nodelay && !plan.fastopen_connect);
+        assert_eq!(plan.meta, Meta::new(Kind::Client, 0, 80));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use crate::config::{self, Config};
 use crate::{fdtable, flusher, log};
 use once_cell::sync::Lazy;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::SeqCst};
 
 /// Parsed once, at load time (see `INIT`), so later changes to the environment do not matter:
 /// nginx, for one, clears it before forking its workers.
@@ -82,19 +82,38 @@ pub fn thread_token() -> u32 {
         .unwrap_or(0)
 }
 
+/// This process's id, to tell a vfork child, which runs in our memory, from us.
+static PID: AtomicI32 = AtomicI32::new(0);
+
+fn note_pid() {
+    // SAFETY: getpid has no preconditions.
+    PID.store(unsafe { libc::getpid() }, SeqCst);
+}
+
+/// True in a vfork child before it execs: it shares our memory, the fd table included, but not
+/// our fds, so what it closes or duplicates must leave the table alone. One getpid call: only
+/// asked when a tracked fd is closed or duplicated.
+pub fn in_vfork_child() -> bool {
+    let pid = PID.load(SeqCst);
+    // SAFETY: as above.
+    pid != 0 && pid != unsafe { libc::getpid() }
+}
+
 extern "C" fn after_fork_in_parent() {
     mark_connections_shared();
 }
 
 extern "C" fn after_fork_in_child() {
+    note_pid();
     // The parent keeps flushing what it corked; our copy of its holds must not double it.
     fdtable::forget_holds();
     flusher::forget_after_fork();
+    crate::stats::forget_after_fork();
     mark_connections_shared();
 }
 
 /// Both processes now hold every socket: a close in one no longer closes the connection.
-fn mark_connections_shared() {
+pub fn mark_connections_shared() {
     fdtable::for_each_tracked(|fd, m| {
         if m.is_connection() {
             fdtable::set_flags(fd, crate::policy::Meta::SHARED);
@@ -105,11 +124,13 @@ fn mark_connections_shared() {
 extern "C" fn init() {
     let cfg = config();
     if !cfg.inert() {
+        note_pid();
         // SAFETY: registers plain extern "C" handlers that only touch atomics.
         unsafe {
             libc::pthread_atfork(None, Some(after_fork_in_parent), Some(after_fork_in_child))
         };
         crate::hooks::capture_inherited();
+        crate::stats::init();
     }
 }
 

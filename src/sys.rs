@@ -89,6 +89,12 @@ pub fn kick_syn(fd: c_int) {
     };
 }
 
+/// shutdown(SHUT_WR) on the shim's own behalf: the FIN leaves with any corked data.
+pub fn shutdown_write(fd: c_int) {
+    // SAFETY: a raw syscall on an fd number; it cannot reach our hooks.
+    unsafe { libc::syscall(libc::SYS_shutdown, fd, libc::SHUT_WR) };
+}
+
 /// Bytes received and not yet read.
 pub fn unread_bytes(fd: c_int) -> usize {
     let mut n: c_int = 0;
@@ -121,10 +127,20 @@ pub fn sockaddr_port(addr: *const libc::sockaddr, len: socklen_t) -> Option<u16>
 }
 
 pub fn local_port(fd: c_int) -> Option<u16> {
+    address_port(fd, libc::getsockname)
+}
+
+pub fn peer_port(fd: c_int) -> Option<u16> {
+    address_port(fd, libc::getpeername)
+}
+
+type NameFn = unsafe extern "C" fn(c_int, *mut libc::sockaddr, *mut socklen_t) -> c_int;
+
+fn address_port(fd: c_int, name: NameFn) -> Option<u16> {
     let mut ss = MaybeUninit::<libc::sockaddr_storage>::zeroed();
     let mut len = size_of::<libc::sockaddr_storage>() as socklen_t;
     // SAFETY: the buffer is a sockaddr_storage of `len` bytes.
-    let r = unsafe { libc::getsockname(fd, ss.as_mut_ptr().cast(), &mut len) };
+    let r = unsafe { name(fd, ss.as_mut_ptr().cast(), &mut len) };
     if r != 0 {
         return None;
     }

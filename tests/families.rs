@@ -1,6 +1,6 @@
 //! Non-TCP traffic must pass through unchanged with every behaviour on: a UNIX stream exchange
-//! (server speaks first, replies in two writes) and UDP echoes over IPv4 and IPv6. (IPv6 TCP is
-//! covered by keepalive.rs.)
+//! (server speaks first, replies in two writes), UDP echoes over IPv4 and IPv6, and socketpair()
+//! stream and datagram exchanges. (IPv4 and IPv6 TCP get the behaviours: keepalive.rs.)
 mod common;
 use common::*;
 
@@ -12,7 +12,7 @@ fn unix_and_udp_unchanged_under_all_behaviours() {
         echo("all behaviours").client_env(ALL_BEHAVIOURS),
     ]);
     for r in &runs {
-        for family in ["unix_stream", "udp4", "udp6"] {
+        for family in ["unix_stream", "udp4", "udp6", "socketpair"] {
             check(
                 r.get(family) == "ok",
                 r,

@@ -1,7 +1,8 @@
 //! Server-speaks-first protocol with a SOCKTUNE_FASTOPEN_CONNECT=1 client. With a cached cookie,
 //! a plain TCP_FASTOPEN_CONNECT client that reads first would hang forever (connect() sends no
 //! SYN until the first write). The shim must kick it: the greeting must arrive within 5 s in
-//! blocking, poll and epoll styles. Fast Open must still be in effect for write-first clients.
+//! blocking, poll and epoll styles, with every behaviour on in the client (cork included). Fast
+//! Open must still be in effect for write-first clients.
 mod common;
 use common::*;
 
@@ -17,7 +18,7 @@ fn read_first_gets_greeting(mode: &str) {
         greet("baseline", mode),
         greet("fastopen", mode)
             .server_env(&["SOCKTUNE_FASTOPEN=256"])
-            .client_env(&["SOCKTUNE_FASTOPEN_CONNECT=1"]),
+            .client_env(ALL_BEHAVIOURS),
     ]);
     for r in &runs {
         check_quiet(r);
@@ -95,4 +96,36 @@ fn missing_sysctl_bits_are_reported_once_and_fast_open_falls_back() {
             "no data can ride in the SYN without both bits",
         );
     }
+}
+
+/// SOCKTUNE_PORTS keeps defer-accept off a server-first port: one server listens on the harness
+/// port (mail-like, greets first, left out of the list) and on 8081 (listed). Only 8081 defers;
+/// read-first clients of the other get their greeting at once, where a deferring listener would
+/// hold each connection for the whole defer period (the client gives up after 5 s).
+#[test]
+fn ports_keep_defer_accept_off_a_server_first_port() {
+    let r = Scenario::new(
+        "ports",
+        "python3 {progs}/read_first_client.py 127.0.0.1 {port} blocking 3",
+    )
+    .server("python3 {progs}/greet_server.py 127.0.0.1 {port} 8081")
+    .server_env(&["SOCKTUNE_DEFER_ACCEPT=5", "SOCKTUNE_PORTS=8081"])
+    .run();
+    check_quiet(&r);
+    eprintln!(
+        "defer-accept read back: server-first port {}, listed port {}; slowest greeting {} ms",
+        r.get("srv_defer_8080"),
+        r.get("srv_defer_8081"),
+        r.get("greet_ms_max")
+    );
+    check(
+        r.get("srv_defer_8080") == "0" && r.num("srv_defer_8081") > 0.0,
+        &r,
+        "only the listed port should defer",
+    );
+    check(
+        r.get("greetings") == "3" && r.num("greet_ms_max") < 1000.0,
+        &r,
+        "the server-first port must greet at once",
+    );
 }

@@ -2,15 +2,15 @@
 //! real close and is copied when the fd is duplicated.
 
 use crate::fdtable;
-use crate::ops;
 use crate::policy::Kind;
 use crate::sys::Real;
+use crate::{ops, runtime};
 use libc::{c_int, c_uint, c_ulong};
 use redhook::{hook, real};
 
 fn forget(fd: c_int) {
     let meta = fdtable::get(fd);
-    if meta.kind() != Kind::Empty {
+    if meta.kind() != Kind::Empty && !runtime::in_vfork_child() {
         ops::before_close(fd, meta);
     }
 }
@@ -26,10 +26,15 @@ hook! {
 // Replaces shutdown(2): a FIN rides on the corked response.
 hook! {
     unsafe fn shutdown(fd: c_int, how: c_int) -> c_int => st_shutdown {
-        if fdtable::get(fd).is_connection() {
+        let connection = fdtable::get(fd).is_connection();
+        if connection {
             ops::before_shutdown(fd, how);
         }
-        real!(shutdown)(fd, how)
+        let r = real!(shutdown)(fd, how);
+        if connection && r == 0 {
+            ops::after_shutdown(fd, how);
+        }
+        r
     }
 }
 
@@ -79,7 +84,7 @@ pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) 
     };
     // SAFETY: dlsym found glibc's close_range, which has this signature.
     let real: CloseRangeFn = std::mem::transmute(addr);
-    if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 {
+    if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 && !runtime::in_vfork_child() {
         fdtable::for_each_tracked(|fd, meta| {
             if (first..=last).contains(&(fd as c_uint)) {
                 ops::before_close(fd, meta);

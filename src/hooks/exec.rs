@@ -73,6 +73,10 @@ unsafe fn with_our_env(
     envp: *const *const c_char,
     exec: impl FnOnce(*const *const c_char) -> c_int,
 ) -> c_int {
+    // The new program may hold the sockets too (on fd 1, CGI style), so a close here must push
+    // what we corked rather than leave it to a FIN that never comes. No fork handler says so
+    // after posix_spawn or vfork; in a vfork child this marks the parent's own table.
+    crate::runtime::mark_connections_shared();
     let Some(inh) = INHERITED.get() else {
         return exec(envp);
     };

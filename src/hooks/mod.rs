@@ -6,6 +6,7 @@ mod accept;
 mod close;
 mod connect;
 mod exec;
+mod exit;
 mod read;
 mod sockopt;
 mod wait;

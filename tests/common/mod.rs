@@ -70,6 +70,14 @@ pub fn lib() -> PathBuf {
         .clone()
 }
 
+/// A fresh, empty directory for one test's files, named after the test and this process.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("socktune-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
 /// The real Python interpreter behind `python3`, so that a program under test is one process
 /// (a wrapper script, such as a pyenv shim, would carry the shim into its helper processes).
 pub fn python() -> &'static str {

@@ -1,8 +1,9 @@
 """Non-TCP traffic that the shim must leave alone: a UNIX stream exchange (server speaks first,
-replies in two writes) and UDP echoes over IPv4 and IPv6 (unconnected and connected clients).
+replies in two writes), UDP echoes over IPv4 and IPv6 (unconnected and connected clients), and
+socketpair() stream and datagram exchanges.
 
 usage: family_echo.py
-Prints unix_stream=ok udp4=ok udp6=ok (or fail:<reason>); exits 1 if any failed.
+Prints unix_stream=ok udp4=ok udp6=ok socketpair=ok (or fail:<reason>); exits 1 if any failed.
 Every socket has a 5 s timeout, so a shim that stalls or swallows data fails instead of hanging.
 """
 import os
@@ -66,8 +67,26 @@ def udp(host):
     assert connected.recv(2048) == b"DATAGRAM TWO"
 
 
+def socketpair():
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        a, b = socket.socketpair(socket.AF_UNIX, kind)
+        a.settimeout(TIMEOUT)
+        b.settimeout(TIMEOUT)
+        a.send(b"one ")
+        a.send(b"two")
+        got = b.recv(64) + b.recv(64) if kind == socket.SOCK_DGRAM else b.recv(64)
+        while kind == socket.SOCK_STREAM and len(got) < 7:
+            got += b.recv(64)
+        assert got == b"one two", got
+        b.send(b"back")
+        assert a.recv(64) == b"back"
+        a.close()
+        b.close()
+
+
 results = {}
-for name, check in (("unix_stream", unix_stream), ("udp4", lambda: udp("127.0.0.1")), ("udp6", lambda: udp("::1"))):
+for name, check in (("unix_stream", unix_stream), ("udp4", lambda: udp("127.0.0.1")), ("udp6", lambda: udp("::1")),
+                    ("socketpair", socketpair)):
     try:
         check()
         results[name] = "ok"

@@ -23,6 +23,12 @@ def syn_data(sock):
     return 1 if tcp_info(sock)[2] & TCPI_OPT_SYN_DATA else 0
 
 
+def body_bytes(size=307200):
+    """Seeded pseudo-random bytes: a lost, repeated or moved chunk shows in a comparison."""
+    import random
+    return random.Random(7).randbytes(size)
+
+
 def family_of(host):
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 

@@ -1,0 +1,569 @@
+//! `socktune doctor`: what stands between a program and the gain. Each finding is one line,
+//! tagged ok, note, warn or FAIL; a FAIL (socktune cannot act at all) makes the exit status 1.
+
+use crate::launch::{find_lib, LIB_NAME};
+use crate::{config, elf, Fail};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub const HELP: &str = "\
+usage: socktune doctor [--lib PATH] [CMD [ARGS...]]
+
+Checks, without sending any traffic:
+  - the library: where it is found (as `socktune run` finds it, or --lib) and whether it loads
+    (it runs /bin/true with it preloaded and SOCKTUNE_LOG=info);
+  - SOCKTUNE_* variables already in the environment, with the library's own messages;
+  - kernel support for each option, set on a scratch socket that is never connected:
+    TCP_DEFER_ACCEPT, TCP_CORK, TCP_QUICKACK, TCP_FASTOPEN, TCP_FASTOPEN_CONNECT, TCP_NODELAY;
+  - net.ipv4.tcp_fastopen (bit 1: client Fast Open, bit 2: server) and net.core.somaxconn
+    (the most --backlog can give); both are per network namespace;
+  - CMD, if given: found on PATH, #! scripts followed to their interpreter (`#!/usr/bin/env X`
+    to X on PATH), and the program the kernel finally runs: statically linked (no program
+    interpreter, as Go builds: nothing can be preloaded), another C library's loader, a word
+    size other than the library's, setuid/setgid or file capabilities (secure-execution mode:
+    the loader ignores LD_PRELOAD and the library stays inert).
+
+Each line is tagged ok, note, warn (an option will not work) or FAIL (socktune cannot work).
+
+exit status: 0 when nothing blocks, 1 when a FAIL line was printed, 2 for a usage error.
+";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    Ok,
+    Note,
+    Warn,
+    Fail,
+}
+
+#[derive(Default)]
+struct Findings {
+    lines: Vec<(Tag, String)>,
+}
+
+impl Findings {
+    fn add(&mut self, tag: Tag, text: impl Into<String>) {
+        self.lines.push((tag, text.into()));
+    }
+
+    fn print(&self) {
+        for (tag, text) in &self.lines {
+            let tag = match tag {
+                Tag::Ok => "ok",
+                Tag::Note => "note",
+                Tag::Warn => "warn",
+                Tag::Fail => "FAIL",
+            };
+            println!("{tag:<5} {text}");
+        }
+    }
+
+    fn blocked(&self) -> bool {
+        self.lines.iter().any(|(t, _)| *t == Tag::Fail)
+    }
+}
+
+pub fn doctor(args: Vec<String>) -> Result<i32, Fail> {
+    let mut args = args.into_iter().peekable();
+    let mut lib_arg = None;
+    while let Some(a) = args.next_if(|a| a.starts_with('-')) {
+        match a.as_str() {
+            "-h" | "--help" => return Err(Fail::Help),
+            "--" => break,
+            "--lib" => {
+                let p = args
+                    .next()
+                    .ok_or_else(|| Fail::Usage("--lib needs a PATH".into()))?;
+                lib_arg = Some(PathBuf::from(p));
+            }
+            _ => match a.strip_prefix("--lib=") {
+                Some(p) => lib_arg = Some(PathBuf::from(p)),
+                None => return Err(Fail::Usage(format!("unknown flag {a}"))),
+            },
+        }
+    }
+    let cmd = args.next();
+    let mut f = Findings::default();
+    let lib = check_library(&mut f, lib_arg.as_deref());
+    check_environment(&mut f);
+    check_kernel(&mut f);
+    check_sysctls(&mut f);
+    if let Some(cmd) = cmd {
+        let lib_elf = lib.as_deref().and_then(|l| elf::read(l).ok().flatten());
+        check_command(&mut f, &cmd, lib_elf.as_ref());
+    }
+    f.print();
+    Ok(if f.blocked() {
+        println!("verdict: something blocks socktune (the FAIL lines above)");
+        1
+    } else {
+        println!("verdict: nothing blocks socktune");
+        0
+    })
+}
+
+fn check_library(f: &mut Findings, given: Option<&Path>) -> Option<PathBuf> {
+    let lib = match find_lib(given) {
+        Ok(lib) => lib,
+        Err(Fail::Exit(_, msg) | Fail::Usage(msg)) => {
+            f.add(
+                Tag::Fail,
+                format!("library: {}", msg.trim_start_matches("socktune: ")),
+            );
+            return None;
+        }
+        Err(Fail::Help) => unreachable!("find_lib never asks for help"),
+    };
+    // A run that is not inert makes the library print its settings at info level.
+    let probe = Command::new("/bin/true")
+        .env_clear()
+        .envs(std::env::vars_os().filter(|(k, _)| {
+            k != "LD_PRELOAD" && !k.as_bytes().starts_with(config::PREFIX.as_bytes())
+        }))
+        .env("LD_PRELOAD", &lib)
+        .env("SOCKTUNE_LOG", "info")
+        .env("SOCKTUNE_NODELAY", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output();
+    match probe {
+        Ok(out) => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            if out.status.success() && err.contains("socktune: effective settings") {
+                f.add(
+                    Tag::Ok,
+                    format!("library: {} loads (/bin/true ran with it)", lib.display()),
+                );
+            } else {
+                let why = err.lines().next().unwrap_or("no output").to_string();
+                f.add(
+                    Tag::Fail,
+                    format!("library: {} does not load: {why}", lib.display()),
+                );
+            }
+        }
+        Err(e) => f.add(
+            Tag::Warn,
+            format!(
+                "library: found {}, but /bin/true could not be run to load it: {}",
+                lib.display(),
+                crate::describe(&e)
+            ),
+        ),
+    }
+    Some(lib)
+}
+
+fn check_environment(f: &mut Findings) {
+    let vars: Vec<(String, String)> = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .filter(|(k, _)| k.starts_with(config::PREFIX) && k != config::REPORTED_VAR)
+        .collect();
+    if vars.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = vars.iter().map(|(k, _)| k.as_str()).collect();
+    f.add(
+        Tag::Note,
+        format!(
+            "environment: sets {} (kept by socktune run)",
+            names.join(" ")
+        ),
+    );
+    for problem in config::parse(vars).problems {
+        f.add(
+            Tag::Warn,
+            format!("environment: {}", problem.trim_start_matches("socktune: ")),
+        );
+    }
+}
+
+/// (option, its value, the flag that needs it)
+const OPTIONS: &[(&str, libc::c_int, libc::c_int, &str)] = &[
+    (
+        "TCP_DEFER_ACCEPT",
+        libc::TCP_DEFER_ACCEPT,
+        5,
+        "--defer-accept",
+    ),
+    ("TCP_CORK", libc::TCP_CORK, 1, "--cork"),
+    ("TCP_QUICKACK", libc::TCP_QUICKACK, 0, "--quickack off"),
+    ("TCP_FASTOPEN", libc::TCP_FASTOPEN, 16, "--fastopen"),
+    (
+        "TCP_FASTOPEN_CONNECT",
+        libc::TCP_FASTOPEN_CONNECT,
+        1,
+        "--fastopen-connect",
+    ),
+    ("TCP_NODELAY", libc::TCP_NODELAY, 1, "--nodelay and --cork"),
+];
+
+fn check_kernel(f: &mut Findings) {
+    // SAFETY: plain socket(2); the fd is closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        f.add(
+            Tag::Warn,
+            format!(
+                "kernel: no TCP socket to probe the options with: {}",
+                crate::describe(&e)
+            ),
+        );
+        return;
+    }
+    let mut accepted = Vec::new();
+    for &(name, opt, value, flag) in OPTIONS {
+        // SAFETY: setsockopt with a c_int value of the size passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                opt,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        let err = std::io::Error::last_os_error();
+        if rc == 0 {
+            accepted.push(name);
+        } else if opt == libc::TCP_FASTOPEN_CONNECT && err.raw_os_error() == Some(libc::EOPNOTSUPP)
+        {
+            f.add(
+                Tag::Warn,
+                format!("kernel: {name} refused because net.ipv4.tcp_fastopen lacks the client bit (1): {flag} does nothing"),
+            );
+        } else {
+            f.add(
+                Tag::Warn,
+                format!(
+                    "kernel: {name} refused ({}): {flag} does nothing",
+                    crate::describe(&err)
+                ),
+            );
+        }
+    }
+    // SAFETY: closes the fd opened above.
+    unsafe { libc::close(fd) };
+    if !accepted.is_empty() {
+        f.add(Tag::Ok, format!("kernel: accepts {}", accepted.join(", ")));
+    }
+}
+
+fn sysctl(name: &str) -> Option<u64> {
+    let path = format!("/proc/sys/{}", name.replace('.', "/"));
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn check_sysctls(f: &mut Findings) {
+    match sysctl("net.ipv4.tcp_fastopen") {
+        Some(v) => {
+            let on = |bit| if v & bit != 0 { "on" } else { "off" };
+            let text = format!(
+                "net.ipv4.tcp_fastopen = {v}: client Fast Open {}, server Fast Open {}",
+                on(1),
+                on(2)
+            );
+            let missing: Vec<&str> = [
+                (1, "--fastopen-connect needs bit 1"),
+                (2, "--fastopen needs bit 2"),
+            ]
+            .iter()
+            .filter(|(bit, _)| v & bit == 0)
+            .map(|(_, need)| *need)
+            .collect();
+            if missing.is_empty() {
+                f.add(Tag::Ok, text);
+            } else {
+                f.add(
+                    Tag::Warn,
+                    format!(
+                        "{text}; {} (sysctl -w net.ipv4.tcp_fastopen={}, per network namespace)",
+                        missing.join(", "),
+                        v | 3
+                    ),
+                );
+            }
+        }
+        None => f.add(Tag::Warn, "net.ipv4.tcp_fastopen: cannot be read"),
+    }
+    match sysctl("net.core.somaxconn") {
+        Some(v) => f.add(
+            Tag::Note,
+            format!("net.core.somaxconn = {v}: the kernel clamps --backlog to it"),
+        ),
+        None => f.add(Tag::Warn, "net.core.somaxconn: cannot be read"),
+    }
+}
+
+/// Where execvp would find `cmd`: as given if it holds a slash, else the first executable file
+/// on PATH.
+fn resolve(cmd: &str) -> Option<PathBuf> {
+    if cmd.contains('/') {
+        return Some(PathBuf::from(cmd));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path).map(|d| d.join(cmd)).find(|p| {
+        let exec = CString::new(p.as_os_str().as_bytes()).ok();
+        // SAFETY: access(2) with a NUL-terminated path.
+        p.is_file() && exec.is_some_and(|c| unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0)
+    })
+}
+
+/// What a file's first line says: `#!interp [arg]`, as the kernel reads it.
+fn shebang(path: &Path) -> Option<(String, Option<String>)> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(path).ok()?.read(&mut head).ok()?;
+    let line = head[..n].strip_prefix(b"#!")?;
+    let line = String::from_utf8_lossy(line.split(|&b| b == b'\n').next()?).into_owned();
+    let line = line.trim();
+    let (interp, arg) = match line.split_once([' ', '\t']) {
+        Some((i, a)) => (
+            i.to_string(),
+            Some(a.trim().to_string()).filter(|a| !a.is_empty()),
+        ),
+        None => (line.to_string(), None),
+    };
+    Some((interp, arg))
+}
+
+/// Follows `cmd` through #! scripts to the program the kernel runs, and checks that program.
+fn check_command(f: &mut Findings, cmd: &str, lib: Option<&elf::Elf>) {
+    let Some(mut path) = resolve(cmd) else {
+        f.add(Tag::Fail, format!("{cmd}: command not found on PATH"));
+        return;
+    };
+    // The kernel follows at most a few interpreters; a loop ends here too.
+    for _ in 0..5 {
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) => {
+                f.add(
+                    Tag::Fail,
+                    format!("{}: {}", path.display(), crate::describe(&e)),
+                );
+                return;
+            }
+        };
+        if let Some((interp, arg)) = shebang(&path) {
+            let via_env = Path::new(&interp).file_name().is_some_and(|n| n == "env");
+            // `#!/usr/bin/env [-S] prog ...` runs prog from PATH.
+            let target = arg.as_deref().filter(|_| via_env).and_then(|a| {
+                a.split_whitespace()
+                    .find(|w| !w.starts_with('-'))
+                    .map(str::to_string)
+            });
+            let next = match &target {
+                Some(prog) => resolve(prog),
+                None => Some(PathBuf::from(&interp)),
+            };
+            let Some(next) = next else {
+                f.add(
+                    Tag::Fail,
+                    format!(
+                        "{}: its interpreter {} is not on PATH",
+                        path.display(),
+                        target.unwrap_or(interp)
+                    ),
+                );
+                return;
+            };
+            f.add(
+                Tag::Note,
+                format!(
+                    "{}: a #! script run by {}; the library loads into the interpreter and \
+                     into the programs it starts (they inherit LD_PRELOAD and SOCKTUNE_*)",
+                    path.display(),
+                    next.display()
+                ),
+            );
+            path = next;
+            continue;
+        }
+        match elf::read(&path) {
+            Ok(Some(program)) => {
+                let secure = check_secure(f, &path, &meta);
+                check_elf(f, &path, &program, lib, secure);
+            }
+            Ok(None) => {
+                f.add(
+                    Tag::Note,
+                    format!(
+                        "{}: neither ELF nor #! script; execvp runs it with /bin/sh",
+                        path.display()
+                    ),
+                );
+                path = PathBuf::from("/bin/sh");
+                continue;
+            }
+            Err(e) => f.add(
+                Tag::Fail,
+                format!(
+                    "{}: cannot be read: {}",
+                    path.display(),
+                    crate::describe(&e)
+                ),
+            ),
+        }
+        return;
+    }
+    f.add(
+        Tag::Fail,
+        format!("{}: too many nested interpreters", path.display()),
+    );
+}
+
+/// `secure`: already reported as running in secure-execution mode, where nothing applies.
+fn check_elf(
+    f: &mut Findings,
+    path: &Path,
+    program: &elf::Elf,
+    lib: Option<&elf::Elf>,
+    secure: bool,
+) {
+    let p = path.display();
+    let Some(interp) = &program.interp else {
+        let kind = if program.dynamic {
+            "static-pie"
+        } else {
+            "statically linked"
+        };
+        f.add(
+            Tag::Fail,
+            format!(
+                "{p}: {kind} (no program interpreter): the dynamic loader never runs, so \
+                 LD_PRELOAD cannot load {LIB_NAME} (Go programs are built this way)"
+            ),
+        );
+        return;
+    };
+    if interp.contains("musl") {
+        f.add(
+            Tag::Fail,
+            format!("{p}: uses musl's loader {interp}; {LIB_NAME} is built for glibc"),
+        );
+    } else if let Some(lib) = lib.filter(|l| (l.bits, l.machine) != (program.bits, program.machine))
+    {
+        f.add(
+            Tag::Fail,
+            format!(
+                "{p}: {}-bit, machine {}; the library is {}-bit, machine {}: the loader skips it",
+                program.bits, program.machine, lib.bits, lib.machine
+            ),
+        );
+    } else if secure {
+        f.add(
+            Tag::Note,
+            format!("{p}: dynamically linked (loader {interp})"),
+        );
+    } else {
+        f.add(
+            Tag::Ok,
+            format!("{p}: dynamically linked (loader {interp}): LD_PRELOAD applies"),
+        );
+    }
+}
+
+/// Secure-execution mode (AT_SECURE) starts when exec changes the real user or group into
+/// another effective one, or file capabilities raise privileges: the loader then ignores
+/// LD_PRELOAD, and the library stays inert even if loaded. True when that is certain.
+fn check_secure(f: &mut Findings, path: &Path, meta: &std::fs::Metadata) -> bool {
+    let p = path.display();
+    let mut secure = false;
+    let mode = meta.permissions().mode();
+    let (suid, sgid) = (mode & 0o4000 != 0, mode & 0o2000 != 0 && mode & 0o010 != 0);
+    if suid || sgid {
+        let bits = match (suid, sgid) {
+            (true, true) => "setuid and setgid",
+            (true, false) => "setuid",
+            _ => "setgid",
+        };
+        // SAFETY: getuid/getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let changes = (suid && meta.uid() != uid) || (sgid && meta.gid() != gid);
+        if nosuid_mount(path) {
+            f.add(
+                Tag::Note,
+                format!("{p}: {bits}, but its filesystem is mounted nosuid, so it runs as you"),
+            );
+        } else if changes {
+            secure = true;
+            f.add(
+                Tag::Fail,
+                format!(
+                    "{p}: {bits} (owner {}, group {}): it runs in secure-execution mode, where \
+                     the loader ignores LD_PRELOAD and the library does nothing",
+                    meta.uid(),
+                    meta.gid()
+                ),
+            );
+        } else {
+            f.add(
+                Tag::Warn,
+                format!("{p}: {bits} to your own user/group, so it works for you, but for no other user"),
+            );
+        }
+    }
+    if has_file_capabilities(path) {
+        f.add(
+            Tag::Warn,
+            format!("{p}: has file capabilities; where they raise privileges it runs in secure-execution mode and the preload is ignored"),
+        );
+    }
+    secure
+}
+
+fn c_path(path: &Path) -> Option<CString> {
+    CString::new(path.as_os_str().as_bytes()).ok()
+}
+
+fn nosuid_mount(path: &Path) -> bool {
+    let Some(c) = c_path(path) else { return false };
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs with a NUL-terminated path and a zeroed struct of the right type.
+    unsafe { libc::statvfs(c.as_ptr(), &mut st) == 0 && st.f_flag & libc::ST_NOSUID != 0 }
+}
+
+fn has_file_capabilities(path: &Path) -> bool {
+    let Some(c) = c_path(path) else { return false };
+    // SAFETY: getxattr with a size of 0 only asks for the value's length.
+    unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            c"security.capability".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        ) > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebang_lines() {
+        let dir = std::env::temp_dir().join(format!("socktune-shebang-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("s");
+        std::fs::write(&script, "#!/usr/bin/env -S python3 -u\nprint()\n").unwrap();
+        assert_eq!(
+            shebang(&script),
+            Some(("/usr/bin/env".into(), Some("-S python3 -u".into())))
+        );
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        assert_eq!(shebang(&script), Some(("/bin/sh".into(), None)));
+        std::fs::write(&script, "echo hi\n").unwrap();
+        assert_eq!(shebang(&script), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,244 @@
+//! `socktune report`: reads `--stats` files and compares the arms of an A/B run.
+
+use crate::stats::{self, Data, Group, Summary};
+use crate::{svg, Fail};
+use std::io::BufRead;
+use std::path::PathBuf;
+
+pub const HELP: &str = "\
+usage: socktune report [--svg PATH] STATS...
+
+Reads the JSON lines the library wrote with --stats (SOCKTUNE_STATS), from one or more files
+(prefork children and several runs may share a file), and prints one row per role (server:
+accepted connections, client: connected ones) and arm (A: behaviours off, B: on; `-` when the
+run had no --ab split):
+  conns          connections recorded
+  pkts/conn      segments in + out per connection, from TCP_INFO at close
+  pkts/resp      the same per response (server) or request (client): all segments over all
+                 responses, where a response is what the program writes between two reads
+  data/resp      data segments sent per response (1.00: each response left as one segment)
+  rtt p50, p99   the kernel's smoothed RTT of the connections, in microseconds
+  retrans        retransmitted segments
+  fast open      connections whose data rode in the SYN, of those where Fast Open applied
+
+With both arms, it then says whether B differs from A by more than the noise: the difference
+in packets per response with a 95% bootstrap interval (2000 resamples of the connections, fixed
+seed, so the same data always gives the same answer). `significant` means the interval leaves
+out zero.
+
+  --svg PATH   also draw the packets per response and the p50 RTT of each row as an SVG chart
+  -h, --help
+
+exit status: 0; 1 if a file cannot be read or holds no connection; 2 for a usage error.
+";
+
+pub fn report(args: Vec<String>) -> Result<(), Fail> {
+    let mut files = Vec::new();
+    let mut svg_path = None;
+    let mut args = args.into_iter();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "-h" | "--help" => return Err(Fail::Help),
+            "--svg" => {
+                let p = args
+                    .next()
+                    .ok_or_else(|| Fail::Usage("--svg needs a PATH".into()))?;
+                svg_path = Some(PathBuf::from(p));
+            }
+            _ if a.starts_with("--svg=") => svg_path = Some(PathBuf::from(&a["--svg=".len()..])),
+            _ if a.starts_with('-') && a.len() > 1 => {
+                return Err(Fail::Usage(format!("unknown flag {a}")))
+            }
+            _ => files.push(PathBuf::from(a)),
+        }
+    }
+    if files.is_empty() {
+        return Err(Fail::Usage("no STATS file given".into()));
+    }
+    let mut data = Data::default();
+    for path in &files {
+        let file = std::fs::File::open(path).map_err(|e| io_fail(path, &e))?;
+        for line in std::io::BufReader::new(file).lines() {
+            let line = line.map_err(|e| io_fail(path, &e))?;
+            data.add_line(&line);
+        }
+    }
+    if data.conns.is_empty() {
+        return Err(Fail::Exit(
+            1,
+            "socktune report: no connection records in the files".into(),
+        ));
+    }
+    let groups = stats::groups(&data.conns);
+    let rows: Vec<(String, Summary)> = groups
+        .iter()
+        .map(|g| (label(g), stats::summarize(&g.conns)))
+        .collect();
+    print!("{}", table(&rows));
+    for line in comparisons(&groups) {
+        println!("{line}");
+    }
+    for line in notes(&data, &groups) {
+        println!("note: {line}");
+    }
+    if let Some(path) = svg_path {
+        std::fs::write(&path, svg::chart(&rows)).map_err(|e| io_fail(&path, &e))?;
+        println!("chart: {}", path.display());
+    }
+    Ok(())
+}
+
+fn io_fail(path: &std::path::Path, e: &std::io::Error) -> Fail {
+    Fail::Exit(
+        1,
+        format!(
+            "socktune report: {}: {}",
+            path.display(),
+            crate::describe(e)
+        ),
+    )
+}
+
+fn label(g: &Group) -> String {
+    format!("{} {}", g.role, g.arm.unwrap_or("-"))
+}
+
+const HEADERS: [&str; 9] = [
+    "role arm",
+    "conns",
+    "pkts/conn",
+    "pkts/resp",
+    "data/resp",
+    "rtt p50",
+    "rtt p99",
+    "retrans",
+    "fast open",
+];
+
+fn table(rows: &[(String, Summary)]) -> String {
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    let cells: Vec<[String; 9]> = rows
+        .iter()
+        .map(|(label, s)| {
+            let (syn, tried) = s.fastopen;
+            [
+                label.clone(),
+                s.conns.to_string(),
+                format!("{:.2}", s.packets_per_conn),
+                opt(s.packets_per_response),
+                opt(s.data_segs_per_response),
+                format!("{} us", s.rtt_p50_us),
+                format!("{} us", s.rtt_p99_us),
+                s.retrans.to_string(),
+                if tried == 0 {
+                    "-".into()
+                } else {
+                    format!("{syn}/{tried}")
+                },
+            ]
+        })
+        .collect();
+    let width = |i: usize| {
+        cells
+            .iter()
+            .map(|r| r[i].len())
+            .chain([HEADERS[i].len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..HEADERS.len()).map(width).collect();
+    let line = |cols: Vec<&str>| {
+        let mut out = format!("{:<w$}", cols[0], w = widths[0]);
+        for (c, w) in cols[1..].iter().zip(&widths[1..]) {
+            out += &format!("  {c:>w$}");
+        }
+        out + "\n"
+    };
+    let mut out = line(HEADERS.to_vec());
+    for r in &cells {
+        out += &line(r.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// For each role with both arms: B − A in packets per response, and whether it beats the noise.
+fn comparisons(groups: &[Group]) -> Vec<String> {
+    let arm = |role: &str, name: &str| {
+        groups
+            .iter()
+            .find(|g| g.role == role && g.arm == Some(name))
+            .map(|g| g.conns.as_slice())
+    };
+    let mut roles: Vec<&str> = groups.iter().map(|g| g.role).collect();
+    roles.dedup();
+    let mut out = Vec::new();
+    for role in roles {
+        let (Some(a), Some(b)) = (arm(role, "A"), arm(role, "B")) else {
+            continue;
+        };
+        if a.len() < 2 || b.len() < 2 {
+            out.push(format!(
+                "{role}: too few connections in an arm to compare (A {}, B {})",
+                a.len(),
+                b.len()
+            ));
+            continue;
+        }
+        match stats::bootstrap(a, b) {
+            Some(d) => out.push(format!(
+                "{role}: B - A = {:+.2} packets per response, 95% bootstrap interval {:+.2} to {:+.2} \
+                 ({} resamples): {}",
+                d.estimate,
+                d.low,
+                d.high,
+                stats::RESAMPLES,
+                if d.significant() {
+                    "significant"
+                } else {
+                    "not significant (the interval includes 0)"
+                }
+            )),
+            None => out.push(format!("{role}: an arm has no responses; nothing to compare")),
+        }
+    }
+    out
+}
+
+fn notes(data: &Data, groups: &[Group]) -> Vec<String> {
+    let mut out = Vec::new();
+    // Listener options are set before any connection exists, so the split cannot reach them.
+    let mut shared: Vec<&str> = groups
+        .iter()
+        .filter(|g| g.arm == Some("A"))
+        .flat_map(|g| g.conns.iter().flat_map(|c| c.behaviours.iter()))
+        .map(String::as_str)
+        .filter(|b| matches!(*b, "defer-accept" | "fastopen"))
+        .collect();
+    shared.sort_unstable();
+    shared.dedup();
+    if !shared.is_empty() {
+        out.push(format!(
+            "{} applied in both arms: listener options cannot be split per connection",
+            shared.join(" and ")
+        ));
+    }
+    if data.dropped > 0 {
+        out.push(format!(
+            "the library dropped {} records (buffer full or file unwritable)",
+            data.dropped
+        ));
+    }
+    if data.bad_lines > 0 {
+        out.push(format!(
+            "{} lines were not valid records and were skipped",
+            data.bad_lines
+        ));
+    }
+    if data.newer > 0 {
+        out.push(format!(
+            "{} records are of a newer format than this socktune knows",
+            data.newer
+        ));
+    }
+    out
+}

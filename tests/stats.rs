@@ -1,0 +1,291 @@
+//! Per-connection proof: SOCKTUNE_STATS records, SOCKTUNE_STATS_PROM counters and the
+//! SOCKTUNE_AB split, on real programs in a private namespace. The records are read back by
+//! tests/progs/stats_summary.py, which also checks every line's keys against the documented
+//! format.
+mod common;
+use common::*;
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+fn setting(name: &str, path: &Path) -> String {
+    format!("SOCKTUNE_{name}={}", path.display())
+}
+
+struct Summary(HashMap<String, String>);
+
+impl Summary {
+    fn read(stats: &Path, prom: Option<&Path>) -> Summary {
+        let mut cmd = Command::new(python());
+        cmd.arg(repo().join("tests/progs/stats_summary.py"))
+            .arg(stats)
+            .args(prom);
+        let out = run_bounded(&mut cmd, Duration::from_secs(30));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "stats_summary.py failed on {}:\n{}",
+            stats.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Summary(
+            text.split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    fn get(&self, key: &str) -> &str {
+        self.0.get(key).map_or("(absent)", String::as_str)
+    }
+
+    fn num(&self, key: &str) -> f64 {
+        self.get(key).parse().unwrap_or(f64::NAN)
+    }
+}
+
+#[track_caller]
+fn expect(cond: bool, s: &Summary, r: &Results, what: &str) {
+    check(cond, r, &format!("{what}\nstats summary: {:?}", s.0));
+}
+
+const REQUESTS: u32 = 40;
+const CONNS: u32 = 20;
+
+/// The README's A/B example: half the connections corked, half untouched, in one run.
+#[test]
+fn ab_split_tells_the_arms_apart() {
+    let dir = scratch("stats-ab");
+    let (stats, prom) = (dir.join("conns.jsonl"), dir.join("socktune.prom"));
+    let client =
+        format!("python3 {{progs}}/ka_client.py 127.0.0.1 {{port}} {REQUESTS} /f100 {CONNS}");
+    let r = Scenario::new("ab", &client)
+        .server(HTTP11_SERVER_V4)
+        .server_env(&[
+            "SOCKTUNE_CORK=1",
+            "SOCKTUNE_AB=50",
+            &setting("STATS", &stats),
+            &setting("STATS_PROM", &prom),
+        ])
+        .run();
+    check_quiet(&r);
+    let s = Summary::read(&stats, Some(&prom));
+    eprintln!(
+        "A/B: arm A {} conns, {} packets/response; arm B {} conns, {} packets/response",
+        s.get("server_A_conns"),
+        s.get("server_A_ppr"),
+        s.get("server_B_conns"),
+        s.get("server_B_ppr")
+    );
+    let (a, b) = (s.num("server_A_conns"), s.num("server_B_conns"));
+    expect(
+        a >= 1.0 && b >= 1.0 && a + b == f64::from(CONNS),
+        &s,
+        &r,
+        "one record per connection, in both arms",
+    );
+    for arm in ["A", "B"] {
+        let conns = s.num(&format!("server_{arm}_conns"));
+        let responses = s.num(&format!("server_{arm}_responses"));
+        expect(
+            responses == conns * f64::from(REQUESTS),
+            &s,
+            &r,
+            "responses counted exactly",
+        );
+    }
+    expect(
+        s.num("server_A_ppr") >= 4.0,
+        &s,
+        &r,
+        "arm A is untuned: >= 4 packets per response",
+    );
+    expect(
+        s.num("server_B_ppr") <= 2.3,
+        &s,
+        &r,
+        "arm B is corked: <= 2.3 packets per response",
+    );
+    expect(
+        s.get("server_A_behaviours") == "-",
+        &s,
+        &r,
+        "arm A gets no behaviour",
+    );
+    expect(
+        s.get("server_B_behaviours").contains("cork"),
+        &s,
+        &r,
+        "arm B is corked",
+    );
+    expect(
+        s.num("prom_connections") == f64::from(CONNS),
+        &s,
+        &r,
+        "the textfile counts every connection",
+    );
+    expect(
+        s.get("prom_segments") == s.get("jsonl_segments"),
+        &s,
+        &r,
+        "textfile and records agree",
+    );
+}
+
+/// A fork-per-connection server: the parent's close of its copy is not a record, and children
+/// that leave with os._exit() still write theirs (and their process line) on the way out.
+#[test]
+fn forked_children_leaving_by_underscore_exit_lose_no_record() {
+    let dir = scratch("stats-fork");
+    let stats = dir.join("conns.jsonl");
+    let r = Scenario::new(
+        "fork",
+        "python3 {progs}/ka_client.py 127.0.0.1 {port} 5 /f100 6",
+    )
+    .server("python3 {progs}/forking_server.py 127.0.0.1 {port}")
+    .server_env(&[&setting("STATS", &stats)])
+    .run();
+    check_quiet(&r);
+    let s = Summary::read(&stats, None);
+    expect(
+        s.num("server_none_conns") == 6.0,
+        &s,
+        &r,
+        "one record per connection, none from the parent",
+    );
+    expect(
+        s.num("server_none_responses") == 30.0,
+        &s,
+        &r,
+        "5 responses on each",
+    );
+    expect(
+        s.get("server_none_behaviours") == "-",
+        &s,
+        &r,
+        "recording alone changes nothing",
+    );
+    expect(
+        s.num("processes") == 6.0,
+        &s,
+        &r,
+        "each child wrote its process line at _exit",
+    );
+}
+
+/// A corked response that leaves with the FIN at close() is in the record: the snapshot is taken
+/// once it has left, not while the cork still holds it.
+#[test]
+fn a_response_leaving_with_the_fin_is_counted() {
+    let dir = scratch("stats-fin");
+    let stats = dir.join("conns.jsonl");
+    let r = Scenario::new(
+        "fin at close()",
+        "python3 {progs}/short_client.py 127.0.0.1 {port} 8 /f100",
+    )
+    .server("python3 {progs}/prefork_server.py 127.0.0.1 {port} 2 once")
+    .server_env(&["SOCKTUNE_CORK=1", &setting("STATS", &stats)])
+    .run();
+    let s = Summary::read(&stats, None);
+    expect(
+        s.num("server_none_conns") == 8.0,
+        &s,
+        &r,
+        "one record per connection",
+    );
+    expect(
+        s.num("server_none_data_out") == 8.0,
+        &s,
+        &r,
+        "each response: one data segment, with the FIN",
+    );
+}
+
+/// Fast Open shows in the records of both ends: data in the SYN from the 2nd connection on.
+#[test]
+fn fastopen_shows_in_the_records_of_both_ends() {
+    let dir = scratch("stats-tfo");
+    let (srv, cli) = (dir.join("server.jsonl"), dir.join("client.jsonl"));
+    let r = Scenario::new(
+        "tfo",
+        "python3 {progs}/short_client.py 127.0.0.1 {port} 10 /f100",
+    )
+    .server(HTTP10_SERVER_V4)
+    .tfo()
+    .server_env(&[
+        "SOCKTUNE_FASTOPEN=256",
+        "SOCKTUNE_CORK=1",
+        &setting("STATS", &srv),
+    ])
+    .client_env(&["SOCKTUNE_FASTOPEN_CONNECT=1", &setting("STATS", &cli)])
+    .run();
+    check_quiet(&r);
+    let (s, c) = (Summary::read(&srv, None), Summary::read(&cli, None));
+    let syn = "0111111111";
+    expect(
+        c.get("client_none_syn") == syn,
+        &c,
+        &r,
+        "client records: SYN data from the 2nd connection",
+    );
+    expect(
+        c.get("client_none_behaviours") == "fastopen-connect",
+        &c,
+        &r,
+        "client behaviour",
+    );
+    expect(
+        c.num("processes") == 1.0,
+        &c,
+        &r,
+        "the client's process line at exit",
+    );
+    expect(
+        s.get("server_none_syn") == syn,
+        &s,
+        &r,
+        "server records: SYN data from the 2nd connection",
+    );
+    expect(
+        s.get("server_none_behaviours") == "cork+fastopen+nodelay",
+        &s,
+        &r,
+        "server behaviours",
+    );
+    // http.server answers HTTP/1.0, then shuts the connection down: the record follows that.
+    expect(
+        s.num("server_none_data_out") == 10.0,
+        &s,
+        &r,
+        "each corked response: one data segment",
+    );
+    check(
+        r.get("syn_data") == syn,
+        &r,
+        "the client's own TCP_INFO agrees",
+    );
+}
+
+/// A stats path that cannot be written costs one warning line, never the host's service.
+#[test]
+fn an_unwritable_stats_path_warns_once_and_the_program_runs_on() {
+    let r = keepalive("unwritable", HTTP11_SERVER_V4, "127.0.0.1", 20)
+        .server_env(&[
+            "SOCKTUNE_CORK=1",
+            "SOCKTUNE_STATS=/proc/socktune/none.jsonl",
+        ])
+        .run();
+    check(
+        r.num("srv_socktune_lines") == 1.0,
+        &r,
+        "exactly one warning line",
+    );
+    check(
+        r.stderr.contains("SOCKTUNE_STATS"),
+        &r,
+        "the warning names the variable",
+    );
+    check_corked(&r, "cork still works");
+}
