@@ -1,6 +1,6 @@
 //! Memory safety: the errno program, a C keep-alive server and client, and python3 http.server
-//! run under valgrind memcheck with the shim preloaded and their behaviours on
-//! (tests/harness/memcheck.py, which installs valgrind when missing). No invalid read or write
+//! run under valgrind memcheck with the shim preloaded and their behaviours on, the C pair also
+//! recording each connection (SOCKTUNE_STATS) (tests/harness/memcheck.py, which installs valgrind when missing). No invalid read or write
 //! or other memcheck error, and no leak that grows with the number of connections.
 mod common;
 use common::*;
@@ -51,7 +51,14 @@ fn valgrind_finds_no_bad_access_and_no_per_connection_leak() {
             &format!("ka_pair {side}: memory lost grows with the number of connections"),
         );
     }
-    for size in ["small", "big"] {
+    for (size, conns) in [("small", CONNS), ("big", 10 * CONNS)] {
+        for side in ["srv", "cli"] {
+            check(
+                r.num(&format!("{size}_{side}_records")) == f64::from(conns),
+                &r,
+                &format!("ka_pair {size} {side}: one SOCKTUNE_STATS record per connection"),
+            );
+        }
         check(
             r.num(&format!("{size}_bad")) == 0.0 && r.num(&format!("{size}_requests")) > 0.0,
             &r,

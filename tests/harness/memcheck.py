@@ -8,7 +8,9 @@ Compiles tests/progs/errno_check.c and ka_pair.c (with -g, so reports name lines
   errno     errno_check with every behaviour on (its own check must print "0 failed"), at the
             namespace's default net.ipv4.tcp_fastopen=1; 3 (both sides) for the runs below;
   small/big ka_pair's server (split header and body, every server behaviour on) and client (every
-            client behaviour on), both under valgrind: N, then 10*N connections of R requests;
+            client behaviour on), both under valgrind and recording each connection
+            (SOCKTUNE_STATS, SOCKTUNE_STATS_PROM, SOCKTUNE_AB): N, then 10*N connections of R
+            requests;
   py        Debian's python3 -m http.server -p HTTP/1.1 under SOCKTUNE_CORK=1 (PYTHONMALLOC=malloc
             so that valgrind sees every allocation), P keep-alive requests from ka_client.py.
             Debian's build, since pyenv's interpreter alone already draws hundreds of
@@ -16,7 +18,8 @@ Compiles tests/progs/errno_check.c and ka_pair.c (with -g, so reports name lines
 
 stdout: one line of key=value pairs: for each run R (errno, small_srv, small_cli, big_srv,
 big_cli, py_srv): R_errors (valgrind's ERROR SUMMARY, leaks not counted), R_definite (bytes
-definitely lost), R_indirect; plus errno_failed, the clients' own fields prefixed small_, big_
+definitely lost), R_indirect; plus errno_failed, small_srv_records (connections in the
+stats file) and the like, the clients' own fields prefixed small_, big_
 and py_ (requests, bad, us_per_request; ka_client.py's requests, p50_ms...), and conns_small,
 conns_big. stderr: every valgrind report that is not clean.
 """
@@ -114,10 +117,14 @@ def errno_run(args, work, prog):
 def ka_run(args, work, prog, name, conns):
     """ka_pair server and client, both under valgrind, over `conns` keep-alive connections."""
     srv_log, cli_log = (os.path.join(work, "%s_%s.vg" % (name, side)) for side in ("srv", "cli"))
-    server = spawn(args, valgrind(srv_log) + [prog, "server", str(PORT), str(conns), str(BODY), "split"], SERVER_ALL)
+    stats = {side: os.path.join(work, "%s_%s.stats" % (name, side)) for side in ("srv", "cli")}
+    recording = lambda side: ["SOCKTUNE_STATS=" + stats[side], "SOCKTUNE_STATS_PROM=%s.prom" % stats[side],
+                              "SOCKTUNE_AB=100"]  # every connection in arm B, so each one corks
+    server = spawn(args, valgrind(srv_log) + [prog, "server", str(PORT), str(conns), str(BODY), "split"],
+                   SERVER_ALL + recording("srv"))
     wait_listening(server, "ka_pair server")
     client = spawn(args, valgrind(cli_log) + [prog, "client", str(PORT), str(conns), str(args.requests), str(BODY)],
-                   CLIENT_ALL)
+                   CLIENT_ALL + recording("cli"))
     out, err = finish(client, "ka_pair client")
     finish(server, "ka_pair server")  # exits by itself after `conns` connections
     if client.returncode:
@@ -125,6 +132,9 @@ def ka_run(args, work, prog, name, conns):
     res = prefixed(name + "_srv", report(srv_log))
     res.update(prefixed(name + "_cli", report(cli_log)))
     res.update(prefixed(name, fields(out)))
+    for side, path in stats.items():
+        with open(path) as f:
+            res["%s_%s_records" % (name, side)] = sum('"type":"conn"' in line for line in f)
     res["conns_" + name] = conns
     return res
 
