@@ -4,10 +4,14 @@ use crate::{fdtable, ops};
 use libc::{c_int, c_void, iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 use redhook::{hook, real};
 
-/// Flushes the response before the read, and re-enters delayed-ACK mode after it.
+/// Flushes the response before the read, and re-enters delayed-ACK mode after it. Only
+/// connections can need either; reads of files and pipes go straight through.
 #[inline]
 fn around(fd: c_int, call: impl FnOnce() -> ssize_t) -> ssize_t {
     let meta = fdtable::get(fd);
+    if !meta.is_connection() {
+        return call();
+    }
     ops::before_read(fd, meta);
     let n = call();
     ops::after_read(fd, meta, n);

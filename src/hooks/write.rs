@@ -9,9 +9,14 @@ pub unsafe fn real_send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) 
     real!(send)(fd, buf, n, flags)
 }
 
+/// Only connections can need anything; checked here so that writes to files, pipes and
+/// listeners skip the call.
 #[inline]
 fn before(fd: c_int) {
-    ops::before_write(fd, fdtable::get(fd));
+    let meta = fdtable::get(fd);
+    if meta.is_connection() {
+        ops::before_write(fd, meta);
+    }
 }
 
 // Replaces write(2).
