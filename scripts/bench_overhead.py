@@ -10,7 +10,10 @@ behaviour on (SHIM_ENV), alternating which goes first in each of R repetitions:
              TCP connections, both ends) of which 8 are ready, ns per call;
   keepalive  tests/progs/ka_pair.c: one keep-alive connection, 20,000 requests, µs per request;
              the server (one write per response) runs with or without the shim, the client never.
-Prints the median of each side and their ratio (with / without). Then, under callgrind, the
+Prints the median of each side and their ratio (with / without). Then nginx under wrk, 1,000
+keep-alive connections for LOAD_SECONDS each way (tests/harness/load.py with --sendfile off, so
+that nginx sends each response in one writev and the shim has no stall to remove: the
+requests/s it loses is its cost under load). Then, under callgrind, the
 instructions per call, which a busy machine does not disturb: each program runs with N and 2N
 iterations and the difference of the totals is divided by N, so start-up and set-up (the 5,000
 connections, the library's initialisation) cancel out. Callgrind counts user-space instructions
@@ -44,6 +47,7 @@ PORT = 7500
 CONNS, READY = 5000, 8
 KA_REQUESTS, KA_BODY = 20000, 100
 WRITES, WAITS = 3_000_000, 300_000
+LOAD_SECONDS = 15
 CG_WRITES, CG_WAITS, CG_REQUESTS = 100_000, 20_000, 2_000  # N; callgrind also runs 2N
 
 
@@ -145,6 +149,24 @@ def instructions(args):
     return res
 
 
+def nginx_load(args):
+    """requests/s of nginx without and with the shim (every behaviour on), one run each."""
+    print("\nnginx, sendfile off, wrk -t2 -c1000 -d%ds each way (not pinned to one CPU)" % LOAD_SECONDS, flush=True)
+    r = subprocess.run([sys.executable, os.path.join(REPO, "tests", "harness", "load.py"), "--lib", args.lib,
+                        "--duration", str(LOAD_SECONDS), "--sendfile", "off"] + ["--env=" + kv for kv in SHIM_ENV],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
+    if r.returncode:
+        netns.die("load.py failed:\n" + r.stderr)
+    got = dict(t.split("=", 1) for t in r.stdout.split())
+    res = {v: {k: got["%s_%s" % (v, k)] for k in ("req_s", "errors", "bad")} for v in ("plain", "shim")}
+    res["ratio"] = float(got["shim_req_s"]) / float(got["plain_req_s"])
+    res["order"] = got["order"]
+    print("%-10s %10s %10s  %-11s %6.3f  (errors %s / %s, order %s)" % (
+        "nginx", got["plain_req_s"], got["shim_req_s"], "requests/s", res["ratio"], got["plain_errors"],
+        got["shim_errors"], got["order"]), flush=True)
+    return res
+
+
 def measure(args):
     netns.setup_namespace(None)
     # One CPU for every program, so that a request loop's client and server always meet on it:
@@ -166,7 +188,6 @@ def measure(args):
     res["instructions"] = instructions(args)
     with open(args.json, "w") as f:
         json.dump(res, f, indent=1)
-    print("\nwritten to %s" % args.json)
 
 
 def compile_all(work):
@@ -185,17 +206,22 @@ def main():
         return
     if not os.path.isfile(args.lib):
         netns.die("library not found: %r" % args.lib)
-    tools.install_missing([("valgrind", "valgrind"), ("cc", "gcc")])
+    tools.install_missing([("valgrind", "valgrind"), ("cc", "gcc"), ("nginx", "nginx-light"), ("wrk", "wrk")])
     work = tempfile.mkdtemp(prefix="socktune-bench-")
     try:
         compile_all(work)
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        rc = subprocess.call(["unshare", "-n", sys.executable, os.path.abspath(__file__), "--inside", "--bin", work,
-                              "--lib", os.path.abspath(args.lib), "--reps", str(args.reps),
-                              "--json", os.path.abspath(args.json)])
+        subprocess.run(["unshare", "-n", sys.executable, os.path.abspath(__file__), "--inside", "--bin", work,
+                        "--lib", os.path.abspath(args.lib), "--reps", str(args.reps),
+                        "--json", os.path.abspath(args.json)], check=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    sys.exit(rc)
+    with open(args.json) as f:
+        res = json.load(f)
+    res["nginx"] = nginx_load(args)
+    with open(args.json, "w") as f:
+        json.dump(res, f, indent=1)
+    print("\nwritten to %s" % args.json)
 
 
 if __name__ == "__main__":

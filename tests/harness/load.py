@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Load: untuned nginx under many concurrent keep-alive wrk connections, without and with the shim.
 
-usage: load.py --lib PATH [--conns 1000] [--duration 30] [--env K=V ...]
+usage: load.py --lib PATH [--conns 1000] [--duration 30] [--sendfile on|off] [--env K=V ...]
 
 Installs nginx and wrk with apt-get when they are missing (outside the namespace, where the
 package registry is reachable), then in a private network namespace (`unshare -n`, lo up, see
 netns.py) runs each variant once, in random order: "plain" (no shim) and "shim" (LD_PRELOAD=lib
-plus --env, default SOCKTUNE_CORK=1). Each variant starts nginx afresh: 2 workers, sendfile on,
-tcp_nopush off, tcp_nodelay off (so the program never takes cork or Nagle over from the shim),
-keep-alive, one small static file. wrk runs -t2 -c CONNS -d DURATION with load_check.lua, which
+plus --env, default SOCKTUNE_CORK=1). Each variant starts nginx afresh: 2 workers, sendfile on
+(header by writev, body by sendfile: without the shim, Nagle and delayed ACKs stall each
+response 40 ms; --sendfile off gives one writev per response and no stall), tcp_nopush off,
+tcp_nodelay off (so the program never takes cork or Nagle over from the shim), keep-alive, one
+small static file. wrk runs -t2 -c CONNS -d DURATION with load_check.lua, which
 compares every response body with the file byte for byte.
 
 While wrk runs, the workers' open fds (/proc/PID/fd) and VmRSS are summed every SAMPLE seconds.
@@ -52,7 +54,7 @@ error_log {work}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
-    sendfile on;
+    sendfile {sendfile};
     tcp_nopush off;
     tcp_nodelay off;
     keepalive_timeout 65s;
@@ -75,6 +77,8 @@ def parse_args(argv):
     p.add_argument("--lib", required=True, help="path of libsocktune.so")
     p.add_argument("--conns", type=int, default=1000)
     p.add_argument("--duration", type=int, default=30, help="seconds wrk runs per variant")
+    p.add_argument("--sendfile", choices=("on", "off"), default="on",
+                   help="off: nginx writes header and body in one writev, so there is no Nagle stall to remove")
     p.add_argument("--env", action="append", metavar="K=V", help="shim settings (default SOCKTUNE_CORK=1)")
     p.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -112,7 +116,7 @@ def wrk_fields(out):
 def start_nginx(args, work, env):
     conf = os.path.join(work, "nginx.conf")
     with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(work=work, port=PORT, nofile=resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
+        f.write(NGINX_CONF.format(work=work, port=PORT, sendfile=args.sendfile, nofile=resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
     err = open(os.path.join(work, "nginx.stderr"), "w+")
     nginx = subprocess.Popen([tools.which("nginx"), "-p", work, "-c", conf, "-e", os.path.join(work, "error.log")],
                              env=env, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True)
