@@ -4,7 +4,6 @@
 //! (tests/harness/load.py, which installs nginx and wrk when missing).
 mod common;
 use common::*;
-use std::process::Command;
 use std::time::Duration;
 
 const CONNS: u32 = 1000;
@@ -15,15 +14,11 @@ const MIN_RATE_RATIO: f64 = 0.9;
 
 #[test]
 fn nginx_under_1000_keepalive_connections_without_and_with_the_shim() {
-    let out = run_bounded(
-        Command::new(python())
-            .arg(repo().join("tests/harness/load.py"))
-            .arg("--lib")
-            .arg(lib())
-            .arg(format!("--conns={CONNS}")),
+    let r = run_harness(
+        "load.py",
+        &[format!("--conns={CONNS}")],
         Duration::from_secs(900), // two 30 s runs, plus apt-get on a fresh machine
     );
-    let r = Results::parse("load", &out);
     eprintln!("{}", r.stderr);
     for v in ["plain", "shim"] {
         let n = |k: &str| r.num(&format!("{v}_{k}"));

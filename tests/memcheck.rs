@@ -4,7 +4,6 @@
 //! or other memcheck error, and no leak that grows with the number of connections.
 mod common;
 use common::*;
-use std::process::Command;
 use std::time::Duration;
 
 /// Connections in the small run; the big run makes ten times as many.
@@ -12,15 +11,11 @@ const CONNS: u32 = 20;
 
 #[test]
 fn valgrind_finds_no_bad_access_and_no_per_connection_leak() {
-    let out = run_bounded(
-        Command::new(python())
-            .arg(repo().join("tests/harness/memcheck.py"))
-            .arg("--lib")
-            .arg(lib())
-            .arg(format!("--conns={CONNS}")),
+    let r = run_harness(
+        "memcheck.py",
+        &[format!("--conns={CONNS}")],
         Duration::from_secs(900), // valgrind is slow, and apt-get may run on a fresh machine
     );
-    let r = Results::parse("memcheck", &out);
     eprintln!("{r}");
     check(
         r.get("errno_failed") == "0",

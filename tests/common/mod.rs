@@ -198,6 +198,17 @@ impl Scenario {
     }
 }
 
+/// Runs `tests/harness/<script> --lib <lib> <args>` (a harness that installs what it needs, then
+/// enters its own namespace), killing it past `limit`, and reads its result line.
+pub fn run_harness(script: &str, args: &[String], limit: Duration) -> Results {
+    let mut cmd = Command::new(python());
+    cmd.arg(repo().join("tests/harness").join(script))
+        .arg("--lib")
+        .arg(lib())
+        .args(args);
+    Results::parse(script, &run_bounded(&mut cmd, limit))
+}
+
 /// Runs scenarios at once (each has its own namespace, so fixed ports do not clash).
 pub fn run_all(scenarios: &[Scenario]) -> Vec<Results> {
     thread::scope(|s| {

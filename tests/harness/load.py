@@ -187,18 +187,11 @@ def run(args):
             res.update(variant(args, name, work))
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    print(" ".join("%s=%s" % kv for kv in res.items()), flush=True)
+    return res
 
 
 def main():
-    args = parse_args(sys.argv[1:])
-    if not os.path.isfile(args.lib):
-        netns.die("library not found: %r (build it with cargo build --release)" % args.lib)
-    if args.inside:
-        run(args)
-        return
-    tools.install_missing(TOOLS)
-    os.execvp("unshare", ["unshare", "-n", sys.executable, os.path.abspath(__file__), "--inside"] + sys.argv[1:])
+    tools.harness_main(__file__, parse_args(sys.argv[1:]), run, TOOLS)
 
 
 if __name__ == "__main__":

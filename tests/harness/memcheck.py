@@ -80,10 +80,6 @@ def prefixed(prefix, res):
     return {"%s_%s" % (prefix, k): v for k, v in res.items()}
 
 
-def fields(out):
-    return dict(t.split("=", 1) for t in out.split() if "=" in t)
-
-
 def spawn(args, cmd, env_pairs, **kw):
     return subprocess.Popen(cmd, env=netns.child_env(args, True, env_pairs), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
@@ -131,7 +127,7 @@ def ka_run(args, work, prog, name, conns):
         netns.die("ka_pair client failed (%d):\n%s%s" % (client.returncode, out, err))
     res = prefixed(name + "_srv", report(srv_log))
     res.update(prefixed(name + "_cli", report(cli_log)))
-    res.update(prefixed(name, fields(out)))
+    res.update(netns.fields(out, name + "_"))
     for side, path in stats.items():
         with open(path) as f:
             res["%s_%s_records" % (name, side)] = sum('"type":"conn"' in line for line in f)
@@ -157,7 +153,7 @@ def py_run(args, work):
     if client.returncode:
         netns.die("ka_client.py failed:\n" + client.stderr)
     res = prefixed("py_srv", report(log))
-    res.update(prefixed("py", fields(client.stdout)))
+    res.update(netns.fields(client.stdout, "py_"))
     return res
 
 
@@ -185,18 +181,11 @@ def run(args):
         res.update(py_run(args, work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(" ".join("%s=%s" % kv for kv in res.items()), flush=True)
+    return res
 
 
 def main():
-    args = parse_args(sys.argv[1:])
-    if not os.path.isfile(args.lib):
-        netns.die("library not found: %r (build it with cargo build --release)" % args.lib)
-    if args.inside:
-        run(args)
-        return
-    tools.install_missing([("valgrind", "valgrind"), (DEBIAN_PYTHON, "python3")])
-    os.execvp("unshare", ["unshare", "-n", sys.executable, os.path.abspath(__file__), "--inside"] + sys.argv[1:])
+    tools.harness_main(__file__, parse_args(sys.argv[1:]), run, [("valgrind", "valgrind"), (DEBIAN_PYTHON, "python3")])
 
 
 if __name__ == "__main__":

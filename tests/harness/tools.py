@@ -1,5 +1,6 @@
-"""Installs the Debian packages a harness needs, before it enters its namespace (which has no
-network), and fails with a clear message when it cannot: a missing tool never skips a test."""
+"""What the load and memcheck harnesses share: installing the Debian packages they need before
+entering their namespace (which has no network), failing with a clear message when that cannot
+be done (a missing tool never skips a test), and the entry that re-runs them inside it."""
 import os
 import shutil
 import subprocess
@@ -30,3 +31,16 @@ def install_missing(tools):
     still = [cmd for cmd, _ in tools if not which(cmd)]
     if still:
         netns.die("apt-get installed %s but %s is still missing" % (" ".join(missing), " ".join(still)))
+
+
+def harness_main(script, args, run, tools):
+    """Checks args.lib, installs `tools`, then re-executes `script` in a new network namespace,
+    where `run(args)` returns the result fields, printed as one key=value line."""
+    if not os.path.isfile(args.lib):
+        netns.die("library not found: %r (build it with cargo build --release)" % args.lib)
+    if args.inside:
+        res = run(args)
+        print(" ".join("%s=%s" % kv for kv in res.items()), flush=True)
+        return
+    install_missing(tools)
+    os.execvp("unshare", ["unshare", "-n", sys.executable, os.path.abspath(script), "--inside"] + sys.argv[1:])
