@@ -13,7 +13,7 @@ behaviour on (SHIM_ENV), alternating which goes first in each of R repetitions:
 Prints the median of each side and their ratio (with / without). Then nginx under wrk, 1,000
 keep-alive connections for LOAD_SECONDS each way (tests/harness/load.py with --sendfile off, so
 that nginx sends each response in one writev and the shim has no stall to remove: the
-requests/s it loses is its cost under load). Then, under callgrind, the
+requests/s it loses, and the workers' CPU time per response, are its cost under load). Then, under callgrind, the
 instructions per call, which a busy machine does not disturb: each program runs with N and 2N
 iterations and the difference of the totals is divided by N, so start-up and set-up (the 5,000
 connections, the library's initialisation) cancel out. Callgrind counts user-space instructions
@@ -158,12 +158,14 @@ def nginx_load(args):
     if r.returncode:
         netns.die("load.py failed:\n" + r.stderr)
     got = dict(t.split("=", 1) for t in r.stdout.split())
-    res = {v: {k: got["%s_%s" % (v, k)] for k in ("req_s", "errors", "bad")} for v in ("plain", "shim")}
-    res["ratio"] = float(got["shim_req_s"]) / float(got["plain_req_s"])
+    keys = ("req_s", "errors", "bad", "user_us_per_req", "sys_us_per_req")
+    res = {v: {k: float(got["%s_%s" % (v, k)]) for k in keys} for v in ("plain", "shim")}
     res["order"] = got["order"]
-    print("%-10s %10s %10s  %-11s %6.3f  (errors %s / %s, order %s)" % (
-        "nginx", got["plain_req_s"], got["shim_req_s"], "requests/s", res["ratio"], got["plain_errors"],
-        got["shim_errors"], got["order"]), flush=True)
+    for key, unit in (("req_s", "requests/s"), ("user_us_per_req", "µs user"), ("sys_us_per_req", "µs system")):
+        plain, shim = res["plain"][key], res["shim"][key]
+        print("%-10s %10.2f %10.2f  %-11s %6.3f" % ("nginx", plain, shim, unit, shim / plain), flush=True)
+    print("(the workers' CPU time per response, all threads; errors %d / %d; order %s)" % (
+        res["plain"]["errors"], res["shim"]["errors"], res["order"]), flush=True)
     return res
 
 

@@ -20,7 +20,8 @@ stdout: one line of key=value pairs, for each variant V (plain, shim):
   responses), V_good and V_bad (responses load_check.lua found exact / not),
   V_fd_idle (before wrk), V_fd_start, V_fd_mid, V_fd_end (while it runs), V_fd_after (after it),
   V_rss_start_kb, V_rss_mid_kb, V_rss_end_kb, V_rss_growth2_kb (the highest RSS of the second
-  half minus the RSS at mid-run), and order=first,second.
+  half minus the RSS at mid-run), V_user_us_per_req and V_sys_us_per_req (the workers' CPU time,
+  all threads, per response served), and order=first,second.
 Exit status 2 on a setup failure (no namespace, tools missing and not installable).
 """
 import argparse
@@ -99,6 +100,17 @@ def sample(pids):
     return fds, rss
 
 
+def cpu_seconds(pids):
+    """(user, system) CPU seconds used so far by pids, every thread included."""
+    user = system = 0
+    for pid in pids:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        user, system = user + int(fields[11]), system + int(fields[12])  # utime, stime (stat fields 14, 15)
+    tick = os.sysconf("SC_CLK_TCK")
+    return user / tick, system / tick
+
+
 def wrk_fields(out):
     """Requests/s, requests, errors, good and bad responses from wrk's report."""
     def num(pattern, default=None):
@@ -137,6 +149,7 @@ def variant(args, name, work):
     try:
         pids = workers(nginx.pid)
         res = {"fd_idle": sample(pids)[0]}
+        cpu0 = cpu_seconds(pids)
         wrk = subprocess.Popen([tools.which("wrk"), "-t2", "-c%d" % args.conns, "-d%ds" % args.duration, "--latency",
                                 "-s", os.path.join(HERE, "load_check.lua"), "http://127.0.0.1:%d/body" % PORT,
                                 "--", os.path.join(work, "www", "body")],
@@ -156,6 +169,7 @@ def variant(args, name, work):
         while sample(pids)[0] > res["fd_idle"] and time.monotonic() < deadline:
             time.sleep(0.1)
         res["fd_after"] = sample(pids)[0]
+        cpu = [b - a for a, b in zip(cpu0, cpu_seconds(pids))]
     finally:
         netns.stop(nginx)
     if len(samples) < 3:
@@ -166,6 +180,8 @@ def variant(args, name, work):
                rss_start_kb=samples[0][2], rss_mid_kb=mid[2], rss_end_kb=samples[-1][2],
                rss_growth2_kb=max(s[2] for s in second_half) - mid[2], samples=len(samples))
     res.update(wrk_fields(out))
+    served = int(res["good"]) + int(res["bad"]) or 1
+    res.update(user_us_per_req="%.2f" % (cpu[0] * 1e6 / served), sys_us_per_req="%.2f" % (cpu[1] * 1e6 / served))
     return {"%s_%s" % (name, k): v for k, v in res.items()}
 
 
