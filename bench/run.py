@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""socktune benchmark: unmodified servers and clients without and with each behaviour, on loopback
+in a private network namespace, and Fast Open and defer-accept over an emulated wide-area link.
+
+usage: run.py --lib PATH --out DIR [--smoke]
+Writes DIR/results.json, DIR/results.md and DIR/chart.svg; progress goes to stderr. Each matrix
+cell is one run of tests/harness/netns.py (a fresh namespace with tcp_fastopen=3): packets are the
+namespace's own TCP segment count, divided by the requests made, warm-up included.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+
+import chart
+from link import CLI_ADDR, SRV_ADDR, Link, check as check_link
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+HARNESS = os.path.join(ROOT, "tests", "harness", "netns.py")
+APPS, CLIENTS = os.path.join(HERE, "apps"), os.path.join(HERE, "clients")
+PORT = 8080
+BODY_SIZE = 100
+
+NGINX_UNTUNED = "tcp_nopush off; tcp_nodelay off; sendfile on;"
+# Each server: how to start it, given {host}, {port} and {work} (holding www/ and the body file).
+SERVERS = {
+    "http.server HTTP/1.0": "python3 -m http.server {port} --bind {host} -d {work}/www",
+    "http.server HTTP/1.1": "python3 -m http.server -p HTTP/1.1 {port} --bind {host} -d {work}/www",
+    "gunicorn sync (2 workers)": "gunicorn -w 2 -k sync -b {host}:{port} --chdir %s flask_app:app" % APPS,
+    "Flask dev server": "flask --app %s/flask_app.py run --host {host} --port {port}" % APPS,
+    "Starman (2 workers)": "starman --workers 2 --listen {host}:{port} %s/app.psgi" % APPS,
+    "plackup HTTP::Server::PSGI": "plackup -s HTTP::Server::PSGI --host {host} --port {port} %s/app.psgi" % APPS,
+    "nginx untuned": "nginx -p {work} -c {work}/nginx-untuned.conf -e stderr",
+    "nginx tuned": "nginx -p {work} -c {work}/nginx-tuned.conf -e stderr",
+    "Node.js http": "node %s/server.js {host} {port}" % APPS,
+}
+NGINX_TUNING = {
+    "untuned": (NGINX_UNTUNED, ""),
+    "tuned": ("tcp_nopush on; tcp_nodelay on; sendfile on;", " deferred fastopen=256"),
+}
+SMOKE_SERVERS = ["http.server HTTP/1.0", "http.server HTTP/1.1", "Node.js http"]
+
+# Each behaviour: the server's and the client's SOCKTUNE_* settings. "none" runs without the shim.
+ALL_SERVER = {"SOCKTUNE_DEFER_ACCEPT": "5", "SOCKTUNE_CORK": "1", "SOCKTUNE_QUICKACK": "0",
+              "SOCKTUNE_FASTOPEN": "256", "SOCKTUNE_NODELAY": "1"}
+ALL_CLIENT = {"SOCKTUNE_QUICKACK": "0", "SOCKTUNE_FASTOPEN_CONNECT": "1"}
+CONFIGS = {
+    "none": ({}, {}),
+    "defer": ({"SOCKTUNE_DEFER_ACCEPT": "5"}, {}),
+    "cork": ({"SOCKTUNE_CORK": "1"}, {}),
+    "quickack-off": ({"SOCKTUNE_QUICKACK": "0"}, {"SOCKTUNE_QUICKACK": "0"}),
+    "fastopen": ({"SOCKTUNE_FASTOPEN": "256"}, {"SOCKTUNE_FASTOPEN_CONNECT": "1"}),
+    "nodelay": ({"SOCKTUNE_NODELAY": "1"}, {}),
+    "all": (ALL_SERVER, ALL_CLIENT),
+}
+SMOKE_CONFIGS = ["none", "cork", "all"]
+
+# Each client, and which behaviours it runs under (the python client runs under every one).
+CLIENT_CMDS = {
+    "python": "python3 %s/py_client.py {host} {port} {n} /body {work}/www/body" % CLIENTS,
+    "curl": "python3 %s/curl_client.py http://{host}:{port}/body {n} {work}/www/body" % CLIENTS,
+    "wrk": "python3 %s/wrk_client.py http://{host}:{port}/body 2 {secs}" % CLIENTS,
+}
+CLIENT_CONFIGS = {"python": list(CONFIGS), "curl": ["none", "all"], "wrk": ["none", "all"]}
+SMOKE_CLIENTS = {"python": SMOKE_CONFIGS, "curl": ["none", "all"]}
+
+# A server log line that means something went wrong (the servers' normal request lines never match).
+LOG_ERROR = re.compile(r"Traceback|\[(emerg|alert|crit|error)\]|\bERROR\b|\berror:|^socktune:", re.M | re.I)
+
+
+def progress(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def prepare_work(work):
+    """www/body (BODY_SIZE seeded bytes, so a lost or moved byte shows) and the two nginx configs."""
+    os.makedirs(os.path.join(work, "www"))
+    os.makedirs(os.path.join(work, "tmp"))
+    body = bytes((i * 37 + 11) % 94 + 33 for i in range(BODY_SIZE))
+    with open(os.path.join(work, "www", "body"), "wb") as f:
+        f.write(body)
+    with open(os.path.join(APPS, "nginx.conf")) as f:
+        template = f.read()
+    for name, (tuning, listen) in NGINX_TUNING.items():
+        conf = (template.replace("@WORK@", work).replace("@PORT@", str(PORT))
+                .replace("@TUNING@", tuning).replace("@LISTEN@", listen))
+        with open(os.path.join(work, "nginx-%s.conf" % name), "w") as f:
+            f.write(conf)
+
+
+def fields(line):
+    return dict(t.split("=", 1) for t in line.split() if "=" in t)
+
+
+def run_cell(lib, work, server, client, config, n, secs):
+    """One server+client run in a fresh namespace; returns its result record."""
+    srv_env, cli_env = CONFIGS[config]
+    log = os.path.join(work, "server.log")
+    open(log, "w").close()
+    fill = dict(host="127.0.0.1", port="{port}", work=work, n=n, secs=secs)
+    # The server's stderr goes to a file of ours so that every line of it can be checked.
+    server_cmd = "sh -c 'exec \"$@\" 2>>\"$0\"' %s %s" % (shlex.quote(log), SERVERS[server].format(**fill))
+    argv = [sys.executable, HARNESS, "--lib", lib, "--tfo", "3", "--port", str(PORT),
+            "--server", server_cmd, "--client", CLIENT_CMDS[client].format(**fill), "--timeout", "120"]
+    for flag, shim, env in (("--srv", "--srv-shim", srv_env), ("--cli", "--cli-shim", cli_env)):
+        if config != "none" and (env or flag == "--srv"):
+            argv.append(shim)
+        argv += ["%s-env=%s=%s" % (flag, k, v) for k, v in env.items()]
+    env = dict(os.environ, BENCH_BODY=os.path.join(work, "www", "body"))
+    t0 = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    res = fields(proc.stdout)
+    with open(log, errors="replace") as f:
+        errors = [line for line in f.read().splitlines() if LOG_ERROR.search(line)]
+    rec = {"server": server, "client": client, "config": config, "seconds": round(time.monotonic() - t0, 1)}
+    problems = []
+    if proc.returncode or res.get("client_rc") != "0":
+        problems.append("client failed (rc=%s): %s" % (res.get("client_rc", proc.returncode),
+                                                       " | ".join(proc.stderr.strip().splitlines()[-3:])))
+    if int(res.get("errors", 0)):
+        problems.append("%s wrk errors or non-2xx responses" % res["errors"])
+    if errors:
+        problems.append("server log: " + " | ".join(errors[:3]))
+    rec["ok"] = not problems
+    rec["problems"] = problems
+    if "requests_total" in res:
+        rec.update(packets_per_request=round(int(res["ns_segs"]) / int(res["requests_total"]), 2),
+                   p50_ms=float(res["p50_ms"]), p99_ms=float(res["p99_ms"]), req_s=float(res["req_s"]),
+                   requests=int(res["requests"]), syn_data=int(res["syn_data"]),
+                   conns=int(res["conns"]) if "conns" in res else None)
+    return rec
+
+
+def matrix(lib, work, smoke):
+    servers = SMOKE_SERVERS if smoke else list(SERVERS)
+    clients = SMOKE_CLIENTS if smoke else CLIENT_CONFIGS
+    cells = [(s, c, cfg) for s in servers for c, cfgs in clients.items() for cfg in cfgs]
+    n, curl_n, secs = (30, 10, 1) if smoke else (100, 20, 2)
+    out = []
+    for i, (server, client, config) in enumerate(cells, 1):
+        rec = run_cell(lib, work, server, client, config, curl_n if client == "curl" else n, secs)
+        out.append(rec)
+        summary = ("p50 %.3f ms, %.2f packets/request, %.0f req/s" % (rec["p50_ms"], rec["packets_per_request"],
+                                                                      rec["req_s"]) if "p50_ms" in rec else "")
+        progress("[%d/%d] %s · %s · %s: %s %s (%.1f s)" % (i, len(cells), server, client, config,
+                                                           "ok" if rec["ok"] else "FAILED", summary, rec["seconds"]))
+        for p in rec["problems"]:
+            progress("    " + p)
+    return out
+
+
+def wait_listening(link, port, proc, what):
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("%s exited early: %s" % (what, proc.stderr.read()))
+        tcp = subprocess.run(link.cmd(link.srv, ["cat", "/proc/net/tcp"]), capture_output=True, text=True).stdout
+        if any(l.split()[3] == "0A" and int(l.split()[1].rsplit(":", 1)[1], 16) == port
+               for l in tcp.splitlines()[1:]):
+            return
+        time.sleep(0.05)
+    raise RuntimeError("%s never listened" % what)
+
+
+def shim_env(lib, settings, extra):
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("SOCKTUNE_")}
+    env.update(extra)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
+    if settings:
+        env.update(settings, LD_PRELOAD=lib)
+    return env
+
+
+def over_link(lib, work, link, server_cmd, srv_settings, client_argv, cli_settings):
+    """Runs one server and one client across the link; returns the client's result fields."""
+    extra = {"BENCH_BODY": os.path.join(work, "www", "body")}
+    server = subprocess.Popen(link.cmd(link.srv, shlex.split(server_cmd)), env=shim_env(lib, srv_settings, extra),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_listening(link, PORT, server, server_cmd)
+        cli = subprocess.run(link.cmd(link.cli, client_argv), env=shim_env(lib, cli_settings, extra),
+                             capture_output=True, text=True, timeout=120)
+        if cli.returncode:
+            raise RuntimeError("client %s failed: %s" % (client_argv, cli.stderr.strip()))
+        return fields(cli.stdout)
+    finally:
+        os.killpg(server.pid, 9)
+        server.wait()
+
+
+def rtt_section(lib, work, smoke):
+    """Fast Open and defer-accept over the emulated link, in RTTs of the configured link."""
+    one_way = 5.0
+    rtt = 2 * one_way
+    out = {"link_check": check_link([one_way] if smoke else [one_way, 20.0]), "rtt_ms": rtt, "fastopen": [],
+           "defer": []}
+    fill = dict(host=SRV_ADDR, port=PORT, work=work)
+    body = os.path.join(work, "www", "body")
+    n = 10 if smoke else 20
+    clients = {
+        "python": [sys.executable, os.path.join(CLIENTS, "py_client.py"), SRV_ADDR, str(PORT), str(n), "/body", body],
+        "curl": [sys.executable, os.path.join(CLIENTS, "curl_client.py"), "http://%s:%d/body" % (SRV_ADDR, PORT),
+                 str(n), body],
+    }
+    tfo = ({}, {}), ({"SOCKTUNE_FASTOPEN": "256"}, {"SOCKTUNE_FASTOPEN_CONNECT": "1"})
+    with Link(one_way, tfo=3) as link:
+        for client, argv in clients.items():
+            for srv_settings, cli_settings in tfo:
+                res = over_link(lib, work, link, SERVERS["http.server HTTP/1.0"].format(**fill), srv_settings,
+                                argv, cli_settings)
+                rec = {"client": client, "fastopen": bool(srv_settings), "p50_ms": float(res["p50_ms"]),
+                       "p50_rtt": round(float(res["p50_ms"]) / rtt, 2), "syn_data": int(res["syn_data"]),
+                       "conns": int(res["conns"])}
+                out["fastopen"].append(rec)
+                progress("link: %s, Fast Open %s: connect + response p50 %.2f ms = %.2f RTT, %d of %d in the SYN"
+                         % (client, "on" if rec["fastopen"] else "off", rec["p50_ms"], rec["p50_rtt"],
+                            rec["syn_data"], rec["conns"]))
+        workers, slow, fast, pause = 2, 3, 4, 1.0
+        for defer in ({}, {"SOCKTUNE_DEFER_ACCEPT": "5"}):
+            res = over_link(lib, work, link, SERVERS["gunicorn sync (2 workers)"].format(**fill), defer,
+                            [sys.executable, os.path.join(CLIENTS, "slow_fast.py"), SRV_ADDR, str(PORT), "/body",
+                             body, str(slow), str(fast), str(pause)], {})
+            rec = {"defer_accept": bool(defer), "workers": workers, "slow_clients": slow, "fast_clients": fast,
+                   "pause_s": pause, "fast_p50_ms": float(res["fast_p50_ms"]),
+                   "fast_max_ms": float(res["fast_max_ms"]), "fast_p50_rtt": round(float(res["fast_p50_ms"]) / rtt, 1),
+                   "slow_ok": int(res["slow_ok"])}
+            out["defer"].append(rec)
+            progress("link: gunicorn, %d workers, %d clients pausing %.1f s, defer-accept %s: %d fast clients' "
+                     "response p50 %.1f ms = %.1f RTT" % (workers, slow, pause, "on" if defer else "off", fast,
+                                                         rec["fast_p50_ms"], rec["fast_p50_rtt"]))
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--lib", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--smoke", action="store_true")
+    args = p.parse_args()
+    lib = os.path.abspath(args.lib)
+    os.makedirs(args.out, exist_ok=True)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="socktune-bench-") as work:
+        prepare_work(work)
+        results = {
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": "%s %s, %d cores" % (platform.system(), platform.release(), os.cpu_count()),
+            "smoke": args.smoke,
+            "link": rtt_section(lib, work, args.smoke),
+            "matrix": matrix(lib, work, args.smoke),
+        }
+    results["seconds"] = round(time.monotonic() - started)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    with open(os.path.join(args.out, "results.md"), "w") as f:
+        f.write(chart.markdown(results, CONFIGS))
+    with open(os.path.join(args.out, "chart.svg"), "w") as f:
+        f.write(chart.svg(results, list(CONFIGS)))
+    broken = [r for r in results["matrix"] if not r["ok"]]
+    link_off = [c for c in results["link"]["link_check"] if not c["ok"]]
+    progress("bench: %d s; wrote results.json, results.md and chart.svg in %s; %d cell(s) broke%s"
+             % (results["seconds"], args.out, len(broken), "; THE LINK MISSED ITS RTT" if link_off else ""))
+    # A broken cell is a finding for the table; in the smoke run (only programs known to work) and
+    # for the link itself it is a failure.
+    sys.exit(1 if link_off or (broken and args.smoke) else 0)
+
+
+if __name__ == "__main__":
+    main()
