@@ -19,7 +19,10 @@ def cell_text(r):
     if "p50_ms" not in r:
         return "**breaks**"
     text = "%s ms · %.2f" % (fmt_ms(r["p50_ms"]), r["packets_per_request"])
-    return text if r["ok"] else "**breaks**: " + text
+    verdict = r.get("verdict")
+    if verdict == "helped":
+        return "**%s**" % text
+    return "%s: %s" % (verdict, text) if verdict in ("breaks", "worse") else text
 
 
 def fmt_ms(ms):
@@ -30,14 +33,9 @@ def ratio(a, b):
     return "×%.2g" % (b / a) if a else "-"
 
 
-def markdown(results, configs):
-    cells = python_cells(results)
-    link = results["link"]
+def link_markdown(link):
     rtt = link["rtt_ms"]
-    lines = ["# socktune benchmark", "",
-             "%s, %s, %d s%s. Loopback in a private network namespace (`tcp_fastopen=3`) unless said otherwise."
-             % (results["date"], results["machine"], results["seconds"], " (smoke run)" if results["smoke"] else ""),
-             "", "## Emulated link: measured RTT", "",
+    lines = ["", "## Emulated link: measured RTT", "",
              "| configured RTT | TCP connect p50 | 1-byte echo p50 | kernel tcpi_rtt | within 1 ms |", "|---|---|---|---|---|"]
     for c in link["link_check"]:
         lines.append("| %.1f ms | %.3f ms | %.3f ms | %.3f ms | %s |" % (c["configured_rtt_ms"], c["connect_p50_ms"],
@@ -49,22 +47,32 @@ def markdown(results, configs):
     for r in link["fastopen"]:
         lines.append("| %s | %s | %.2f ms | **%.2f** | %d of %d |" % (r["client"], "on" if r["fastopen"] else "off",
                      r["p50_ms"], r["p50_rtt"], r["syn_data"], r["conns"]))
-    lines += ["", "## Defer-accept over a %g ms RTT link: prefork server, clients that pause" % rtt, ""]
-    if link["defer"]:
-        d = link["defer"][0]
-        lines += ["gunicorn sync, %d workers. %d clients connect and pause %.1f s before sending; meanwhile %d "
-                  "clients connect and send at once." % (d["workers"], d["slow_clients"], d["pause_s"],
-                                                        d["fast_clients"]), "",
-                  "| defer-accept | fast clients' response p50 | max | p50 in RTTs | paused clients answered |",
-                  "|---|---|---|---|---|"]
+    d = link["defer"][0]
+    lines += ["", "## Defer-accept over a %g ms RTT link: prefork server, clients that pause" % rtt, "",
+              "gunicorn sync, %d workers. %d clients connect and pause %.1f s before sending; meanwhile %d "
+              "clients connect and send at once." % (d["workers"], d["slow_clients"], d["pause_s"], d["fast_clients"]),
+              "", "| defer-accept | fast clients' response p50 | max | p50 in RTTs | paused clients answered |",
+              "|---|---|---|---|---|"]
     for d in link["defer"]:
         lines.append("| %s | %.1f ms | %.1f ms | **%.1f** | %d of %d |" % ("`SOCKTUNE_DEFER_ACCEPT=5`" if
                      d["defer_accept"] else "off", d["fast_p50_ms"], d["fast_max_ms"], d["fast_p50_rtt"],
                      d["slow_ok"], d["slow_clients"]))
+    return lines
+
+
+def markdown(results, configs):
+    cells = python_cells(results)
+    lines = ["# socktune benchmark", "",
+             "%s, %s, %d s%s. Loopback in a private network namespace (`tcp_fastopen=3`) unless said otherwise."
+             % (results["date"], results["machine"], results["seconds"], " (smoke run)" if results["smoke"] else "")]
+    if results["link"]["link_check"]:
+        lines += link_markdown(results["link"])
     shown = [c for c in configs if any(k[1] == c for k in cells)]
     lines += ["", "## Matrix: plain Python client, p50 latency · packets per request", "",
               "Each server unmodified; each column one behaviour (server and client settings in run.py), "
-              "`all` is every behaviour at once. The last column is `all` over `none` (× < 1 is better).", "",
+              "`all` is every behaviour at once. **Bold**: helped (packets -10 % or p50 halved against `none`); "
+              "`worse`: more packets, or p50 doubled and 1 ms slower. The last column is `all` over `none` "
+              "(× < 1 is better).", "",
               "| server | " + " | ".join(shown) + " | all / none: p50, packets |",
               "|---" * (len(shown) + 2) + "|"]
     for s in servers(results):
@@ -73,14 +81,15 @@ def markdown(results, configs):
                 best["packets_per_request"])) if none and best and "p50_ms" in none and "p50_ms" in best else "-")
         lines.append("| %s | %s | %s |" % (s, " | ".join(cell_text(cells.get((s, c))) for c in shown), gain))
     lines += ["", "## All cells", "",
-              "| server | client | behaviour | ok | packets/request | p50 ms | p99 ms | req/s | in SYN | problem |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| server | client | behaviour | ok | packets/request | p50 ms | p99 ms | req/s | in SYN | vs none | "
+              "problem or note |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["matrix"]:
-        m = ("%.2f | %s | %s | %.0f | %d of %s" % (r["packets_per_request"], fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]),
-             r["req_s"], r["syn_data"], r["conns"] if r["conns"] is not None else "-")
+        m = ("%.2f | %s | %s | %.0f | %s" % (r["packets_per_request"], fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]),
+             r["req_s"], "%d of %d" % (r["syn_data"], r["conns"]) if r["conns"] else "-")
              if "p50_ms" in r else " | | | | ")
-        lines.append("| %s | %s | %s | %s | %s | %s |" % (r["server"], r["client"], r["config"],
-                     "yes" if r["ok"] else "**no**", m, escape("; ".join(r["problems"])).replace("|", "/")))
+        lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (r["server"], r["client"], r["config"],
+                     "yes" if r["ok"] else "**no**", m, r.get("verdict", ""),
+                     escape("; ".join(r["problems"]) or r["note"]).replace("|", "/")))
     return "\n".join(lines) + "\n"
 
 
@@ -90,7 +99,7 @@ def svg(results, configs):
     cells = python_cells(results)
     rows = servers(results)
     shown = [c for c in configs if any(k[1] == c for k in cells)]
-    bar, gap, label_w, panel_w, top = 9, 14, 200, 330, 70
+    bar, gap, label_w, panel_w, top = 9, 14, 200, 330, 75
     row_h = bar * len(shown) + gap
     width, height = label_w + 2 * panel_w + 60, top + row_h * len(rows) + 40
     lat = [r["p50_ms"] for r in cells.values() if "p50_ms" in r]
@@ -101,10 +110,11 @@ def svg(results, configs):
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" '
            'font-size="11">' % (width, height), '<rect width="100%" height="100%" fill="white"/>',
            '<text x="10" y="18" font-size="14" font-weight="bold">socktune: unmodified servers, plain Python '
-           'client, loopback (%s, %s)</text>' % (escape(results["date"]), escape(results["machine"]))]
+           'client, loopback</text><text x="%d" y="18" text-anchor="end" fill="#666">%s, %s</text>'
+           % (width - 10, escape(results["date"]), escape(results["machine"]))]
     for i, c in enumerate(shown):
         x = 10 + i * 95
-        out.append('<rect x="%d" y="30" width="10" height="10" fill="%s"/><text x="%d" y="39">%s</text>'
+        out.append('<rect x="%d" y="32" width="10" height="10" fill="%s"/><text x="%d" y="41">%s</text>'
                    % (x, COLOURS[i % len(COLOURS)], x + 14, escape(c)))
     panels = [("p50 latency, ms (log scale)", lambda v: (math.log10(v) - lo) / (hi - lo), "p50_ms",
                [(10 ** e, "%g" % 10 ** e) for e in range(lo, hi + 1)]),

@@ -2,7 +2,7 @@
 """socktune benchmark: unmodified servers and clients without and with each behaviour, on loopback
 in a private network namespace, and Fast Open and defer-accept over an emulated wide-area link.
 
-usage: run.py --lib PATH --out DIR [--smoke]
+usage: run.py --lib PATH --out DIR [--smoke] [--only TEXT ...]
 Writes DIR/results.json, DIR/results.md and DIR/chart.svg; progress goes to stderr. Each matrix
 cell is one run of tests/harness/netns.py (a fresh namespace with tcp_fastopen=3): packets are the
 namespace's own TCP segment count, divided by the requests made, warm-up included.
@@ -14,6 +14,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -74,6 +75,9 @@ SMOKE_CLIENTS = {"python": SMOKE_CONFIGS, "curl": ["none", "all"]}
 
 # A server log line that means something went wrong (the servers' normal request lines never match).
 LOG_ERROR = re.compile(r"Traceback|\[(emerg|alert|crit|error)\]|\bERROR\b|\berror:|^socktune:", re.M | re.I)
+# wrk stops at the end of its duration with requests in flight, so a server still writing gets
+# EPIPE or ECONNRESET. It happens without the shim too: for wrk these mean the client hung up.
+HANGUPS = {"BrokenPipeError", "ConnectionResetError"}
 
 
 def progress(msg):
@@ -96,11 +100,21 @@ def prepare_work(work):
             f.write(conf)
 
 
+def log_problems(text, client):
+    """(problem lines, note) found in a server's log."""
+    bad = [line for line in text.splitlines() if LOG_ERROR.search(line)]
+    kinds = set(re.findall(r"^(\w+(?:Error|Exception))\b", text, re.M))
+    if client == "wrk" and kinds and kinds <= HANGUPS:
+        return ([line for line in bad if not line.startswith("Traceback")],
+                "wrk hung up on requests in flight at the end of its run (%s)" % ", ".join(sorted(kinds)))
+    return bad, ""
+
+
 def fields(line):
     return dict(t.split("=", 1) for t in line.split() if "=" in t)
 
 
-def run_cell(lib, work, server, client, config, n, secs):
+def run_cell(lib, work, logs, server, client, config, n, secs):
     """One server+client run in a fresh namespace; returns its result record."""
     srv_env, cli_env = CONFIGS[config]
     log = os.path.join(work, "server.log")
@@ -119,8 +133,9 @@ def run_cell(lib, work, server, client, config, n, secs):
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
     res = fields(proc.stdout)
     with open(log, errors="replace") as f:
-        errors = [line for line in f.read().splitlines() if LOG_ERROR.search(line)]
-    rec = {"server": server, "client": client, "config": config, "seconds": round(time.monotonic() - t0, 1)}
+        errors, note = log_problems(f.read(), client)
+    rec = {"server": server, "client": client, "config": config, "seconds": round(time.monotonic() - t0, 1),
+           "note": note}
     problems = []
     if proc.returncode or res.get("client_rc") != "0":
         problems.append("client failed (rc=%s): %s" % (res.get("client_rc", proc.returncode),
@@ -131,6 +146,12 @@ def run_cell(lib, work, server, client, config, n, secs):
         problems.append("server log: " + " | ".join(errors[:3]))
     rec["ok"] = not problems
     rec["problems"] = problems
+    if problems or note:  # keep the evidence
+        name = re.sub(r"[^\w.-]+", "_", "%s-%s-%s" % (server, client, config))
+        with open(os.path.join(logs, name + ".server.log"), "w") as f, open(log, errors="replace") as src:
+            f.write(src.read())
+        with open(os.path.join(logs, name + ".harness.log"), "w") as f:
+            f.write(proc.stdout + proc.stderr)
     if "requests_total" in res:
         rec.update(packets_per_request=round(int(res["ns_segs"]) / int(res["requests_total"]), 2),
                    p50_ms=float(res["p50_ms"]), p99_ms=float(res["p99_ms"]), req_s=float(res["req_s"]),
@@ -139,14 +160,14 @@ def run_cell(lib, work, server, client, config, n, secs):
     return rec
 
 
-def matrix(lib, work, smoke):
-    servers = SMOKE_SERVERS if smoke else list(SERVERS)
+def matrix(lib, work, logs, smoke, only):
+    servers = [s for s in (SMOKE_SERVERS if smoke else SERVERS) if not only or any(o in s for o in only)]
     clients = SMOKE_CLIENTS if smoke else CLIENT_CONFIGS
     cells = [(s, c, cfg) for s in servers for c, cfgs in clients.items() for cfg in cfgs]
     n, curl_n, secs = (30, 10, 1) if smoke else (100, 20, 2)
     out = []
     for i, (server, client, config) in enumerate(cells, 1):
-        rec = run_cell(lib, work, server, client, config, curl_n if client == "curl" else n, secs)
+        rec = run_cell(lib, work, logs, server, client, config, curl_n if client == "curl" else n, secs)
         out.append(rec)
         summary = ("p50 %.3f ms, %.2f packets/request, %.0f req/s" % (rec["p50_ms"], rec["packets_per_request"],
                                                                       rec["req_s"]) if "p50_ms" in rec else "")
@@ -155,6 +176,27 @@ def matrix(lib, work, smoke):
         for p in rec["problems"]:
             progress("    " + p)
     return out
+
+
+def verdict(rec, base):
+    """How a cell compares with the same server and client without the shim. Loopback latency
+    varies about 2x between runs on a shared machine, so only a clear change counts."""
+    if not rec["ok"]:
+        return "breaks"
+    if base is None or not base["ok"] or "p50_ms" not in base:
+        return "-"
+    pkts, p50 = rec["packets_per_request"] / base["packets_per_request"], rec["p50_ms"] / base["p50_ms"]
+    if pkts > 1.1 or (p50 > 2 and rec["p50_ms"] - base["p50_ms"] > 1):
+        return "worse"
+    return "helped" if pkts < 0.9 or p50 < 0.5 else "not helped"
+
+
+def add_verdicts(cells):
+    base = {(r["server"], r["client"]): r for r in cells if r["config"] == "none"}
+    for r in cells:
+        if r["config"] != "none":
+            r["verdict"] = verdict(r, base.get((r["server"], r["client"])))
+    return cells
 
 
 def wait_listening(link, port, proc, what):
@@ -244,9 +286,13 @@ def main():
     p.add_argument("--lib", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--smoke", action="store_true")
+    p.add_argument("--only", action="append", metavar="TEXT",
+                   help="only the servers whose name contains TEXT (repeatable); skips the link section")
     args = p.parse_args()
     lib = os.path.abspath(args.lib)
-    os.makedirs(args.out, exist_ok=True)
+    logs = os.path.join(args.out, "logs")  # server and harness logs of the cells that broke
+    shutil.rmtree(logs, ignore_errors=True)
+    os.makedirs(logs)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="socktune-bench-") as work:
         prepare_work(work)
@@ -254,8 +300,9 @@ def main():
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": "%s %s, %d cores" % (platform.system(), platform.release(), os.cpu_count()),
             "smoke": args.smoke,
-            "link": rtt_section(lib, work, args.smoke),
-            "matrix": matrix(lib, work, args.smoke),
+            "link": {"link_check": [], "rtt_ms": None, "fastopen": [], "defer": []} if args.only
+            else rtt_section(lib, work, args.smoke),
+            "matrix": add_verdicts(matrix(lib, work, logs, args.smoke, args.only)),
         }
     results["seconds"] = round(time.monotonic() - started)
     with open(os.path.join(args.out, "results.json"), "w") as f:
