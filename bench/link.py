@@ -27,6 +27,7 @@ CLI_ADDR, SRV_ADDR = "198.18.0.1", "198.18.0.2"  # RFC 2544 benchmarking range
 DEV = "wan0"
 TUNSETIFF, IFF_TUN, IFF_NO_PI = 0x400454CA, 0x0001, 0x1000
 CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -111,6 +112,7 @@ class Link:
             if self.relay_pid == 0:
                 try:
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # never outlive the bench
                     relay(fds, self.delay_ms / 1000.0)
                 finally:
                     os._exit(1)
@@ -170,7 +172,13 @@ def check(delays):
     return results
 
 
+def exit_on_sigterm():
+    """SIGTERM unwinds like an exception, so every Link still deletes its namespaces."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def main():
+    exit_on_sigterm()
     p = argparse.ArgumentParser()
     p.add_argument("what", choices=["check"])
     p.add_argument("--delay-ms", type=float, action="append", help="one-way delay (default: 5 and 20)")

@@ -21,7 +21,7 @@ import tempfile
 import time
 
 import chart
-from link import CLI_ADDR, SRV_ADDR, Link, check as check_link
+from link import SRV_ADDR, Link, check as check_link, exit_on_sigterm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -282,6 +282,7 @@ def rtt_section(lib, work, smoke):
 
 
 def main():
+    exit_on_sigterm()
     p = argparse.ArgumentParser()
     p.add_argument("--lib", required=True)
     p.add_argument("--out", required=True)
