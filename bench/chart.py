@@ -63,8 +63,10 @@ def link_markdown(link):
 def markdown(results, configs):
     cells = python_cells(results)
     lines = ["# socktune benchmark", "",
-             "%s, %s, %d s%s. Loopback in a private network namespace (`tcp_fastopen=3`) unless said otherwise."
-             % (results["date"], results["machine"], results["seconds"], " (smoke run)" if results["smoke"] else "")]
+             "%s, %s, %d s%s. Loopback in a private network namespace (`tcp_fastopen=3`) unless said otherwise. "
+             "Each matrix cell ran %d time(s), round after round; the round with the median p50 is shown."
+             % (results["date"], results["machine"], results["seconds"], " (smoke run)" if results["smoke"] else "",
+                results["rounds"])]
     if results["link"]["link_check"]:
         lines += link_markdown(results["link"])
     shown = [c for c in configs if any(k[1] == c for k in cells)]

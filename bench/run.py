@@ -2,7 +2,7 @@
 """socktune benchmark: unmodified servers and clients without and with each behaviour, on loopback
 in a private network namespace, and Fast Open and defer-accept over an emulated wide-area link.
 
-usage: run.py --lib PATH --out DIR [--smoke] [--only TEXT ...]
+usage: run.py --lib PATH --out DIR [--smoke] [--rounds R] [--only TEXT ...]
 Writes DIR/results.json, DIR/results.md and DIR/chart.svg; progress goes to stderr. Each matrix
 cell is one run of tests/harness/netns.py (a fresh namespace with tcp_fastopen=3): packets are the
 namespace's own TCP segment count, divided by the requests made, warm-up included.
@@ -160,22 +160,39 @@ def run_cell(lib, work, logs, server, client, config, n, secs):
     return rec
 
 
-def matrix(lib, work, logs, smoke, only):
+def matrix(lib, work, logs, smoke, only, rounds):
+    """Every cell `rounds` times, round after round, so that a cell and its unshimmed baseline
+    are measured close together each time; each cell keeps its median-latency round."""
     servers = [s for s in (SMOKE_SERVERS if smoke else SERVERS) if not only or any(o in s for o in only)]
     clients = SMOKE_CLIENTS if smoke else CLIENT_CONFIGS
     cells = [(s, c, cfg) for s in servers for c, cfgs in clients.items() for cfg in cfgs]
-    n, curl_n, secs = (30, 10, 1) if smoke else (100, 20, 2)
-    out = []
-    for i, (server, client, config) in enumerate(cells, 1):
-        rec = run_cell(lib, work, logs, server, client, config, curl_n if client == "curl" else n, secs)
-        out.append(rec)
-        summary = ("p50 %.3f ms, %.2f packets/request, %.0f req/s" % (rec["p50_ms"], rec["packets_per_request"],
-                                                                      rec["req_s"]) if "p50_ms" in rec else "")
-        progress("[%d/%d] %s · %s · %s: %s %s (%.1f s)" % (i, len(cells), server, client, config,
-                                                           "ok" if rec["ok"] else "FAILED", summary, rec["seconds"]))
-        for p in rec["problems"]:
-            progress("    " + p)
-    return out
+    n, curl_n, secs = (30, 10, 1) if smoke else (50, 15, 1)
+    runs = {cell: [] for cell in cells}
+    done = 0
+    for r in range(1, rounds + 1):
+        for server, client, config in cells:
+            rec = run_cell(lib, work, logs, server, client, config, curl_n if client == "curl" else n, secs)
+            runs[(server, client, config)].append(rec)
+            done += 1
+            summary = ("p50 %.3f ms, %.2f packets/request, %.0f req/s" % (
+                rec["p50_ms"], rec["packets_per_request"], rec["req_s"]) if "p50_ms" in rec else "")
+            progress("[%d/%d] round %d · %s · %s · %s: %s %s (%.1f s)" % (
+                done, len(cells) * rounds, r, server, client, config, "ok" if rec["ok"] else "FAILED", summary,
+                rec["seconds"]))
+            for p in rec["problems"]:
+                progress("    " + p)
+    return [median_round(recs) for recs in runs.values()]
+
+
+def median_round(recs):
+    """The round with the median p50, marked broken if any round broke, with every round's p50."""
+    measured = sorted((r for r in recs if "p50_ms" in r), key=lambda r: r["p50_ms"])
+    rec = dict(measured[(len(measured) - 1) // 2] if measured else recs[0])
+    rec["ok"] = all(r["ok"] for r in recs)
+    rec["problems"] = list(dict.fromkeys(p for r in recs for p in r["problems"]))
+    rec["note"] = "; ".join(dict.fromkeys(r["note"] for r in recs if r["note"]))
+    rec["p50_ms_rounds"] = [r.get("p50_ms") for r in recs]
+    return rec
 
 
 def verdict(rec, base):
@@ -287,10 +304,12 @@ def main():
     p.add_argument("--lib", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--smoke", action="store_true")
+    p.add_argument("--rounds", type=int, help="times each cell runs (default 3, smoke 1); the median is kept")
     p.add_argument("--only", action="append", metavar="TEXT",
                    help="only the servers whose name contains TEXT (repeatable); skips the link section")
     args = p.parse_args()
     lib = os.path.abspath(args.lib)
+    rounds = args.rounds or (1 if args.smoke else 3)
     logs = os.path.join(args.out, "logs")  # server and harness logs of the cells that broke
     shutil.rmtree(logs, ignore_errors=True)
     os.makedirs(logs)
@@ -303,7 +322,8 @@ def main():
             "smoke": args.smoke,
             "link": {"link_check": [], "rtt_ms": None, "fastopen": [], "defer": []} if args.only
             else rtt_section(lib, work, args.smoke),
-            "matrix": add_verdicts(matrix(lib, work, logs, args.smoke, args.only)),
+            "rounds": rounds,
+            "matrix": add_verdicts(matrix(lib, work, logs, args.smoke, args.only, rounds)),
         }
     results["seconds"] = round(time.monotonic() - started)
     with open(os.path.join(args.out, "results.json"), "w") as f:
