@@ -334,11 +334,14 @@ def main():
         f.write(chart.svg(results, list(CONFIGS)))
     broken = [r for r in results["matrix"] if not r["ok"]]
     link_off = [c for c in results["link"]["link_check"] if not c["ok"]]
-    progress("bench: %d s; wrote results.json, results.md and chart.svg in %s; %d cell(s) broke%s"
-             % (results["seconds"], args.out, len(broken), "; THE LINK MISSED ITS RTT" if link_off else ""))
+    # Past the first connection (the cookie request), every Fast Open request must ride in the SYN.
+    no_syn_data = [r for r in results["link"]["fastopen"] if r["fastopen"] and r["syn_data"] < r["conns"] - 1]
+    progress("bench: %d s; wrote results.json, results.md and chart.svg in %s; %d cell(s) broke%s%s"
+             % (results["seconds"], args.out, len(broken), "; THE LINK MISSED ITS RTT" if link_off else "",
+                "; FAST OPEN DATA MISSED THE SYN" if no_syn_data else ""))
     # A broken cell is a finding for the table; in the smoke run (only programs known to work) and
-    # for the link itself it is a failure.
-    sys.exit(1 if link_off or (broken and args.smoke) else 0)
+    # for the link and Fast Open it is a failure.
+    sys.exit(1 if link_off or no_syn_data or (broken and args.smoke) else 0)
 
 
 if __name__ == "__main__":
