@@ -60,6 +60,32 @@ def link_markdown(link):
     return lines
 
 
+def clients_markdown(results):
+    """curl and wrk without the shim and with every behaviour: p50 · packets per request."""
+    cells = {(r["server"], r["client"], r["config"]): r for r in results["matrix"]}
+    clients = [c for c in ("curl", "wrk") if any(k[1] == c for k in cells)]
+    if not clients:
+        return []
+    head = ["curl none", "curl all", "curl all: in the SYN"] if "curl" in clients else []
+    head += ["wrk none", "wrk all"] if "wrk" in clients else []
+    lines = ["", "## curl and wrk: p50 latency · packets per request (· requests/s for wrk)", "",
+             "curl runs once per request (a new process and connection each, no TFO flag); wrk keeps 2 "
+             "connections busy for the run.", "", "| server | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
+    for s in servers(results):
+        row = []
+        for client in clients:
+            for config in ("none", "all"):
+                r = cells.get((s, client, config))
+                text = cell_text(r)
+                if r and client == "wrk" and "req_s" in r:
+                    text += " · {:,.0f}".format(r["req_s"])
+                row.append(text)
+                if client == "curl" and config == "all":
+                    row.append("%d of %d" % (r["syn_data"], r["conns"]) if r and "syn_data" in r else "")
+        lines.append("| %s | %s |" % (s, " | ".join(row)))
+    return lines
+
+
 def markdown(results, configs):
     cells = python_cells(results)
     lines = ["# socktune benchmark", "",
@@ -82,6 +108,7 @@ def markdown(results, configs):
         gain = ("%s, %s" % (ratio(none["p50_ms"], best["p50_ms"]), ratio(none["packets_per_request"],
                 best["packets_per_request"])) if none and best and "p50_ms" in none and "p50_ms" in best else "-")
         lines.append("| %s | %s | %s |" % (s, " | ".join(cell_text(cells.get((s, c))) for c in shown), gain))
+    lines += clients_markdown(results)
     lines += ["", "## All cells", "",
               "| server | client | behaviour | ok | packets/request | p50 ms | p99 ms | req/s | in SYN | vs none | "
               "problem or note |", "|---|---|---|---|---|---|---|---|---|---|---|"]
