@@ -15,6 +15,7 @@ import platform
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -49,19 +50,17 @@ NGINX_TUNING = {
 }
 SMOKE_SERVERS = ["http.server HTTP/1.0", "http.server HTTP/1.1", "Node.js http"]
 
-# Each behaviour: the server's and the client's SOCKTUNE_* settings. "none" runs without the shim.
-ALL_SERVER = {"SOCKTUNE_DEFER_ACCEPT": "5", "SOCKTUNE_CORK": "1", "SOCKTUNE_QUICKACK": "0",
-              "SOCKTUNE_FASTOPEN": "256", "SOCKTUNE_NODELAY": "1"}
-ALL_CLIENT = {"SOCKTUNE_QUICKACK": "0", "SOCKTUNE_FASTOPEN_CONNECT": "1"}
-CONFIGS = {
-    "none": ({}, {}),
+# Each behaviour: the server's and the client's SOCKTUNE_* settings.
+BEHAVIOURS = {
     "defer": ({"SOCKTUNE_DEFER_ACCEPT": "5"}, {}),
     "cork": ({"SOCKTUNE_CORK": "1"}, {}),
     "quickack-off": ({"SOCKTUNE_QUICKACK": "0"}, {"SOCKTUNE_QUICKACK": "0"}),
     "fastopen": ({"SOCKTUNE_FASTOPEN": "256"}, {"SOCKTUNE_FASTOPEN_CONNECT": "1"}),
     "nodelay": ({"SOCKTUNE_NODELAY": "1"}, {}),
-    "all": (ALL_SERVER, ALL_CLIENT),
 }
+# "none" runs without the shim; "all" is every behaviour at once.
+CONFIGS = {"none": ({}, {}), **BEHAVIOURS,
+           "all": tuple({k: v for b in BEHAVIOURS.values() for k, v in b[side].items()} for side in (0, 1))}
 SMOKE_CONFIGS = ["none", "cork", "all"]
 
 # Each client, and which behaviours it runs under (the python client runs under every one).
@@ -119,7 +118,7 @@ def run_cell(lib, work, logs, server, client, config, n, secs):
     srv_env, cli_env = CONFIGS[config]
     log = os.path.join(work, "server.log")
     open(log, "w").close()
-    fill = dict(host="127.0.0.1", port="{port}", work=work, n=n, secs=secs)
+    fill = dict(host="127.0.0.1", port="{port}", work=work, n=n, secs=secs)  # the harness fills in {port}
     # The server's stderr goes to a file of ours so that every line of it can be checked.
     server_cmd = "sh -c 'exec \"$@\" 2>>\"$0\"' %s %s" % (shlex.quote(log), SERVERS[server].format(**fill))
     argv = [sys.executable, HARNESS, "--lib", lib, "--tfo", "3", "--port", str(PORT),
@@ -220,7 +219,7 @@ def wait_listening(link, port, proc, what):
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError("%s exited early: %s" % (what, proc.stderr.read()))
+            raise RuntimeError("%s exited early" % what)
         tcp = subprocess.run(link.cmd(link.srv, ["cat", "/proc/net/tcp"]), capture_output=True, text=True).stdout
         if any(l.split()[3] == "0A" and int(l.split()[1].rsplit(":", 1)[1], 16) == port
                for l in tcp.splitlines()[1:]):
@@ -238,21 +237,26 @@ def shim_env(lib, settings, extra):
     return env
 
 
-def over_link(lib, work, link, server_cmd, srv_settings, client_argv, cli_settings):
-    """Runs one server and one client across the link; returns the client's result fields."""
+def over_link(lib, work, link, server_cmd, settings, client_argv):
+    """Runs one server and one client across the link, with settings = (server's, client's);
+    returns the client's result fields."""
     extra = {"BENCH_BODY": os.path.join(work, "www", "body")}
-    server = subprocess.Popen(link.cmd(link.srv, shlex.split(server_cmd)), env=shim_env(lib, srv_settings, extra),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        wait_listening(link, PORT, server, server_cmd)
-        cli = subprocess.run(link.cmd(link.cli, client_argv), env=shim_env(lib, cli_settings, extra),
-                             capture_output=True, text=True, timeout=120)
-        if cli.returncode:
-            raise RuntimeError("client %s failed: %s" % (client_argv, cli.stderr.strip()))
-        return fields(cli.stdout)
-    finally:
-        os.killpg(server.pid, 9)
-        server.wait()
+    with open(os.path.join(work, "server.log"), "w+") as log:
+        server = subprocess.Popen(link.cmd(link.srv, shlex.split(server_cmd)), env=shim_env(lib, settings[0], extra),
+                                  stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+        try:
+            wait_listening(link, PORT, server, server_cmd)
+            cli = subprocess.run(link.cmd(link.cli, client_argv), env=shim_env(lib, settings[1], extra),
+                                 capture_output=True, text=True, timeout=120)
+        finally:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.seek(0)
+        errors, _ = log_problems(log.read(), "link")
+    if cli.returncode or errors:
+        raise RuntimeError("over the link, %s against %s failed: %s" % (client_argv, server_cmd,
+                                                                         cli.stderr.strip() or errors))
+    return fields(cli.stdout)
 
 
 def rtt_section(lib, work, smoke):
@@ -269,13 +273,11 @@ def rtt_section(lib, work, smoke):
         "curl": [sys.executable, os.path.join(CLIENTS, "curl_client.py"), "http://%s:%d/body" % (SRV_ADDR, PORT),
                  str(n), body],
     }
-    tfo = ({}, {}), ({"SOCKTUNE_FASTOPEN": "256"}, {"SOCKTUNE_FASTOPEN_CONNECT": "1"})
     with Link(one_way, tfo=3) as link:
         for client, argv in clients.items():
-            for srv_settings, cli_settings in tfo:
-                res = over_link(lib, work, link, SERVERS["http.server HTTP/1.0"].format(**fill), srv_settings,
-                                argv, cli_settings)
-                rec = {"client": client, "fastopen": bool(srv_settings), "p50_ms": float(res["p50_ms"]),
+            for config in ("none", "fastopen"):
+                res = over_link(lib, work, link, SERVERS["http.server HTTP/1.0"].format(**fill), CONFIGS[config], argv)
+                rec = {"client": client, "fastopen": config == "fastopen", "p50_ms": float(res["p50_ms"]),
                        "p50_rtt": round(float(res["p50_ms"]) / rtt, 2), "syn_data": int(res["syn_data"]),
                        "conns": int(res["conns"])}
                 out["fastopen"].append(rec)
@@ -283,11 +285,12 @@ def rtt_section(lib, work, smoke):
                          % (client, "on" if rec["fastopen"] else "off", rec["p50_ms"], rec["p50_rtt"],
                             rec["syn_data"], rec["conns"]))
         workers, slow, fast, pause = 2, 3, 4, 1.0
-        for defer in ({}, {"SOCKTUNE_DEFER_ACCEPT": "5"}):
-            res = over_link(lib, work, link, SERVERS["gunicorn sync (2 workers)"].format(**fill), defer,
+        for config in ("none", "defer"):
+            res = over_link(lib, work, link, SERVERS["gunicorn sync (2 workers)"].format(**fill), CONFIGS[config],
                             [sys.executable, os.path.join(CLIENTS, "slow_fast.py"), SRV_ADDR, str(PORT), "/body",
-                             body, str(slow), str(fast), str(pause)], {})
-            rec = {"defer_accept": bool(defer), "workers": workers, "slow_clients": slow, "fast_clients": fast,
+                             body, str(slow), str(fast), str(pause)])
+            defer = config == "defer"
+            rec = {"defer_accept": defer, "workers": workers, "slow_clients": slow, "fast_clients": fast,
                    "pause_s": pause, "fast_p50_ms": float(res["fast_p50_ms"]),
                    "fast_max_ms": float(res["fast_max_ms"]), "fast_p50_rtt": round(float(res["fast_p50_ms"]) / rtt, 1),
                    "slow_ok": int(res["slow_ok"])}
