@@ -98,6 +98,8 @@ class Link:
         return ["ip", "netns", "exec", ns] + list(argv)
 
     def __enter__(self):
+        if not os.path.exists("/dev/net/tun"):
+            raise RuntimeError("the link needs /dev/net/tun (the kernel's TUN driver: modprobe tun)")
         try:
             fds = []
             for ns, mine, peer in ((self.cli, CLI_ADDR, SRV_ADDR), (self.srv, SRV_ADDR, CLI_ADDR)):
