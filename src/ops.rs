@@ -3,7 +3,7 @@
 //! never blocks.
 
 use crate::log::{debug, info};
-use crate::policy::{self, ArmedWait, CloseAction, Kind, Meta};
+use crate::policy::{self, ArmedWait, CloseAction, Kind, Meta, ShutdownAction};
 use crate::record::{Arm, End, Tally};
 use crate::runtime::{self, config};
 use crate::sys::{self, KeepErrno};
@@ -410,17 +410,25 @@ pub fn before_close(fd: c_int, meta: Meta) {
     fdtable::clear(fd);
 }
 
-/// Before shutdown(): a FIN rides on corked data by itself; only a read-side shutdown needs a push.
+/// Before shutdown(): a FIN rides on corked data by itself, except where [`policy::shutdown_action`]
+/// says to push first.
 pub fn before_shutdown(fd: c_int, how: c_int) {
     let Some(_busy) = runtime::enter() else {
         return;
     };
     let _keep = KeepErrno::now();
-    if fdtable::take_held(fd) {
-        if how == libc::SHUT_RD {
-            release(fd, "read-side shutdown");
-        } else {
-            debug!("fd {fd}: response leaves with the FIN (shutdown)");
+    if !fdtable::is_held(fd) {
+        return;
+    }
+    match policy::shutdown_action(how == libc::SHUT_RD, sys::handshake_pending(fd)) {
+        ShutdownAction::PushFirst => flush(fd, "read-side shutdown"),
+        ShutdownAction::RideFin => {
+            if fdtable::take_held(fd) {
+                debug!("fd {fd}: response leaves with the FIN (shutdown)");
+            }
+        }
+        ShutdownAction::KeepHeld => {
+            debug!("fd {fd}: handshake pending; the response stays held until the next boundary")
         }
     }
 }
@@ -462,6 +470,9 @@ pub fn program_sets(
     let _keep = KeepErrno::now();
     let (flag, option) = match (level, name) {
         (TCP, libc::TCP_CORK) => (Meta::APP_NAGLE, "TCP_CORK"),
+        // Nodelay on agrees with cork per response, which sets it too: corking goes on. Asking
+        // for Nagle (0) is a choice of the program's own.
+        (TCP, libc::TCP_NODELAY) if value.is_some_and(|v| v != 0) => return,
         (TCP, libc::TCP_NODELAY) => (Meta::APP_NAGLE, "TCP_NODELAY"),
         (TCP, libc::TCP_QUICKACK) => (Meta::APP_QUICKACK, "TCP_QUICKACK"),
         (TCP, libc::TCP_DEFER_ACCEPT) => (Meta::APP_DEFER, "TCP_DEFER_ACCEPT"),

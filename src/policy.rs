@@ -234,6 +234,30 @@ pub fn close_action(meta: Meta, unread_bytes: usize) -> CloseAction {
     }
 }
 
+/// What to do with held data at shutdown().
+#[derive(Debug, PartialEq, Eq)]
+pub enum ShutdownAction {
+    /// The FIN rides on the held data.
+    RideFin,
+    /// Only the read side is shut: no FIN comes, so push now.
+    PushFirst,
+    /// Keep holding until the program's next read, wait or close (or the flusher). A Fast Open
+    /// connection still in SYN_RECV keeps a FIN-riding corked segment until the client's
+    /// handshake ACK, which a quickack-off client delays ~200 ms; a close() sends it at once,
+    /// and so does an uncork at the next boundary.
+    KeepHeld,
+}
+
+pub fn shutdown_action(read_side_only: bool, handshake_pending: bool) -> ShutdownAction {
+    if read_side_only {
+        ShutdownAction::PushFirst
+    } else if handshake_pending {
+        ShutdownAction::KeepHeld
+    } else {
+        ShutdownAction::RideFin
+    }
+}
+
 /// What an armed Fast Open client needs before the program waits on it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ArmedWait {
@@ -392,6 +416,10 @@ mod tests {
             close_action(Meta(m.0 | Meta::SHARED), 0),
             CloseAction::PushFirst
         );
+        assert_eq!(shutdown_action(false, false), ShutdownAction::RideFin);
+        assert_eq!(shutdown_action(true, false), ShutdownAction::PushFirst);
+        assert_eq!(shutdown_action(false, true), ShutdownAction::KeepHeld);
+        assert_eq!(shutdown_action(true, true), ShutdownAction::PushFirst);
     }
 
     #[test]

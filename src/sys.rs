@@ -71,6 +71,11 @@ pub fn tcp_state(fd: c_int) -> Option<u8> {
 
 pub const TCP_SYN_SENT: u8 = 2;
 
+/// An accepted Fast Open connection whose handshake ACK has not come yet (TCP_SYN_RECV).
+pub fn handshake_pending(fd: c_int) -> bool {
+    tcp_state(fd) == Some(3)
+}
+
 /// Flushes what our cork holds: uncorking pushes it, and TCP_NODELAY sends the tail at once.
 pub fn uncork(fd: c_int) -> Result<(), c_int> {
     set_int(fd, libc::IPPROTO_TCP, libc::TCP_CORK, 0)

@@ -77,3 +77,33 @@ fn cork_in_prefork_workers() {
         );
     }
 }
+
+/// A worker that sets TCP_NODELAY itself right after accept (Starman, gunicorn, plackup do) still
+/// writes header and body in two sends: with nodelay alone that is two data segments per
+/// response. Nodelay agrees with cork per response, which sets it too, so the shim keeps corking.
+#[test]
+fn cork_goes_on_when_the_program_sets_nodelay_itself() {
+    const NODELAY: &str = "python3 {progs}/prefork_server.py 127.0.0.1 {port} 3 nodelay";
+    let runs = run_all(&[
+        ka("nodelay baseline", NODELAY),
+        ka("nodelay tuned", NODELAY).server_env(TUNED),
+    ]);
+    for r in &runs {
+        check_quiet(r);
+        eprintln!(
+            "prefork {:<16} packets/request {:>5}  p50 {:>7} ms",
+            r.name,
+            r.get("packets_per_request"),
+            r.get("p50_ms")
+        );
+    }
+    check(
+        runs[0].num("packets_per_request") >= 3.0,
+        &runs[0],
+        "nodelay alone: header and body leave as two segments (>= 3 packets per request)",
+    );
+    check_corked(
+        &runs[1],
+        "the program's TCP_NODELAY=1 must not switch cork off",
+    );
+}

@@ -57,3 +57,34 @@ fn f2_short_connections_all_behaviours() {
         "tuned: every request from the 2nd connection on must ride in the SYN (TCPI_OPT_SYN_DATA)",
     );
 }
+
+/// A server that shuts its side down after a corked response, then waits for the client's FIN
+/// (gunicorn's lingering close), facing a Fast Open client with quickack off: the connection may
+/// still be in SYN_RECV, waiting for the client's delayed handshake ACK, and a FIN-riding
+/// response would wait with it (~200 ms). It must leave at once.
+#[test]
+fn a_response_shut_down_before_the_handshake_completes_leaves_at_once() {
+    let client = format!("python3 {{progs}}/short_client.py 127.0.0.1 {{port}} {CONNS} /f100");
+    let r = Scenario::new("lingering close", &client)
+        .server("python3 {progs}/lingering_server.py 127.0.0.1 {port}")
+        .tfo()
+        .server_env(&["SOCKTUNE_CORK=1", "SOCKTUNE_FASTOPEN=256"])
+        .client_env(&["SOCKTUNE_QUICKACK=0", "SOCKTUNE_FASTOPEN_CONNECT=1"])
+        .run();
+    check_quiet(&r);
+    eprintln!(
+        "lingering close: p50 {} ms, SYN data {}",
+        r.get("p50_ms"),
+        r.get("syn_data")
+    );
+    check(
+        r.get("syn_data")[1..].chars().all(|c| c == '1'),
+        &r,
+        "the requests must ride in the SYN (else this does not test the SYN_RECV case)",
+    );
+    check(
+        r.num("p50_ms") < 100.0,
+        &r,
+        "p50 must be far below the ~200 ms of a response held for the handshake ACK",
+    );
+}

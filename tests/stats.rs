@@ -268,24 +268,29 @@ fn fastopen_shows_in_the_records_of_both_ends() {
     );
 }
 
-/// A stats path that cannot be written costs one warning line, never the host's service.
+/// A stats path that cannot be opened, or a full disk (/dev/full fails every write with ENOSPC),
+/// costs one warning line per process, never the host's service.
 #[test]
 fn an_unwritable_stats_path_warns_once_and_the_program_runs_on() {
-    let r = keepalive("unwritable", HTTP11_SERVER_V4, "127.0.0.1", 20)
-        .server_env(&[
+    let runs = run_all(&[
+        keepalive("unopenable", HTTP11_SERVER_V4, "127.0.0.1", 20).server_env(&[
             "SOCKTUNE_CORK=1",
             "SOCKTUNE_STATS=/proc/socktune/none.jsonl",
-        ])
-        .run();
-    check(
-        r.num("srv_socktune_lines") == 1.0,
-        &r,
-        "exactly one warning line",
-    );
-    check(
-        r.stderr.contains("SOCKTUNE_STATS"),
-        &r,
-        "the warning names the variable",
-    );
-    check_corked(&r, "cork still works");
+        ]),
+        keepalive("disk full", HTTP11_SERVER_V4, "127.0.0.1", 20)
+            .server_env(&["SOCKTUNE_CORK=1", "SOCKTUNE_STATS=/dev/full"]),
+    ]);
+    for (r, why) in runs.iter().zip(["", "No space left on device"]) {
+        check(
+            r.num("srv_socktune_lines") == 1.0,
+            r,
+            "exactly one warning line",
+        );
+        check(
+            r.stderr.contains("SOCKTUNE_STATS") && r.stderr.contains(why),
+            r,
+            "the warning names the variable and the cause",
+        );
+        check_corked(r, "cork still works");
+    }
 }

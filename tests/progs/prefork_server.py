@@ -1,10 +1,11 @@
 """Prefork keep-alive HTTP/1.1 server: listens, then forks WORKERS processes that accept in a loop.
 
-usage: prefork_server.py HOST PORT [WORKERS] [once]
+usage: prefork_server.py HOST PORT [WORKERS] [once] [nodelay]
 Each worker serves its connection's requests until the client closes, writing every response in
 two sends, header then a 100-byte body (like examples/perl-server.pl and python's http.server).
 With "once", a worker answers one request and closes the connection itself with close() alone,
-HTTP/1.0 style, right after its last send.
+HTTP/1.0 style, right after its last send. With "nodelay", a worker sets TCP_NODELAY on each
+connection it accepts, as Starman and gunicorn do.
 Each worker tells the parent over a pipe when it accepts a connection; the parent reports, after
 every one, conns= (connections accepted so far) and workers= (distinct workers that accepted).
 """
@@ -41,9 +42,11 @@ def serve_once(c):
     c.sendall(BODY)
 
 
-def worker(s, tell, answer):
+def worker(s, tell, answer, nodelay):
     while True:
         c, _ = s.accept()
+        if nodelay:
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         os.write(tell, b"%d\n" % os.getpid())
         with c:
             answer(c)
@@ -52,7 +55,8 @@ def worker(s, tell, answer):
 def main():
     host, port = sys.argv[1], int(sys.argv[2])
     workers = int(sys.argv[3]) if len(sys.argv) > 3 else 3
-    answer = serve_once if sys.argv[4:] == ["once"] else serve
+    options = sys.argv[4:]
+    answer = serve_once if "once" in options else serve
     s = socket.socket(family_of(host))
     s.bind((host, port))
     s.listen(128)
@@ -61,7 +65,7 @@ def main():
         if os.fork() == 0:
             os.close(r)
             try:
-                worker(s, w, answer)
+                worker(s, w, answer, "nodelay" in options)
             finally:
                 os._exit(0)
     os.close(w)
