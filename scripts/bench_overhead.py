@@ -5,8 +5,8 @@ usage: bench_overhead.py --lib PATH [--reps R] [--json FILE]
 
 In a private network namespace (`unshare -n`, lo up), all on one CPU, with and without LD_PRELOAD=lib and every
 behaviour on (SHIM_ENV), alternating which goes first in each of R repetitions:
-  write      bench/write_loop.c: 1-byte write() to /dev/null, ns per call;
-  epoll      bench/epoll_loop.c: epoll_wait(timeout 0) with 10,000 registered fds (5,000 loopback
+  write      bench/overhead/write_loop.c: 1-byte write() to /dev/null, ns per call;
+  epoll      bench/overhead/epoll_loop.c: epoll_wait(timeout 0) with 10,000 registered fds (5,000 loopback
              TCP connections, both ends) of which 8 are ready, ns per call;
   keepalive  tests/progs/ka_pair.c: one keep-alive connection, 20,000 requests, µs per request;
              the server (one write per response) runs with or without the shim, the client never.
@@ -193,7 +193,7 @@ def measure(args):
 
 
 def compile_all(work):
-    for name, src in (("write_loop", "bench/write_loop.c"), ("epoll_loop", "bench/epoll_loop.c"),
+    for name, src in (("write_loop", "bench/overhead/write_loop.c"), ("epoll_loop", "bench/overhead/epoll_loop.c"),
                       ("ka_pair", "tests/progs/ka_pair.c")):
         cc = subprocess.run(["cc", "-O2", "-g", "-o", os.path.join(work, name), os.path.join(REPO, src)],
                             capture_output=True, text=True)
