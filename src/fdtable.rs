@@ -88,7 +88,7 @@ fn slot(fd: i32) -> Option<(&'static Chunk, usize)> {
 }
 
 fn armed_delta(old: Meta, new: Meta) {
-    match (old.has(Meta::TFO_ARMED), new.has(Meta::TFO_ARMED)) {
+    match (old.has(Meta::ARMED), new.has(Meta::ARMED)) {
         (false, true) => {
             ARMED.fetch_add(1, SeqCst);
         }
@@ -331,11 +331,11 @@ mod tests {
     fn armed_count_follows_the_flag() {
         let fd = 4001;
         let before = armed_count();
-        set(fd, Meta::new(Kind::Client, Meta::TFO_ARMED, 25));
+        set(fd, Meta::new(Kind::Client, Meta::ARMED, 25));
         assert_eq!(armed_count(), before + 1);
-        clear_flags(fd, Meta::TFO_ARMED);
+        clear_flags(fd, Meta::ARMED);
         assert_eq!(armed_count(), before);
-        set_flags(fd, Meta::TFO_ARMED);
+        set_flags(fd, Meta::ARMED);
         clear(fd);
         assert_eq!(armed_count(), before);
     }

@@ -219,12 +219,15 @@ pub fn connect(fd: c_int, remote_port: Option<u16>, real: impl FnOnce() -> c_int
     );
     drop(keep);
     let r = real();
-    if r == 0 && fastopen {
+    let connecting = r == 0 || sys::errno() == libc::EINPROGRESS;
+    if connecting && (fastopen || plan.quickack_off) {
         let _keep = KeepErrno::now();
-        if sys::tcp_state(fd) == Some(sys::TCP_SYN_SENT) {
+        if fastopen && sys::tcp_state(fd) == Some(sys::TCP_SYN_SENT) && r == 0 {
             // Cookie cached: nothing sent yet; the first write carries the SYN.
-            fdtable::set_flags(fd, Meta::TFO_ARMED);
+            fdtable::set_flags(fd, Meta::ARMED);
             debug!("fd {fd}: Fast Open armed, SYN waits for the first write");
+        } else if plan.quickack_off {
+            fdtable::set_flags(fd, Meta::ARMED);
         }
     }
     r
@@ -242,8 +245,8 @@ pub fn before_write(fd: c_int, meta: Meta) {
     let Some(_busy) = runtime::enter() else {
         return;
     };
-    if meta.has(Meta::TFO_ARMED) {
-        fdtable::clear_flags(fd, Meta::TFO_ARMED | Meta::TFO_WAITED);
+    if meta.has(Meta::ARMED) {
+        fdtable::clear_flags(fd, Meta::ARMED | Meta::ARMED_WAITED);
     }
     if meta.corks() && !fdtable::is_held(fd) {
         let _keep = KeepErrno::now();
@@ -284,10 +287,28 @@ fn flush(fd: c_int, why: &str) {
     }
 }
 
-fn kick(fd: c_int) {
-    fdtable::clear_flags(fd, Meta::TFO_ARMED | Meta::TFO_WAITED);
-    sys::kick_syn(fd);
-    debug!("fd {fd}: Fast Open SYN sent before a read (server speaks first?)");
+/// The program reads (or waits for input) on an armed connection before writing: what waits
+/// for its first write must leave now, or a server that speaks first never hears from us.
+fn kick(fd: c_int, meta: Meta) {
+    match sys::tcp_state(fd) {
+        Some(sys::TCP_SYN_SENT) => {
+            // A Fast Open SYN waiting for data goes now; on a plain connecting socket the
+            // zero-length send does nothing.
+            sys::kick_syn(fd);
+            debug!("fd {fd}: SYN pushed before a read (server speaks first?)");
+            if meta.reapplies_quickack() {
+                return; // still armed: the handshake's last ACK has yet to be sent
+            }
+        }
+        Some(sys::TCP_ESTABLISHED) if meta.reapplies_quickack() => {
+            // Quickack on sends the delayed handshake ACK; off again keeps delayed ACKs after.
+            let _ = sys::set_int(fd, TCP, libc::TCP_QUICKACK, 1);
+            let _ = sys::set_int(fd, TCP, libc::TCP_QUICKACK, 0);
+            debug!("fd {fd}: handshake ACK sent before a read (server speaks first?)");
+        }
+        _ => {}
+    }
+    fdtable::clear_flags(fd, Meta::ARMED | Meta::ARMED_WAITED);
 }
 
 /// Before a read-family call: the program turns to read, so the response is complete.
@@ -304,8 +325,8 @@ pub fn before_read(fd: c_int, meta: Meta) {
     };
     let _keep = KeepErrno::now();
     flush(fd, "the program reads");
-    if meta.has(Meta::TFO_ARMED) {
-        kick(fd);
+    if meta.has(Meta::ARMED) {
+        kick(fd, meta);
     }
 }
 
@@ -357,14 +378,14 @@ pub fn before_wait(interest: &impl Interest) {
         return;
     }
     fdtable::for_each_tracked(|fd, m| {
-        if !m.has(Meta::TFO_ARMED) {
+        if !m.has(Meta::ARMED) {
             return;
         }
         if let Some((read, write)) = interest.of(fd, m) {
             match policy::armed_wait(m, read, write) {
-                ArmedWait::Kick => kick(fd),
+                ArmedWait::Kick => kick(fd, m),
                 ArmedWait::LetThrough => {
-                    fdtable::set_flags(fd, Meta::TFO_WAITED);
+                    fdtable::set_flags(fd, Meta::ARMED_WAITED);
                 }
             }
         }
@@ -373,7 +394,7 @@ pub fn before_wait(interest: &impl Interest) {
 
 /// epoll_ctl ADD/MOD of an armed fd: remember whether it waits for input only.
 pub fn epoll_registered(fd: c_int, events: u32) {
-    if !fdtable::get(fd).has(Meta::TFO_ARMED) {
+    if !fdtable::get(fd).has(Meta::ARMED) {
         return;
     }
     let read_only = events & libc::EPOLLIN as u32 != 0 && events & libc::EPOLLOUT as u32 == 0;

@@ -42,10 +42,12 @@ impl Meta {
     pub const SHARED: u32 = 1 << 8;
     /// The program enabled SO_LINGER: close may reset, so push held data first.
     pub const LINGER: u32 = 1 << 9;
-    /// Client Fast Open: connect() returned without sending the SYN; the first write sends it.
-    pub const TFO_ARMED: u32 = 1 << 10;
+    /// A client connection waits for the program's first write to complete it: the Fast Open
+    /// SYN (connect() with a cached cookie sends nothing), or, under quickack-off, the
+    /// handshake's last ACK. A read, or a wait for input only, before that write must kick it.
+    pub const ARMED: u32 = 1 << 10;
     /// An armed fd already went through one wait that could report it writable.
-    pub const TFO_WAITED: u32 = 1 << 11;
+    pub const ARMED_WAITED: u32 = 1 << 11;
     /// An armed fd was registered with epoll for input only.
     pub const EPOLL_READ_ONLY: u32 = 1 << 12;
     /// The program set TCP_DEFER_ACCEPT itself on this listener.
@@ -97,7 +99,7 @@ impl Meta {
     }
     /// Reads and writes on it may need us first: to cork, to flush, or to send an armed SYN.
     pub fn acts_before_io(self) -> bool {
-        self.corks() || self.has(Self::TFO_ARMED)
+        self.corks() || self.has(Self::ARMED)
     }
     pub fn reapplies_quickack(self) -> bool {
         self.is_connection() && self.has(Self::QUICKACK_OFF) && !self.has(Self::APP_QUICKACK)
@@ -268,7 +270,7 @@ pub enum ArmedWait {
 }
 
 pub fn armed_wait(meta: Meta, wants_read: bool, wants_write: bool) -> ArmedWait {
-    if wants_read && (!wants_write || meta.has(Meta::TFO_WAITED)) {
+    if wants_read && (!wants_write || meta.has(Meta::ARMED_WAITED)) {
         ArmedWait::Kick
     } else {
         ArmedWait::LetThrough
@@ -424,11 +426,11 @@ mod tests {
 
     #[test]
     fn armed_fast_open_never_waits_forever_for_input() {
-        let m = Meta::new(Kind::Client, Meta::TFO_ARMED, 25);
+        let m = Meta::new(Kind::Client, Meta::ARMED, 25);
         assert_eq!(armed_wait(m, true, false), ArmedWait::Kick);
         assert_eq!(armed_wait(m, true, true), ArmedWait::LetThrough);
         assert_eq!(
-            armed_wait(Meta(m.0 | Meta::TFO_WAITED), true, true),
+            armed_wait(Meta(m.0 | Meta::ARMED_WAITED), true, true),
             ArmedWait::Kick
         );
         assert_eq!(armed_wait(m, false, true), ArmedWait::LetThrough);

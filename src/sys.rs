@@ -69,6 +69,7 @@ pub fn tcp_state(fd: c_int) -> Option<u8> {
     tcp_info(fd).map(|i| i.tcpi_state)
 }
 
+pub const TCP_ESTABLISHED: u8 = 1;
 pub const TCP_SYN_SENT: u8 = 2;
 
 /// An accepted Fast Open connection whose handshake ACK has not come yet (TCP_SYN_RECV).

@@ -129,3 +129,27 @@ fn ports_keep_defer_accept_off_a_server_first_port() {
         "the server-first port must greet at once",
     );
 }
+
+/// A quickack-off client delays the handshake's last ACK so that it rides on the request. A
+/// client that reads first has no request to carry it, and the server accepts (and greets) only
+/// when the ACK comes: ~200 ms later, unless the shim sends it when the program turns to read.
+#[test]
+fn quickack_off_read_first_clients_are_greeted_at_once() {
+    let runs: Vec<Scenario> = ["blocking", "poll", "epoll"]
+        .iter()
+        .map(|mode| greet(mode, mode).client_env(&["SOCKTUNE_QUICKACK=0"]))
+        .collect();
+    for r in run_all(&runs) {
+        check_quiet(&r);
+        eprintln!(
+            "quickack-off {:<8} slowest greeting {} ms",
+            r.name,
+            r.get("greet_ms_max")
+        );
+        check(
+            r.get("greetings") == "3" && r.num("greet_ms_max") < 100.0,
+            &r,
+            "every greeting must come far sooner than the 200 ms delayed-ACK timer",
+        );
+    }
+}
