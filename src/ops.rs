@@ -95,8 +95,9 @@ fn now_listening(fd: c_int, plan: &policy::ListenPlan, applied: u32) {
         // After listen(), which resets it, so that accepted sockets start with delayed ACKs.
         set_tcp(fd, libc::TCP_QUICKACK, 0, "TCP_QUICKACK=0 on listener");
     }
+    let kept = fdtable::tally(fd).0 & Tally::KEPT;
     fdtable::set(fd, plan.meta);
-    fdtable::update_tally(fd, |_| Tally(applied));
+    fdtable::update_tally(fd, |_| Tally(applied | kept));
     debug!(
         "fd {fd}: listening on port {}, accepted sockets get {}",
         plan.meta.port(),
@@ -210,9 +211,10 @@ pub fn connect(fd: c_int, remote_port: Option<u16>, real: impl FnOnce() -> c_int
             );
         }
     }
+    let kept = fdtable::tally(fd).0 & Tally::KEPT;
     fdtable::set(fd, plan.meta);
     let applied = if fastopen { Tally::FASTOPEN_CONNECT } else { 0 };
-    fdtable::update_tally(fd, |_| stats::start(arm, applied));
+    fdtable::update_tally(fd, |_| stats::start(arm, applied | kept));
     debug!(
         "fd {fd}: connecting to port {port} (arm {arm:?}): {}",
         Plan(plan.meta)
@@ -235,7 +237,7 @@ pub fn connect(fd: c_int, remote_port: Option<u16>, real: impl FnOnce() -> c_int
 
 /// Before any write-family call on a tracked fd: cork the response if it is a new one.
 #[inline]
-pub fn before_write(fd: c_int, meta: Meta) {
+pub fn before_write(fd: c_int, meta: Meta, gathered: bool) {
     if meta.is_connection() && config().records() {
         stats::wrote(fd);
     }
@@ -249,6 +251,11 @@ pub fn before_write(fd: c_int, meta: Meta) {
         fdtable::clear_flags(fd, Meta::ARMED | Meta::ARMED_WAITED);
     }
     if meta.corks() && !fdtable::is_held(fd) {
+        let program_nodelay = fdtable::tally(fd).has(Tally::APP_NODELAY);
+        if !policy::corks_response(gathered, program_nodelay) {
+            debug!("fd {fd}: a whole response in one gathered write, nodelay on: sent as it is");
+            return;
+        }
         let _keep = KeepErrno::now();
         match sys::set_int(fd, TCP, libc::TCP_CORK, 1) {
             Ok(()) => {
@@ -496,9 +503,12 @@ pub fn program_sets(
     let _keep = KeepErrno::now();
     let (flag, option) = match (level, name) {
         (TCP, libc::TCP_CORK) => (Meta::APP_NAGLE, "TCP_CORK"),
-        // Nodelay on agrees with cork per response, which sets it too: corking goes on. Asking
-        // for Nagle (0) is a choice of the program's own.
-        (TCP, libc::TCP_NODELAY) if value.is_some_and(|v| v != 0) => return,
+        // Nodelay on agrees with cork per response, which sets it too: corking goes on (see
+        // `policy::corks_response`). Asking for Nagle (0) is a choice of the program's own.
+        (TCP, libc::TCP_NODELAY) if value.is_some_and(|v| v != 0) => {
+            fdtable::update_tally(fd, |t| Tally(t.0 | Tally::APP_NODELAY));
+            return;
+        }
         (TCP, libc::TCP_NODELAY) => (Meta::APP_NAGLE, "TCP_NODELAY"),
         (TCP, libc::TCP_QUICKACK) => (Meta::APP_QUICKACK, "TCP_QUICKACK"),
         (TCP, libc::TCP_DEFER_ACCEPT) => (Meta::APP_DEFER, "TCP_DEFER_ACCEPT"),

@@ -217,6 +217,14 @@ pub fn connect_plan(cfg: &Config, remote_port: u16, prior: Meta) -> ConnectPlan 
     }
 }
 
+/// Whether the first write of a response starts a cork. A program that turned TCP_NODELAY on
+/// itself and hands over a whole gathered response at once (writev or sendmsg with several
+/// buffers, as Node.js does) gets it sent as it asked; corking it would only hold it until the
+/// program's next wait. Its responses written in pieces (Starman: header, then body) are corked.
+pub fn corks_response(gathered_write: bool, program_nodelay: bool) -> bool {
+    !(gathered_write && program_nodelay)
+}
+
 /// What to do with held (corked) data when the program closes the fd.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CloseAction {
@@ -403,6 +411,14 @@ mod tests {
             !connect_plan(&c, 25, Meta::default()).fastopen_connect,
             "SMTP port left alone"
         );
+    }
+
+    #[test]
+    fn a_nodelay_program_s_gathered_response_is_not_corked() {
+        assert!(corks_response(false, false));
+        assert!(corks_response(true, false));
+        assert!(corks_response(false, true));
+        assert!(!corks_response(true, true));
     }
 
     #[test]

@@ -35,9 +35,9 @@ pub fn mix(state: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// One fd's recording state, kept in its own atomic word beside the fd's `Meta`: whether the
-/// connection is recorded, its arm, the behaviours socktune applied that `Meta` does not keep,
-/// and how many responses (write bursts after a read) it carried.
+/// One fd's second state word, beside its `Meta`: whether the connection is recorded, its arm,
+/// the behaviours socktune applied that `Meta` does not keep, whether the program turned
+/// TCP_NODELAY on itself, and how many responses (write bursts after a read) it carried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Tally(pub u32);
 
@@ -51,10 +51,14 @@ impl Tally {
     /// On a listener: set on it, so on the sockets it accepts.
     pub const DEFER_ACCEPT: u32 = 1 << 5;
     pub const FASTOPEN: u32 = 1 << 6;
+    /// The program turned TCP_NODELAY on itself (on the socket, or on its listener).
+    pub const APP_NODELAY: u32 = 1 << 7;
     const COUNT_SHIFT: u32 = 8;
     const COUNT_MAX: u32 = u32::MAX >> Self::COUNT_SHIFT;
     /// What an accepted socket takes from its listener's tally.
-    pub const FROM_LISTENER: u32 = Self::DEFER_ACCEPT | Self::FASTOPEN;
+    pub const FROM_LISTENER: u32 = Self::DEFER_ACCEPT | Self::FASTOPEN | Self::APP_NODELAY;
+    /// What a socket keeps when it starts to listen or connect.
+    pub const KEPT: u32 = Self::APP_NODELAY;
 
     pub fn has(self, flag: u32) -> bool {
         self.0 & flag != 0

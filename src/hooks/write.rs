@@ -10,19 +10,19 @@ pub unsafe fn real_send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) 
 }
 
 /// Only connections can need anything; checked here so that writes to files, pipes and
-/// listeners skip the call.
+/// listeners skip the call. `gathered`: the call hands over several buffers at once.
 #[inline]
-fn before(fd: c_int) {
+fn before(fd: c_int, gathered: bool) {
     let meta = fdtable::get(fd);
     if meta.is_connection() {
-        ops::before_write(fd, meta);
+        ops::before_write(fd, meta, gathered);
     }
 }
 
 // Replaces write(2).
 hook! {
     unsafe fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t => st_write {
-        before(fd);
+        before(fd, false);
         real!(write)(fd, buf, n)
     }
 }
@@ -30,7 +30,7 @@ hook! {
 // Replaces writev(2).
 hook! {
     unsafe fn writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => st_writev {
-        before(fd);
+        before(fd, count > 1);
         real!(writev)(fd, iov, count)
     }
 }
@@ -38,7 +38,7 @@ hook! {
 // Replaces send(2).
 hook! {
     unsafe fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t => st_send {
-        before(fd);
+        before(fd, false);
         real!(send)(fd, buf, n, flags)
     }
 }
@@ -46,7 +46,7 @@ hook! {
 // Replaces sendto(2).
 hook! {
     unsafe fn sendto(fd: c_int, buf: *const c_void, n: size_t, flags: c_int, addr: *const sockaddr, len: socklen_t) -> ssize_t => st_sendto {
-        before(fd);
+        before(fd, false);
         real!(sendto)(fd, buf, n, flags, addr, len)
     }
 }
@@ -54,7 +54,7 @@ hook! {
 // Replaces sendmsg(2).
 hook! {
     unsafe fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t => st_sendmsg {
-        before(fd);
+        before(fd, !msg.is_null() && (*msg).msg_iovlen > 1);
         real!(sendmsg)(fd, msg, flags)
     }
 }
@@ -62,7 +62,7 @@ hook! {
 // Replaces sendfile(2): a body sent after a corked header joins it in the same segments.
 hook! {
     unsafe fn sendfile(out: c_int, input: c_int, offset: *mut off_t, count: size_t) -> ssize_t => st_sendfile {
-        before(out);
+        before(out, false);
         real!(sendfile)(out, input, offset, count)
     }
 }
@@ -70,7 +70,7 @@ hook! {
 // Replaces sendfile64(2), which programs built with 64-bit file offsets call.
 hook! {
     unsafe fn sendfile64(out: c_int, input: c_int, offset: *mut off64_t, count: size_t) -> ssize_t => st_sendfile64 {
-        before(out);
+        before(out, false);
         real!(sendfile64)(out, input, offset, count)
     }
 }
