@@ -268,7 +268,7 @@ pub fn shutdown_action(read_side_only: bool, handshake_pending: bool) -> Shutdow
     }
 }
 
-/// What an armed Fast Open client needs before the program waits on it.
+/// What an armed client connection (see `Meta::ARMED`) needs before the program waits on it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ArmedWait {
     /// Send the SYN now: otherwise nothing will ever arrive to read.

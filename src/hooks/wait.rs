@@ -1,5 +1,5 @@
 //! Event waits: poll, ppoll, select, pselect and epoll. Waiting ends the responses this thread
-//! wrote, and must never wait forever on an armed Fast Open socket.
+//! wrote, and must never wait forever on an armed connection (see `Meta::ARMED`).
 
 use crate::ops::{self, EpollInterest, Interest};
 use crate::policy::Meta;
@@ -116,7 +116,7 @@ pub unsafe extern "C" fn epoll_pwait2(
     real(epfd, events, max, timeout, mask)
 }
 
-// Replaces epoll_ctl(2): notes whether an armed Fast Open socket waits for input only.
+// Replaces epoll_ctl(2): notes whether an armed connection waits for input only.
 hook! {
     unsafe fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: *mut epoll_event) -> c_int => st_epoll_ctl {
         if (op == libc::EPOLL_CTL_ADD || op == libc::EPOLL_CTL_MOD) && !event.is_null() && crate::fdtable::armed_count() > 0 {
