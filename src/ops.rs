@@ -235,10 +235,11 @@ pub fn connect(fd: c_int, remote_port: Option<u16>, real: impl FnOnce() -> c_int
     r
 }
 
-/// Before any write-family call on a tracked fd: cork the response if it is a new one.
+/// Before any write-family call on a connection (the hook checks): cork the response if it is a
+/// new one.
 #[inline]
 pub fn before_write(fd: c_int, meta: Meta, gathered: bool) {
-    if meta.is_connection() && config().records() {
+    if config().records() {
         stats::wrote(fd);
     }
     if !meta.acts_before_io() {
@@ -318,10 +319,11 @@ fn kick(fd: c_int, meta: Meta) {
     fdtable::clear_flags(fd, Meta::ARMED | Meta::ARMED_WAITED);
 }
 
-/// Before a read-family call: the program turns to read, so the response is complete.
+/// Before a read-family call on a connection (the hook checks): the program turns to read, so
+/// the response is complete.
 #[inline]
 pub fn before_read(fd: c_int, meta: Meta) {
-    if meta.is_connection() && config().records() {
+    if config().records() {
         stats::read(fd);
     }
     if !meta.acts_before_io() {
