@@ -15,7 +15,7 @@ use std::time::Duration;
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// `program` without the settings of the environment the tests run in.
-fn clean(program: &str) -> Command {
+fn clean(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new(program);
     cmd.env_remove("LD_PRELOAD");
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("SOCKTUNE_")) {
@@ -27,8 +27,7 @@ fn clean(program: &str) -> Command {
 /// The launcher cargo built for these tests: target/<profile>/socktune, beside the library
 /// `lib()` builds, which is where `run` looks first.
 fn socktune() -> Command {
-    lib();
-    clean(env!("CARGO_BIN_EXE_socktune"))
+    clean(launcher())
 }
 
 /// `socktune ARGS...`
@@ -324,7 +323,7 @@ fn doctor(tfo: u32, args: &[&str]) -> (Option<i32>, String) {
     unshare
         .args(["-n", "sh", "-c", set_tfo, "sh"])
         .arg(tfo.to_string())
-        .arg(env!("CARGO_BIN_EXE_socktune"))
+        .arg(launcher())
         .arg("doctor")
         .args(args);
     let out = run_bounded(&mut unshare, LIMIT);
@@ -598,7 +597,7 @@ fn mentions(text: &str, flag: &str) -> bool {
 #[test]
 fn run_tunes_a_real_server_and_report_tells_the_arms_apart() {
     lib();
-    let bin = env!("CARGO_BIN_EXE_socktune");
+    let bin = launcher().display().to_string();
     let dir = scratch("launcher-ab");
     let stats = dir.join("ab.jsonl");
     // Arm A stalls 44 ms per request: 20 connections of 15 keep about 6 s of them.

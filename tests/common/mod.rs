@@ -28,7 +28,6 @@ pub fn repo() -> &'static Path {
 /// target/release/libsocktune.so). Integration tests do not link a cdylib, so cargo would not
 /// build it for them, and a library left from an older build must never be what is tested.
 pub fn lib() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
     if let Some(p) = std::env::var_os("SOCKTUNE_LIB") {
         let path = PathBuf::from(p);
         assert!(
@@ -38,36 +37,44 @@ pub fn lib() -> PathBuf {
         );
         return path;
     }
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().expect("current_exe");
-            let profile_dir = exe
-                .parent()
-                .and_then(Path::parent)
-                .expect("test binary has no grandparent")
-                .to_path_buf();
-            let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()));
-            cargo
-                .args(["build", "--lib", "--manifest-path"])
-                .arg(repo().join("Cargo.toml"));
-            if profile_dir.file_name().is_some_and(|n| n == "release") {
-                cargo.arg("--release");
-            }
-            let out = run_bounded(&mut cargo, Duration::from_secs(600));
-            assert!(
-                out.status.success(),
-                "building libsocktune.so failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let path = profile_dir.join("libsocktune.so");
-            assert!(
-                path.is_file(),
-                "cargo build did not produce {}",
-                path.display()
-            );
-            path
-        })
-        .clone()
+    built().join("libsocktune.so")
+}
+
+/// The launcher, target/<profile>/socktune, built beside the library (where `run` looks first).
+pub fn launcher() -> PathBuf {
+    built().join("socktune")
+}
+
+/// Builds the library and the launcher once per test binary, with the test binary's profile;
+/// returns the profile's directory.
+fn built() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let exe = std::env::current_exe().expect("current_exe");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary has no grandparent")
+            .to_path_buf();
+        let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()));
+        cargo
+            .args(["build", "-p", "socktune-preload", "-p", "socktune-cli", "--manifest-path"])
+            .arg(repo().join("Cargo.toml"));
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cargo.arg("--release");
+        }
+        let out = run_bounded(&mut cargo, Duration::from_secs(600));
+        assert!(
+            out.status.success(),
+            "building libsocktune.so and socktune failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for artefact in ["libsocktune.so", "socktune"] {
+            let path = profile_dir.join(artefact);
+            assert!(path.is_file(), "cargo build did not produce {}", path.display());
+        }
+        profile_dir
+    })
 }
 
 /// A fresh, empty directory for one test's files, named after the test and this process.

@@ -8,12 +8,8 @@
 // Unit-test builds have the harness's main instead, so the dispatch code goes unused there.
 #![cfg_attr(test, allow(dead_code))]
 
-// The library's own parser, so a bad flag value gets exactly the library's message. The library
-// crate is cdylib-only (linking its hooks in would interpose the launcher itself), hence the
-// module by path; the launcher uses only part of it.
-#[allow(dead_code)]
-#[path = "../../config.rs"]
-mod config;
+// The library's own parser, so a bad flag value gets exactly the library's message.
+use socktune_core::config;
 
 mod doctor;
 mod elf;

@@ -27,11 +27,11 @@
 // Unit tests build only the pure modules; some of their items serve the FFI modules alone.
 #![cfg_attr(test, allow(dead_code))]
 
-mod config;
+#[cfg(not(test))]
+use socktune_core::{config, inherit};
+use socktune_core::{policy, record};
+
 mod fdtable;
-mod inherit;
-mod policy;
-mod record;
 
 #[cfg(not(test))]
 mod flusher;
