@@ -8,55 +8,10 @@
 //!   timer instead of ~2 ms.
 mod common;
 use common::*;
-use std::process::Command;
-use std::time::Duration;
-
-/// Compiles tests/progs/`name`.c, runs it without and with the shim; returns the shimmed stdout.
-fn without_then_with_shim(name: &str) -> String {
-    let bin = std::env::temp_dir().join(format!("socktune-{name}-{}", std::process::id()));
-    let src = repo().join(format!("tests/progs/{name}.c"));
-    let cc = run_bounded(
-        Command::new("cc").arg("-O1").arg("-o").arg(&bin).arg(&src),
-        Duration::from_secs(60),
-    );
-    assert!(
-        cc.status.success(),
-        "cc failed (is gcc installed?):\n{}",
-        String::from_utf8_lossy(&cc.stderr)
-    );
-    let env = ALL_BEHAVIOURS
-        .join(" ")
-        .replace("SOCKTUNE_DEFER_ACCEPT=5", "SOCKTUNE_DEFER_ACCEPT=1");
-    let mut stdout = String::new();
-    for shim in [None, Some(lib())] {
-        let preload = shim
-            .map(|l| format!("LD_PRELOAD={} {env}", l.display()))
-            .unwrap_or_default();
-        let script = format!("ip link set lo up && env {preload} {}", bin.display());
-        let out = run_bounded(
-            Command::new("unshare").args(["-n", "sh", "-c", &script]),
-            Duration::from_secs(60),
-        );
-        let which = if preload.is_empty() {
-            "without socktune (needs root for unshare -n)"
-        } else {
-            "under socktune"
-        };
-        stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        eprintln!("{name} {which}:\n{stdout}");
-        assert!(
-            out.status.success() && stdout.contains("\n0 failed"),
-            "{name} failed {which}:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    std::fs::remove_file(&bin).ok();
-    stdout
-}
 
 #[test]
 fn results_and_errno_match_libc_with_every_behaviour_on() {
-    without_then_with_shim("errno_check");
+    without_then_with_shim("errno_check", &lib());
 }
 
 /// Raising RLIMIT_NOFILE's hard limit needs CAP_SYS_RESOURCE, which some containers drop even
@@ -73,7 +28,7 @@ fn can_raise_hard_fd_limit() -> bool {
 
 #[test]
 fn fd_lifetimes_match_libc_with_every_behaviour_on() {
-    let out = without_then_with_shim("fd_check");
+    let out = without_then_with_shim("fd_check", &lib());
     let limit: u64 = out
         .lines()
         .find_map(|l| l.strip_prefix("fd_limit="))

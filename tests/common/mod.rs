@@ -141,6 +141,8 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
 pub struct Scenario {
     name: String,
     args: Vec<String>,
+    /// The library to load instead of [`lib()`].
+    library: Option<PathBuf>,
 }
 
 impl Scenario {
@@ -149,7 +151,14 @@ impl Scenario {
         Scenario {
             name: name.into(),
             args: vec!["--client".into(), client.into()],
+            library: None,
         }
+    }
+
+    /// Loads this build of the library instead of [`lib()`].
+    pub fn library(mut self, path: &Path) -> Self {
+        self.library = Some(path.to_path_buf());
+        self
     }
 
     fn arg(mut self, a: &str) -> Self {
@@ -185,7 +194,7 @@ impl Scenario {
 
     /// Runs the scenario; panics with the harness's stderr unless the client exited 0.
     pub fn run(&self) -> Results {
-        let lib = lib();
+        let lib = self.library.clone().unwrap_or_else(lib);
         let mut cmd = Command::new(python());
         cmd.arg(repo().join("tests/harness/netns.py"))
             .arg("--lib")
@@ -346,4 +355,49 @@ pub fn check_quiet(r: &Results) {
         r,
         "a valid configuration should print no socktune: line",
     );
+}
+
+/// Compiles tests/progs/`name`.c (a check program that prints "0 failed" when every check
+/// passed), runs it in a private network namespace without and then with `library` and every
+/// behaviour on; returns the second run's stdout.
+pub fn without_then_with_shim(name: &str, library: &Path) -> String {
+    let bin = std::env::temp_dir().join(format!("socktune-{name}-{}", std::process::id()));
+    let src = repo().join(format!("tests/progs/{name}.c"));
+    let cc = run_bounded(
+        Command::new("cc").arg("-O1").arg("-o").arg(&bin).arg(&src),
+        Duration::from_secs(60),
+    );
+    assert!(
+        cc.status.success(),
+        "cc failed (is gcc installed?):\n{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let env = ALL_BEHAVIOURS
+        .join(" ")
+        .replace("SOCKTUNE_DEFER_ACCEPT=5", "SOCKTUNE_DEFER_ACCEPT=1");
+    let mut stdout = String::new();
+    for shim in [None, Some(library)] {
+        let preload = shim
+            .map(|l| format!("LD_PRELOAD={} {env}", l.display()))
+            .unwrap_or_default();
+        let script = format!("ip link set lo up && env {preload} {}", bin.display());
+        let out = run_bounded(
+            Command::new("unshare").args(["-n", "sh", "-c", &script]),
+            Duration::from_secs(60),
+        );
+        let which = if preload.is_empty() {
+            "without socktune (needs root for unshare -n)"
+        } else {
+            "under socktune"
+        };
+        stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        eprintln!("{name} {which}:\n{stdout}");
+        assert!(
+            out.status.success() && stdout.contains("\n0 failed"),
+            "{name} failed {which}:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::fs::remove_file(&bin).ok();
+    stdout
 }

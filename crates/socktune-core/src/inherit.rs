@@ -15,6 +15,9 @@ pub enum Preload {
     Without(usize),
 }
 
+/// The most `SOCKTUNE_*` entries carried into a child: one bit each in [`Patch::missing`].
+pub const MAX_VARS: usize = u64::BITS as usize;
+
 #[derive(Debug, PartialEq, Eq)]
 pub struct Patch {
     pub preload: Preload,
@@ -45,9 +48,9 @@ pub fn basename(path: &[u8]) -> &[u8] {
 }
 
 /// Compares the environment `env` (entries `NAME=value`) with our library's file name `lib` and
-/// our own entries `ours` (at most 64). A variable the program set itself is left as it is.
+/// our own entries `ours` (at most [`MAX_VARS`]). A variable the program set itself is left as it is.
 pub fn plan<'a>(env: impl Iterator<Item = &'a [u8]>, lib: &[u8], ours: &[&[u8]]) -> Patch {
-    let mut missing: u64 = if ours.len() >= 64 {
+    let mut missing: u64 = if ours.len() >= MAX_VARS {
         u64::MAX
     } else {
         (1u64 << ours.len()) - 1
@@ -65,7 +68,7 @@ pub fn plan<'a>(env: impl Iterator<Item = &'a [u8]>, lib: &[u8], ours: &[&[u8]])
                 Preload::Without(i)
             };
         }
-        for (k, o) in ours.iter().enumerate().take(64) {
+        for (k, o) in ours.iter().enumerate().take(MAX_VARS) {
             if name(o) == n {
                 missing &= !(1u64 << k);
             }

@@ -6,3 +6,4 @@ pub mod config;
 pub mod inherit;
 pub mod policy;
 pub mod record;
+pub mod state;

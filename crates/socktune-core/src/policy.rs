@@ -1,136 +1,29 @@
 //! What to do to a socket now: plain Rust, no FFI.
 //!
-//! Each tracked fd carries one 32-bit [`Meta`] word: its kind, the behaviours planned for it, what
-//! the program took over itself, and a port (the local port of a listener, the remote port of a
-//! client). The hooks ask the functions here and carry out the answer.
+//! Given the settings and an fd's [`FdState`], the functions here decide what the preload library
+//! does: the plans at listen() and connect(), and what held data needs at close and shutdown.
+//! The hooks ask and carry out the answer.
 
 use crate::config::{Config, Role};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Kind {
-    /// Unknown to us: passed through untouched.
-    Empty = 0,
-    /// A socket we saw and that is not TCP over IPv4/IPv6 (UNIX, UDP, ...).
-    Other = 1,
-    /// A TCP socket, neither listening nor connecting yet.
-    Tcp = 2,
-    Listener = 3,
-    /// Accepted from a listener.
-    Server = 4,
-    /// Connected by the program.
-    Client = 5,
-}
-
-/// One fd's state word. Flags on a listener describe the plan for the sockets it accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct Meta(pub u32);
-
-impl Meta {
-    const KIND_MASK: u32 = 0b111;
-    /// Cork per response.
-    pub const CORK: u32 = 1 << 3;
-    /// Re-apply TCP_QUICKACK=0 after each read that returns data.
-    pub const QUICKACK_OFF: u32 = 1 << 4;
-    /// We set TCP_NODELAY on it (or will, for a listener's children).
-    pub const NODELAY: u32 = 1 << 5;
-    /// The program set TCP_CORK or TCP_NODELAY itself: hands off Nagle and cork.
-    pub const APP_NAGLE: u32 = 1 << 6;
-    /// The program set TCP_QUICKACK itself.
-    pub const APP_QUICKACK: u32 = 1 << 7;
-    /// Another fd or process may hold the same socket (dup, fork).
-    pub const SHARED: u32 = 1 << 8;
-    /// The program enabled SO_LINGER: close may reset, so push held data first.
-    pub const LINGER: u32 = 1 << 9;
-    /// A client connection waits for the program's first write to complete it: the Fast Open
-    /// SYN (connect() with a cached cookie sends nothing), or, under quickack-off, the
-    /// handshake's last ACK. A read, or a wait for input only, before that write must kick it.
-    pub const ARMED: u32 = 1 << 10;
-    /// An armed fd already went through one wait that could report it writable.
-    pub const ARMED_WAITED: u32 = 1 << 11;
-    /// An armed fd was registered with epoll for input only.
-    pub const EPOLL_READ_ONLY: u32 = 1 << 12;
-    /// The program set TCP_DEFER_ACCEPT itself on this listener.
-    pub const APP_DEFER: u32 = 1 << 13;
-    /// The program set TCP_FASTOPEN itself on this listener.
-    pub const APP_FASTOPEN: u32 = 1 << 14;
-    /// The shim's own log file (an `Other` fd): closing it means reopening before the next line.
-    pub const SHIM_LOG: u32 = 1 << 15;
-    /// Flags an accepted socket takes from its listener.
-    pub const INHERITED: u32 =
-        Self::CORK | Self::QUICKACK_OFF | Self::NODELAY | Self::APP_NAGLE | Self::LINGER;
-    const PORT_SHIFT: u32 = 16;
-
-    pub fn new(kind: Kind, flags: u32, port: u16) -> Meta {
-        Meta(
-            kind as u32
-                | (flags & !Self::KIND_MASK & 0xffff)
-                | (u32::from(port) << Self::PORT_SHIFT),
-        )
-    }
-    pub fn kind(self) -> Kind {
-        match self.0 & Self::KIND_MASK {
-            1 => Kind::Other,
-            2 => Kind::Tcp,
-            3 => Kind::Listener,
-            4 => Kind::Server,
-            5 => Kind::Client,
-            _ => Kind::Empty,
-        }
-    }
-    pub fn port(self) -> u16 {
-        (self.0 >> Self::PORT_SHIFT) as u16
-    }
-    pub fn has(self, flag: u32) -> bool {
-        self.0 & flag != 0
-    }
-    pub fn is_tcp(self) -> bool {
-        matches!(
-            self.kind(),
-            Kind::Tcp | Kind::Listener | Kind::Server | Kind::Client
-        )
-    }
-    pub fn is_connection(self) -> bool {
-        matches!(self.kind(), Kind::Server | Kind::Client)
-    }
-    /// Cork per response is ours to manage on this fd.
-    pub fn corks(self) -> bool {
-        self.is_connection() && self.has(Self::CORK) && !self.has(Self::APP_NAGLE)
-    }
-    /// Reads and writes on it may need us first: to cork, to flush, or to send an armed SYN.
-    pub fn acts_before_io(self) -> bool {
-        self.corks() || self.has(Self::ARMED)
-    }
-    pub fn reapplies_quickack(self) -> bool {
-        self.is_connection() && self.has(Self::QUICKACK_OFF) && !self.has(Self::APP_QUICKACK)
-    }
-    /// The same socket with none of socktune's connection behaviours (A/B arm A).
-    pub fn without_behaviours(self) -> Meta {
-        Meta(self.0 & !(Self::CORK | Self::QUICKACK_OFF | Self::NODELAY))
-    }
-    /// The state an accepted socket starts in.
-    pub fn accepted_from(listener: Meta) -> Meta {
-        Meta::new(Kind::Server, listener.0 & Self::INHERITED, listener.port())
-    }
-}
+use crate::state::{FdState, Kind};
 
 fn in_scope(cfg: &Config, port: u16) -> bool {
     cfg.ports.as_ref().is_none_or(|set| set.contains(port))
 }
 
 /// The connection behaviours configured for one side (`Role::server` or `Role::client`).
-fn connection_flags(cfg: &Config, side: fn(Role) -> bool) -> u32 {
+fn connection_flags(cfg: &Config, side: fn(Role) -> bool) -> u64 {
     let cork = cfg.cork && side(cfg.cork_role);
     let mut flags = 0;
     if cork {
-        flags |= Meta::CORK;
+        flags |= FdState::CORK;
     }
     if cfg.quickack_off && side(cfg.quickack_role) {
-        flags |= Meta::QUICKACK_OFF;
+        flags |= FdState::QUICKACK_OFF;
     }
     // Cork needs NODELAY: uncorking would otherwise leave the last partial segment to Nagle.
     if cork || (cfg.nodelay && side(cfg.nodelay_role)) {
-        flags |= Meta::NODELAY;
+        flags |= FdState::NODELAY;
     }
     flags
 }
@@ -143,34 +36,36 @@ pub struct ListenPlan {
     pub backlog: Option<i32>,
     /// Set TCP_QUICKACK=0 after listen() so that children start in delayed-ACK mode.
     pub quickack_off: bool,
-    /// The listener's meta, which also carries the plan for accepted sockets.
-    pub meta: Meta,
+    /// The listener's state, which also carries the plan for accepted sockets.
+    pub state: FdState,
 }
 
-pub fn listen_plan(cfg: &Config, local_port: u16, prior: Meta) -> ListenPlan {
+pub fn listen_plan(cfg: &Config, local_port: u16, prior: FdState) -> ListenPlan {
     let scoped = in_scope(cfg, local_port);
-    let kept = prior.0
-        & (Meta::APP_NAGLE
-            | Meta::APP_QUICKACK
-            | Meta::LINGER
-            | Meta::APP_DEFER
-            | Meta::APP_FASTOPEN);
+    let kept = prior.flags(
+        FdState::APP_NAGLE
+            | FdState::APP_NODELAY
+            | FdState::APP_QUICKACK
+            | FdState::LINGER
+            | FdState::APP_DEFER
+            | FdState::APP_FASTOPEN,
+    );
     if !scoped {
         return ListenPlan {
             defer_accept: None,
             fastopen: None,
             backlog: None,
             quickack_off: false,
-            meta: Meta::new(Kind::Listener, kept, local_port),
+            state: FdState::new(Kind::Listener, kept, local_port),
         };
     }
     let flags = kept | connection_flags(cfg, Role::server);
     ListenPlan {
-        defer_accept: cfg.defer_accept.filter(|_| !prior.has(Meta::APP_DEFER)),
-        fastopen: cfg.fastopen.filter(|_| !prior.has(Meta::APP_FASTOPEN)),
+        defer_accept: cfg.defer_accept.filter(|_| !prior.has(FdState::APP_DEFER)),
+        fastopen: cfg.fastopen.filter(|_| !prior.has(FdState::APP_FASTOPEN)),
         backlog: cfg.backlog,
-        quickack_off: flags & Meta::QUICKACK_OFF != 0 && !prior.has(Meta::APP_QUICKACK),
-        meta: Meta::new(Kind::Listener, flags, local_port),
+        quickack_off: flags & FdState::QUICKACK_OFF != 0 && !prior.has(FdState::APP_QUICKACK),
+        state: FdState::new(Kind::Listener, flags, local_port),
     }
 }
 
@@ -180,7 +75,7 @@ pub struct ConnectPlan {
     pub quickack_off: bool,
     pub nodelay: bool,
     pub fastopen_connect: bool,
-    pub meta: Meta,
+    pub state: FdState,
 }
 
 impl ConnectPlan {
@@ -190,30 +85,36 @@ impl ConnectPlan {
             quickack_off: false,
             nodelay: false,
             fastopen_connect: false,
-            meta: self.meta.without_behaviours(),
+            state: self.state.without_behaviours(),
         }
     }
 }
 
-pub fn connect_plan(cfg: &Config, remote_port: u16, prior: Meta) -> ConnectPlan {
-    let kept = prior.0 & (Meta::APP_NAGLE | Meta::APP_QUICKACK | Meta::LINGER | Meta::SHARED);
+pub fn connect_plan(cfg: &Config, remote_port: u16, prior: FdState) -> ConnectPlan {
+    let kept = prior.flags(
+        FdState::APP_NAGLE
+            | FdState::APP_NODELAY
+            | FdState::APP_QUICKACK
+            | FdState::LINGER
+            | FdState::SHARED,
+    );
     if !in_scope(cfg, remote_port) {
         return ConnectPlan {
             quickack_off: false,
             nodelay: false,
             fastopen_connect: false,
-            meta: Meta::new(Kind::Client, kept, remote_port),
+            state: FdState::new(Kind::Client, kept, remote_port),
         };
     }
     let mut flags = kept | connection_flags(cfg, Role::client);
-    if prior.has(Meta::APP_NAGLE) {
-        flags &= !Meta::NODELAY;
+    if prior.has(FdState::APP_NAGLE) {
+        flags &= !FdState::NODELAY;
     }
     ConnectPlan {
-        quickack_off: flags & Meta::QUICKACK_OFF != 0 && !prior.has(Meta::APP_QUICKACK),
-        nodelay: flags & Meta::NODELAY != 0,
+        quickack_off: flags & FdState::QUICKACK_OFF != 0 && !prior.has(FdState::APP_QUICKACK),
+        nodelay: flags & FdState::NODELAY != 0,
         fastopen_connect: cfg.fastopen_connect,
-        meta: Meta::new(Kind::Client, flags, remote_port),
+        state: FdState::new(Kind::Client, flags, remote_port),
     }
 }
 
@@ -234,10 +135,10 @@ pub enum CloseAction {
     PushFirst,
 }
 
-pub fn close_action(meta: Meta, unread_bytes: usize) -> CloseAction {
+pub fn close_action(state: FdState, unread_bytes: usize) -> CloseAction {
     // Unread input or SO_LINGER make close() reset and drop unsent data; a shared socket is not
     // closed at all by this close(), so nothing would flush what we hold.
-    if unread_bytes > 0 || meta.has(Meta::LINGER) || meta.has(Meta::SHARED) {
+    if unread_bytes > 0 || state.has(FdState::LINGER) || state.has(FdState::SHARED) {
         CloseAction::PushFirst
     } else {
         CloseAction::RideFin
@@ -268,7 +169,7 @@ pub fn shutdown_action(read_side_only: bool, handshake_pending: bool) -> Shutdow
     }
 }
 
-/// What an armed client connection (see `Meta::ARMED`) needs before the program waits on it.
+/// What an armed client connection (see `FdState::ARMED`) needs before the program waits on it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ArmedWait {
     /// Send the SYN now: otherwise nothing will ever arrive to read.
@@ -277,8 +178,8 @@ pub enum ArmedWait {
     LetThrough,
 }
 
-pub fn armed_wait(meta: Meta, wants_read: bool, wants_write: bool) -> ArmedWait {
-    if wants_read && (!wants_write || meta.has(Meta::ARMED_WAITED)) {
+pub fn armed_wait(state: FdState, wants_read: bool, wants_write: bool) -> ArmedWait {
+    if wants_read && (!wants_write || state.has(FdState::ARMED_WAITED)) {
         ArmedWait::Kick
     } else {
         ArmedWait::LetThrough
@@ -295,26 +196,16 @@ mod tests {
     }
 
     #[test]
-    fn meta_round_trips_kind_flags_and_port() {
-        let m = Meta::new(Kind::Listener, Meta::CORK | Meta::SHARED, 8080);
-        assert_eq!(m.kind(), Kind::Listener);
-        assert_eq!(m.port(), 8080);
-        assert!(m.has(Meta::CORK) && m.has(Meta::SHARED) && !m.has(Meta::LINGER));
-        assert_eq!(Meta::default().kind(), Kind::Empty);
-        assert!(!Meta::new(Kind::Other, 0, 0).is_tcp());
-    }
-
-    #[test]
     fn arm_a_drops_socktunes_behaviours_but_keeps_what_the_program_did() {
-        let m = Meta::new(
+        let m = FdState::new(
             Kind::Server,
-            Meta::CORK | Meta::QUICKACK_OFF | Meta::NODELAY | Meta::APP_NAGLE | Meta::LINGER,
+            FdState::CORK | FdState::QUICKACK_OFF | FdState::NODELAY | FdState::APP_NAGLE | FdState::LINGER,
             80,
         );
         let a = m.without_behaviours();
         assert_eq!(
             a,
-            Meta::new(Kind::Server, Meta::APP_NAGLE | Meta::LINGER, 80)
+            FdState::new(Kind::Server, FdState::APP_NAGLE | FdState::LINGER, 80)
         );
         assert!(!a.corks() && !a.reapplies_quickack() && !a.acts_before_io());
         let all = cfg(&[
@@ -322,22 +213,22 @@ mod tests {
             ("SOCKTUNE_NODELAY", "1"),
             ("SOCKTUNE_FASTOPEN_CONNECT", "1"),
         ]);
-        let plan = connect_plan(&all, 80, Meta::new(Kind::Tcp, 0, 0)).without_behaviours();
+        let plan = connect_plan(&all, 80, FdState::new(Kind::Tcp, 0, 0)).without_behaviours();
         assert!(!plan.quickack_off && !plan.nodelay && !plan.fastopen_connect);
-        assert_eq!(plan.meta, Meta::new(Kind::Client, 0, 80));
+        assert_eq!(plan.state, FdState::new(Kind::Client, 0, 80));
     }
 
     #[test]
     fn accepted_sockets_inherit_the_plan_but_not_listener_only_flags() {
-        let l = Meta::new(
+        let l = FdState::new(
             Kind::Listener,
-            Meta::CORK | Meta::QUICKACK_OFF | Meta::APP_DEFER | Meta::SHARED,
+            FdState::CORK | FdState::QUICKACK_OFF | FdState::APP_DEFER | FdState::SHARED,
             80,
         );
-        let c = Meta::accepted_from(l);
+        let c = FdState::accepted_from(l);
         assert_eq!(c.kind(), Kind::Server);
         assert!(c.corks() && c.reapplies_quickack());
-        assert!(!c.has(Meta::APP_DEFER) && !c.has(Meta::SHARED));
+        assert!(!c.has(FdState::APP_DEFER) && !c.has(FdState::SHARED));
         assert_eq!(c.port(), 80);
     }
 
@@ -350,18 +241,18 @@ mod tests {
             ("SOCKTUNE_QUICKACK", "0"),
             ("SOCKTUNE_PORTS", "8000-8010"),
         ]);
-        let p = listen_plan(&c, 8005, Meta::new(Kind::Tcp, 0, 0));
+        let p = listen_plan(&c, 8005, FdState::new(Kind::Tcp, 0, 0));
         assert_eq!(p.defer_accept, Some(5));
         assert_eq!(p.fastopen, Some(256));
         assert!(p.quickack_off);
         assert!(
-            p.meta.has(Meta::CORK) && p.meta.has(Meta::NODELAY),
+            p.state.has(FdState::CORK) && p.state.has(FdState::NODELAY),
             "cork implies nodelay for the tail"
         );
-        let out = listen_plan(&c, 25, Meta::new(Kind::Tcp, 0, 0));
+        let out = listen_plan(&c, 25, FdState::new(Kind::Tcp, 0, 0));
         assert_eq!(out.defer_accept, None);
-        assert!(!out.meta.has(Meta::CORK));
-        assert_eq!(out.meta.kind(), Kind::Listener);
+        assert!(!out.state.has(FdState::CORK));
+        assert_eq!(out.state.kind(), Kind::Listener);
     }
 
     #[test]
@@ -371,9 +262,9 @@ mod tests {
             ("SOCKTUNE_FASTOPEN", "16"),
             ("SOCKTUNE_QUICKACK", "off"),
         ]);
-        let prior = Meta::new(
+        let prior = FdState::new(
             Kind::Tcp,
-            Meta::APP_DEFER | Meta::APP_FASTOPEN | Meta::APP_QUICKACK,
+            FdState::APP_DEFER | FdState::APP_FASTOPEN | FdState::APP_QUICKACK,
             0,
         );
         let p = listen_plan(&c, 80, prior);
@@ -391,10 +282,10 @@ mod tests {
             ("SOCKTUNE_QUICKACK", "0"),
             ("SOCKTUNE_QUICKACK_ROLE", "client"),
         ]);
-        let l = listen_plan(&c, 80, Meta::default());
-        assert!(l.meta.has(Meta::CORK) && !l.quickack_off);
-        let k = connect_plan(&c, 80, Meta::default());
-        assert!(!k.meta.has(Meta::CORK) && k.quickack_off);
+        let l = listen_plan(&c, 80, FdState::default());
+        assert!(l.state.has(FdState::CORK) && !l.quickack_off);
+        let k = connect_plan(&c, 80, FdState::default());
+        assert!(!k.state.has(FdState::CORK) && k.quickack_off);
     }
 
     #[test]
@@ -404,11 +295,11 @@ mod tests {
             ("SOCKTUNE_FASTOPEN_CONNECT", "1"),
             ("SOCKTUNE_PORTS", "80"),
         ]);
-        let k = connect_plan(&c, 80, Meta::new(Kind::Tcp, Meta::APP_NAGLE, 0));
-        assert!(!k.nodelay && !k.meta.corks());
+        let k = connect_plan(&c, 80, FdState::new(Kind::Tcp, FdState::APP_NAGLE, 0));
+        assert!(!k.nodelay && !k.state.corks());
         assert!(k.fastopen_connect);
         assert!(
-            !connect_plan(&c, 25, Meta::default()).fastopen_connect,
+            !connect_plan(&c, 25, FdState::default()).fastopen_connect,
             "SMTP port left alone"
         );
     }
@@ -423,15 +314,15 @@ mod tests {
 
     #[test]
     fn close_lets_fin_ride_only_when_safe() {
-        let m = Meta::new(Kind::Server, Meta::CORK, 80);
+        let m = FdState::new(Kind::Server, FdState::CORK, 80);
         assert_eq!(close_action(m, 0), CloseAction::RideFin);
         assert_eq!(close_action(m, 3), CloseAction::PushFirst);
         assert_eq!(
-            close_action(Meta(m.0 | Meta::LINGER), 0),
+            close_action(FdState(m.0 | FdState::LINGER), 0),
             CloseAction::PushFirst
         );
         assert_eq!(
-            close_action(Meta(m.0 | Meta::SHARED), 0),
+            close_action(FdState(m.0 | FdState::SHARED), 0),
             CloseAction::PushFirst
         );
         assert_eq!(shutdown_action(false, false), ShutdownAction::RideFin);
@@ -442,11 +333,11 @@ mod tests {
 
     #[test]
     fn armed_fast_open_never_waits_forever_for_input() {
-        let m = Meta::new(Kind::Client, Meta::ARMED, 25);
+        let m = FdState::new(Kind::Client, FdState::ARMED, 25);
         assert_eq!(armed_wait(m, true, false), ArmedWait::Kick);
         assert_eq!(armed_wait(m, true, true), ArmedWait::LetThrough);
         assert_eq!(
-            armed_wait(Meta(m.0 | Meta::ARMED_WAITED), true, true),
+            armed_wait(FdState(m.0 | FdState::ARMED_WAITED), true, true),
             ArmedWait::Kick
         );
         assert_eq!(armed_wait(m, false, true), ArmedWait::LetThrough);

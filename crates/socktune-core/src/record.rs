@@ -1,7 +1,8 @@
 //! Per-connection records for `SOCKTUNE_STATS` and the counters behind `SOCKTUNE_STATS_PROM`:
 //! plain Rust, no FFI. The format is described in the README ("Per-connection proof").
 
-use crate::policy::Meta;
+pub use crate::state::Arm;
+use crate::state::FdState;
 use std::fmt::{self, Write};
 
 /// Which end of the connection the program is.
@@ -9,13 +10,6 @@ use std::fmt::{self, Write};
 pub enum Side {
     Server = 0,
     Client = 1,
-}
-
-/// The A/B arm of a connection under `SOCKTUNE_AB`; `None` when there is no split.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Arm {
-    A,
-    B,
 }
 
 /// Picks the arm for a uniformly random `draw`: `pct` percent of draws land in B.
@@ -35,76 +29,14 @@ pub fn mix(state: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// One fd's second state word, beside its `Meta`: whether the connection is recorded, its arm,
-/// the behaviours socktune applied that `Meta` does not keep, whether the program turned
-/// TCP_NODELAY on itself, and how many responses (write bursts after a read) it carried.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct Tally(pub u32);
-
-impl Tally {
-    pub const RECORDED: u32 = 1;
-    pub const ARM_A: u32 = 1 << 1;
-    pub const ARM_B: u32 = 1 << 2;
-    /// The last call on the connection was a write: the next write continues the same response.
-    pub const WROTE: u32 = 1 << 3;
-    pub const FASTOPEN_CONNECT: u32 = 1 << 4;
-    /// On a listener: set on it, so on the sockets it accepts.
-    pub const DEFER_ACCEPT: u32 = 1 << 5;
-    pub const FASTOPEN: u32 = 1 << 6;
-    /// The program turned TCP_NODELAY on itself (on the socket, or on its listener).
-    pub const APP_NODELAY: u32 = 1 << 7;
-    const COUNT_SHIFT: u32 = 8;
-    const COUNT_MAX: u32 = u32::MAX >> Self::COUNT_SHIFT;
-    /// What an accepted socket takes from its listener's tally.
-    pub const FROM_LISTENER: u32 = Self::DEFER_ACCEPT | Self::FASTOPEN | Self::APP_NODELAY;
-    /// What a socket keeps when it starts to listen or connect.
-    pub const KEPT: u32 = Self::APP_NODELAY;
-
-    pub fn has(self, flag: u32) -> bool {
-        self.0 & flag != 0
-    }
-    pub fn responses(self) -> u32 {
-        self.0 >> Self::COUNT_SHIFT
-    }
-    pub fn arm(self) -> Option<Arm> {
-        if self.has(Self::ARM_B) {
-            Some(Arm::B)
-        } else if self.has(Self::ARM_A) {
-            Some(Arm::A)
-        } else {
-            None
-        }
-    }
-    pub fn with_arm(self, arm: Option<Arm>) -> Tally {
-        let bit = match arm {
-            Some(Arm::A) => Self::ARM_A,
-            Some(Arm::B) => Self::ARM_B,
-            None => 0,
-        };
-        Tally(self.0 & !(Self::ARM_A | Self::ARM_B) | bit)
-    }
-    /// A write: the first one after a read starts a new response.
-    pub fn after_write(self) -> Tally {
-        if self.has(Self::WROTE) {
-            return self;
-        }
-        let count = (self.responses() + 1).min(Self::COUNT_MAX);
-        Tally(self.0 & ((1 << Self::COUNT_SHIFT) - 1) | Self::WROTE | count << Self::COUNT_SHIFT)
-    }
-    /// A read: the response written before it is complete.
-    pub fn after_read(self) -> Tally {
-        Tally(self.0 & !Self::WROTE)
-    }
-}
-
 /// Whether a recorded connection's close is the one to report. A socket shared with another fd
 /// or process (fork-per-connection servers: the parent accepts and closes, the child serves)
 /// is reported by the holder that wrote on it; a holder that never wrote stays silent.
-pub fn reports_at_close(tally: Tally, shared: bool) -> bool {
-    tally.has(Tally::RECORDED) && (!shared || tally.responses() > 0)
+pub fn reports_at_close(state: FdState, responses: u32) -> bool {
+    state.has(FdState::RECORDED) && (!state.has(FdState::SHARED) || responses > 0)
 }
 
-/// The behaviours named in records, each with the `Meta` or `Tally` bit that shows it applied.
+/// The behaviours named in records, in the order of [`Applied`]'s bits.
 pub const BEHAVIOURS: &[&str] = &[
     "cork",
     "quickack-off",
@@ -118,15 +50,15 @@ pub const BEHAVIOURS: &[&str] = &[
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Applied(pub u8);
 
-/// What socktune applied to a connection, from its `Meta` and its `Tally`.
-pub fn applied(meta: Meta, tally: Tally) -> Applied {
+/// What socktune applied to a connection, from its state.
+pub fn applied(state: FdState) -> Applied {
     let on = [
-        meta.corks(),
-        meta.reapplies_quickack(),
-        meta.has(Meta::NODELAY) && !meta.has(Meta::APP_NAGLE),
-        tally.has(Tally::FASTOPEN_CONNECT),
-        tally.has(Tally::DEFER_ACCEPT),
-        tally.has(Tally::FASTOPEN),
+        state.corks(),
+        state.reapplies_quickack(),
+        state.has(FdState::NODELAY) && !state.has(FdState::APP_NAGLE),
+        state.has(FdState::APPLIED_FASTOPEN_CONNECT),
+        state.has(FdState::APPLIED_DEFER_ACCEPT),
+        state.has(FdState::APPLIED_FASTOPEN),
     ];
     Applied(
         on.iter()
@@ -364,55 +296,38 @@ pub fn render_prom(counters: &[u64; COUNTER_SLOTS]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn responses_count_write_bursts_after_reads() {
-        let mut t = Tally(Tally::RECORDED);
-        for _ in 0..3 {
-            t = t.after_write().after_write(); // header and body: one response
-            t = t.after_read().after_read();
-        }
-        assert_eq!(t.responses(), 3);
-        assert!(t.has(Tally::RECORDED));
-        assert_eq!(t.with_arm(Some(Arm::B)).arm(), Some(Arm::B));
-        assert_eq!(
-            t.with_arm(Some(Arm::B)).with_arm(Some(Arm::A)).arm(),
-            Some(Arm::A)
-        );
-        assert_eq!(t.with_arm(Some(Arm::B)).responses(), 3);
-    }
-
-    #[test]
-    fn the_response_count_saturates_instead_of_spilling_into_flags() {
-        let mut t =
-            Tally(Tally::RECORDED | Tally::ARM_A | (Tally::COUNT_MAX << Tally::COUNT_SHIFT));
-        t = t.after_read().after_write();
-        assert_eq!(t.responses(), Tally::COUNT_MAX);
-        assert_eq!(t.arm(), Some(Arm::A));
-    }
+    use crate::state::Kind;
 
     #[test]
     fn a_shared_socket_is_reported_by_the_holder_that_wrote() {
-        let recorded = Tally(Tally::RECORDED);
-        assert!(reports_at_close(recorded, false));
-        assert!(!reports_at_close(recorded, true));
-        assert!(reports_at_close(recorded.after_write(), true));
-        assert!(!reports_at_close(Tally::default().after_write(), false));
+        let recorded = FdState::new(Kind::Server, FdState::RECORDED, 80);
+        assert!(reports_at_close(recorded, 0));
+        assert!(!reports_at_close(recorded.with(FdState::SHARED), 0));
+        assert!(reports_at_close(recorded.with(FdState::SHARED), 1));
+        assert!(!reports_at_close(FdState::new(Kind::Server, 0, 80), 1));
     }
 
     #[test]
     fn applied_names_what_socktune_did_not_what_the_program_did() {
-        use crate::policy::Kind;
-        let corked = Meta::new(Kind::Server, Meta::CORK | Meta::QUICKACK_OFF, 80);
-        let listener_opts = Tally(Tally::DEFER_ACCEPT | Tally::FASTOPEN);
-        assert_eq!(applied(corked, listener_opts), Applied(0b110011));
-        let taken_over = Meta(corked.0 | Meta::APP_NAGLE | Meta::APP_QUICKACK);
-        assert_eq!(applied(taken_over, Tally::default()), Applied(0));
-        let client = Meta::new(Kind::Client, Meta::NODELAY, 80);
-        assert_eq!(
-            applied(client, Tally(Tally::FASTOPEN_CONNECT)),
-            Applied(0b1100)
+        let corked = FdState::new(
+            Kind::Server,
+            FdState::CORK
+                | FdState::QUICKACK_OFF
+                | FdState::APPLIED_DEFER_ACCEPT
+                | FdState::APPLIED_FASTOPEN,
+            80,
         );
+        assert_eq!(applied(corked), Applied(0b110011));
+        let taken_over = corked
+            .with(FdState::APP_NAGLE | FdState::APP_QUICKACK)
+            .without(FdState::APPLIED_DEFER_ACCEPT | FdState::APPLIED_FASTOPEN);
+        assert_eq!(applied(taken_over), Applied(0));
+        let client = FdState::new(
+            Kind::Client,
+            FdState::NODELAY | FdState::APPLIED_FASTOPEN_CONNECT,
+            80,
+        );
+        assert_eq!(applied(client), Applied(0b1100));
     }
 
     #[test]

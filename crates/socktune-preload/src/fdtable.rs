@@ -2,14 +2,15 @@
 //!
 //! A fixed directory points to chunks of 1024 slots. A chunk is mmap'd the first time an fd in
 //! its range is registered (no malloc, so no re-entrancy) and is never freed, so readers never
-//! wait and never see freed memory. An fd with no chunk, or beyond the directory, reads as
-//! `Kind::Empty` and is passed through: a non-socket fd costs one lookup.
+//! wait and never see freed memory. An fd with no chunk, or beyond the directory, has no slot and
+//! is passed through: a non-socket fd costs one lookup.
 //!
-//! Besides its [`Meta`] word a slot records corked ("held") data: when it was corked, by which
-//! thread, and one bit per fd in the chunk's bitmap so that flushers scan words, not slots.
+//! A slot holds the fd's [`FdState`] word, the number of responses its connection carried, and
+//! what it holds corked ("held"): when it was corked, by which thread, and one bit per fd in the
+//! chunk's bitmap so that flushers scan words, not slots. A hook looks its fd up once and passes
+//! the [`Slot`] handle down.
 
-use crate::policy::Meta;
-use crate::record::Tally;
+use socktune_core::state::FdState;
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
 
@@ -21,16 +22,16 @@ const DIR_LEN: usize = 1 << 14;
 pub const CAPACITY: usize = DIR_LEN * CHUNK_LEN;
 
 #[derive(Default)]
-struct Slot {
-    meta: AtomicU32,
+struct Entry {
+    state: AtomicU64,
+    /// Responses (write bursts after a read) the connection carried, for its record.
+    responses: AtomicU32,
     held_since: AtomicU32,
     held_by: AtomicU32,
-    /// Recording state, for `SOCKTUNE_STATS` (see [`Tally`]).
-    tally: AtomicU32,
 }
 
 struct Chunk {
-    slots: [Slot; CHUNK_LEN],
+    entries: [Entry; CHUNK_LEN],
     held: [AtomicU64; WORDS],
 }
 
@@ -82,13 +83,8 @@ fn chunk_or_alloc(dir: usize) -> Option<&'static Chunk> {
     chunk(dir)
 }
 
-fn slot(fd: i32) -> Option<(&'static Chunk, usize)> {
-    let (d, i) = index(fd)?;
-    Some((chunk(d)?, i))
-}
-
-fn armed_delta(old: Meta, new: Meta) {
-    match (old.has(Meta::ARMED), new.has(Meta::ARMED)) {
+fn armed_delta(old: FdState, new: FdState) {
+    match (old.has(FdState::ARMED), new.has(FdState::ARMED)) {
         (false, true) => {
             ARMED.fetch_add(1, SeqCst);
         }
@@ -99,101 +95,134 @@ fn armed_delta(old: Meta, new: Meta) {
     }
 }
 
-/// The fd's state; `Kind::Empty` if we know nothing of it.
+/// One fd's place in the table, looked up once per call.
+#[derive(Clone, Copy)]
+pub struct Slot {
+    chunk: &'static Chunk,
+    index: usize,
+}
+
+/// The slot of an fd the table has room for; `None` (pass it through) for one it never saw
+/// the chunk of, a negative fd or one beyond [`CAPACITY`].
 #[inline]
-pub fn get(fd: i32) -> Meta {
-    match slot(fd) {
-        Some((c, i)) => Meta(c.slots[i].meta.load(SeqCst)),
-        None => Meta::default(),
-    }
-}
-
-/// Registers a new state for `fd`, replacing whatever a previous fd of that number left.
-pub fn set(fd: i32, meta: Meta) {
-    let Some((d, i)) = index(fd) else { return };
-    let Some(c) = chunk_or_alloc(d) else { return };
-    take_held_in(c, i);
-    c.slots[i].tally.store(0, SeqCst);
-    let old = Meta(c.slots[i].meta.swap(meta.0, SeqCst));
-    armed_delta(old, meta);
-}
-
-/// Forgets `fd` (closed, or found not to be a socket). Returns its state before.
-pub fn clear(fd: i32) -> Meta {
-    let Some((c, i)) = slot(fd) else {
-        return Meta::default();
-    };
-    take_held_in(c, i);
-    c.slots[i].tally.store(0, SeqCst);
-    let old = Meta(c.slots[i].meta.swap(0, SeqCst));
-    armed_delta(old, Meta::default());
-    old
-}
-
-pub fn tally(fd: i32) -> Tally {
-    slot(fd).map_or(Tally::default(), |(c, i)| {
-        Tally(c.slots[i].tally.load(SeqCst))
+pub fn lookup(fd: i32) -> Option<Slot> {
+    let (d, i) = index(fd)?;
+    Some(Slot {
+        chunk: chunk(d)?,
+        index: i,
     })
 }
 
-/// Applies `f` atomically to a tracked fd's recording state, unless it would not change it.
-pub fn update_tally(fd: i32, f: impl Fn(Tally) -> Tally) {
-    let Some((c, i)) = slot(fd) else { return };
-    let word = &c.slots[i].tally;
-    let _ = word.fetch_update(SeqCst, SeqCst, |t| {
-        let new = f(Tally(t)).0;
-        (new != t).then_some(new)
-    });
+/// The slot of `fd`, made if need be, to register a new state in.
+pub fn lookup_or_make(fd: i32) -> Option<Slot> {
+    let (d, i) = index(fd)?;
+    Some(Slot {
+        chunk: chunk_or_alloc(d)?,
+        index: i,
+    })
 }
 
-/// Applies `f` atomically to a tracked fd's state; returns the new state.
-pub fn update(fd: i32, f: impl Fn(Meta) -> Meta) -> Meta {
-    let Some((c, i)) = slot(fd) else {
-        return Meta::default();
-    };
-    let mut cur = c.slots[i].meta.load(SeqCst);
-    loop {
-        let new = f(Meta(cur));
-        match c.slots[i].meta.compare_exchange(cur, new.0, SeqCst, SeqCst) {
-            Ok(_) => {
-                armed_delta(Meta(cur), new);
-                return new;
+impl Slot {
+    fn entry(self) -> &'static Entry {
+        &self.chunk.entries[self.index]
+    }
+
+    #[inline]
+    pub fn load(self) -> FdState {
+        FdState(self.entry().state.load(SeqCst))
+    }
+
+    /// Registers a new state, replacing whatever a previous fd of this number left: its holds
+    /// and its response count go too.
+    pub fn reset(self, state: FdState) {
+        self.take_held();
+        let e = self.entry();
+        e.responses.store(0, SeqCst);
+        let old = FdState(e.state.swap(state.0, SeqCst));
+        armed_delta(old, state);
+    }
+
+    /// Forgets the fd (closed, or found not to be a socket). Returns its state before.
+    pub fn clear(self) -> FdState {
+        let old = FdState(self.entry().state.load(SeqCst));
+        self.reset(FdState::default());
+        old
+    }
+
+    /// Applies `f` atomically; returns the state before and after.
+    pub fn update(self, f: impl Fn(FdState) -> FdState) -> (FdState, FdState) {
+        let word = &self.entry().state;
+        let mut cur = word.load(SeqCst);
+        loop {
+            let new = f(FdState(cur));
+            if new.0 == cur {
+                return (new, new);
             }
-            Err(seen) => cur = seen,
+            match word.compare_exchange(cur, new.0, SeqCst, SeqCst) {
+                Ok(_) => {
+                    armed_delta(FdState(cur), new);
+                    return (FdState(cur), new);
+                }
+                Err(seen) => cur = seen,
+            }
         }
     }
-}
 
-pub fn set_flags(fd: i32, flags: u32) -> Meta {
-    update(fd, |m| Meta(m.0 | flags))
-}
-
-pub fn clear_flags(fd: i32, flags: u32) -> Meta {
-    update(fd, |m| Meta(m.0 & !flags))
-}
-
-/// Records that `fd` now holds corked data, stamped with the flusher tick and the thread.
-/// Returns false if it was already marked.
-pub fn mark_held(fd: i32, tick: u32, thread: u32) -> bool {
-    let Some((c, i)) = slot(fd) else { return false };
-    let (w, bit) = (i / 64, 1u64 << (i % 64));
-    if c.held[w].load(SeqCst) & bit != 0 {
-        return false;
+    pub fn set(self, flags: u64) -> FdState {
+        self.update(|s| s.with(flags)).1
     }
-    // Stamp before publishing the bit, so a flusher never reads a stale stamp for a new hold.
-    c.slots[i].held_since.store(tick, SeqCst);
-    c.slots[i].held_by.store(thread, SeqCst);
-    let was = c.held[w].fetch_or(bit, SeqCst);
-    if was & bit == 0 {
-        HELD.fetch_add(1, SeqCst);
-        true
-    } else {
-        false
-    }
-}
 
-pub fn is_held(fd: i32) -> bool {
-    slot(fd).is_some_and(|(c, i)| c.held[i / 64].load(SeqCst) & (1u64 << (i % 64)) != 0)
+    pub fn unset(self, flags: u64) -> FdState {
+        self.update(|s| s.without(flags)).1
+    }
+
+    pub fn responses(self) -> u32 {
+        self.entry().responses.load(SeqCst)
+    }
+
+    /// Counts one more response (saturating).
+    pub fn count_response(self) {
+        let _ = self
+            .entry()
+            .responses
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_add(1));
+    }
+
+    /// Copies `from`'s state and response count, for a duplicated fd.
+    pub fn copy_from(self, from: Slot, state: FdState) {
+        self.reset(state);
+        self.entry().responses.store(from.responses(), SeqCst);
+    }
+
+    /// Records that the fd now holds corked data, stamped with the flusher tick and the thread.
+    /// Returns false if it was already marked.
+    pub fn mark_held(self, tick: u32, thread: u32) -> bool {
+        let (w, bit) = (self.index / 64, 1u64 << (self.index % 64));
+        let held = &self.chunk.held[w];
+        if held.load(SeqCst) & bit != 0 {
+            return false;
+        }
+        // Stamp before publishing the bit, so a flusher never reads a stale stamp for a new hold.
+        let e = self.entry();
+        e.held_since.store(tick, SeqCst);
+        e.held_by.store(thread, SeqCst);
+        let was = held.fetch_or(bit, SeqCst);
+        if was & bit == 0 {
+            HELD.fetch_add(1, SeqCst);
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn is_held(self) -> bool {
+        self.chunk.held[self.index / 64].load(SeqCst) & (1u64 << (self.index % 64)) != 0
+    }
+
+    /// Claims the duty to flush the fd: true for exactly one caller per hold.
+    pub fn take_held(self) -> bool {
+        take_held_in(self.chunk, self.index)
+    }
 }
 
 fn take_held_in(c: &Chunk, i: usize) -> bool {
@@ -205,11 +234,6 @@ fn take_held_in(c: &Chunk, i: usize) -> bool {
     } else {
         false
     }
-}
-
-/// Claims the duty to flush `fd`: true for exactly one caller per hold.
-pub fn take_held(fd: i32) -> bool {
-    slot(fd).is_some_and(|(c, i)| take_held_in(c, i))
 }
 
 pub fn held_count() -> usize {
@@ -225,7 +249,7 @@ fn fd_of(dir: usize, i: usize) -> i32 {
 }
 
 /// Claims every hold whose `(since, thread)` satisfies `pick`, and calls `flush` on its fd.
-pub fn take_held_where(pick: impl Fn(u32, u32) -> bool, mut flush: impl FnMut(i32)) {
+pub fn take_held_where(pick: impl Fn(u32, u32) -> bool, mut flush: impl FnMut(i32, Slot)) {
     if held_count() == 0 {
         return;
     }
@@ -236,9 +260,9 @@ pub fn take_held_where(pick: impl Fn(u32, u32) -> bool, mut flush: impl FnMut(i3
             while bits != 0 {
                 let i = w * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                let s = &c.slots[i];
-                if pick(s.held_since.load(SeqCst), s.held_by.load(SeqCst)) && take_held_in(c, i) {
-                    flush(fd_of(d, i));
+                let e = &c.entries[i];
+                if pick(e.held_since.load(SeqCst), e.held_by.load(SeqCst)) && take_held_in(c, i) {
+                    flush(fd_of(d, i), Slot { chunk: c, index: i });
                 }
             }
         }
@@ -246,13 +270,14 @@ pub fn take_held_where(pick: impl Fn(u32, u32) -> bool, mut flush: impl FnMut(i3
 }
 
 /// Calls `f` on every fd we track (kind not Empty), in fd order.
-pub fn for_each_tracked(mut f: impl FnMut(i32, Meta)) {
+pub fn for_each_tracked(mut f: impl FnMut(i32, Slot, FdState)) {
     for d in 0..TOP.load(SeqCst) {
         let Some(c) = chunk(d) else { continue };
-        for (i, s) in c.slots.iter().enumerate() {
-            let m = Meta(s.meta.load(SeqCst));
-            if m.0 != 0 {
-                f(fd_of(d, i), m);
+        for i in 0..CHUNK_LEN {
+            let slot = Slot { chunk: c, index: i };
+            let s = slot.load();
+            if s.0 != 0 {
+                f(fd_of(d, i), slot, s);
             }
         }
     }
@@ -273,71 +298,95 @@ pub fn forget_holds() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Kind;
+    use socktune_core::state::Kind;
 
     // The table is process-global; each test uses its own fd numbers.
 
+    fn state(fd: i32) -> FdState {
+        lookup(fd).map_or(FdState::default(), Slot::load)
+    }
+
+    fn register(fd: i32, state: FdState) -> Slot {
+        let slot = lookup_or_make(fd).expect("fd within the table");
+        slot.reset(state);
+        slot
+    }
+
     #[test]
     fn unknown_and_out_of_range_fds_are_empty() {
-        assert_eq!(get(123_456).kind(), Kind::Empty);
-        assert_eq!(get(-1).kind(), Kind::Empty);
-        assert_eq!(get(i32::MAX).kind(), Kind::Empty);
-        set(-5, Meta::new(Kind::Tcp, 0, 0));
-        set(i32::MAX, Meta::new(Kind::Tcp, 0, 0));
-        assert_eq!(get(i32::MAX).kind(), Kind::Empty);
+        assert_eq!(state(123_456).kind(), Kind::Empty);
+        assert_eq!(state(-1).kind(), Kind::Empty);
+        assert_eq!(state(i32::MAX).kind(), Kind::Empty);
+        assert!(lookup_or_make(-5).is_none());
+        assert!(lookup_or_make(i32::MAX).is_none());
+        assert_eq!(state(i32::MAX).kind(), Kind::Empty);
     }
 
     #[test]
     fn set_get_clear_and_high_fds() {
         for fd in [3, 1023, 1024, 70_000, CAPACITY as i32 - 1] {
-            set(fd, Meta::new(Kind::Server, Meta::CORK, 80));
-            assert_eq!(get(fd).kind(), Kind::Server, "fd {fd}");
-            assert_eq!(clear(fd).kind(), Kind::Server);
-            assert_eq!(get(fd).kind(), Kind::Empty);
+            let slot = register(fd, FdState::new(Kind::Server, FdState::CORK, 80));
+            assert_eq!(state(fd).kind(), Kind::Server, "fd {fd}");
+            assert_eq!(slot.clear().kind(), Kind::Server);
+            assert_eq!(state(fd).kind(), Kind::Empty);
         }
     }
 
     #[test]
     fn holds_are_claimed_once_and_cleared_with_the_fd() {
-        let fd = 2000;
-        set(fd, Meta::new(Kind::Server, Meta::CORK, 80));
-        assert!(mark_held(fd, 7, 1));
-        assert!(!mark_held(fd, 8, 1), "second write of the same response");
-        assert!(is_held(fd));
-        assert!(take_held(fd));
-        assert!(!take_held(fd));
-        assert!(mark_held(fd, 9, 1));
-        clear(fd);
-        assert!(!is_held(fd), "close forgets the hold");
+        let slot = register(2000, FdState::new(Kind::Server, FdState::CORK, 80));
+        assert!(slot.mark_held(7, 1));
+        assert!(!slot.mark_held(8, 1), "second write of the same response");
+        assert!(slot.is_held());
+        assert!(slot.take_held());
+        assert!(!slot.take_held());
+        assert!(slot.mark_held(9, 1));
+        slot.clear();
+        assert!(!slot.is_held(), "close forgets the hold");
     }
 
     #[test]
     fn take_held_where_filters_by_thread_and_age() {
         let (a, b) = (3001, 3002);
-        set(a, Meta::new(Kind::Server, Meta::CORK, 80));
-        set(b, Meta::new(Kind::Server, Meta::CORK, 80));
-        mark_held(a, 10, 42);
-        mark_held(b, 10, 43);
+        let sa = register(a, FdState::new(Kind::Server, FdState::CORK, 80));
+        let sb = register(b, FdState::new(Kind::Server, FdState::CORK, 80));
+        sa.mark_held(10, 42);
+        sb.mark_held(10, 43);
         let mut got = Vec::new();
-        take_held_where(|_, by| by == 42, |fd| got.push(fd));
+        take_held_where(|_, by| by == 42, |fd, _| got.push(fd));
         assert!(got.contains(&a) && !got.contains(&b));
-        assert!(is_held(b));
-        take_held_where(|since, _| since <= 10, |fd| got.push(fd));
+        assert!(sb.is_held());
+        take_held_where(|since, _| since <= 10, |fd, _| got.push(fd));
         assert!(got.contains(&b));
-        assert!(!is_held(b));
+        assert!(!sb.is_held());
     }
 
     #[test]
     fn armed_count_follows_the_flag() {
-        let fd = 4001;
         let before = armed_count();
-        set(fd, Meta::new(Kind::Client, Meta::ARMED, 25));
+        let slot = register(4001, FdState::new(Kind::Client, FdState::ARMED, 25));
         assert_eq!(armed_count(), before + 1);
-        clear_flags(fd, Meta::ARMED);
+        slot.unset(FdState::ARMED);
         assert_eq!(armed_count(), before);
-        set_flags(fd, Meta::ARMED);
-        clear(fd);
+        slot.set(FdState::ARMED);
+        slot.clear();
         assert_eq!(armed_count(), before);
+    }
+
+    #[test]
+    fn the_response_count_saturates_and_a_new_state_resets_it() {
+        let slot = register(4100, FdState::new(Kind::Server, FdState::RECORDED, 80));
+        slot.count_response();
+        slot.count_response();
+        assert_eq!(slot.responses(), 2);
+        slot.entry().responses.store(u32::MAX, SeqCst);
+        slot.count_response();
+        assert_eq!(slot.responses(), u32::MAX);
+        let dup = register(4101, FdState::default());
+        dup.copy_from(slot, slot.load());
+        assert_eq!((dup.responses(), dup.load()), (u32::MAX, slot.load()));
+        slot.reset(FdState::new(Kind::Tcp, 0, 0));
+        assert_eq!(slot.responses(), 0);
     }
 
     #[test]
@@ -347,7 +396,7 @@ mod tests {
             .map(|t| {
                 std::thread::spawn(move || {
                     for k in 0..100 {
-                        set(base + t * 100 + k, Meta::new(Kind::Other, 0, 0));
+                        register(base + t * 100 + k, FdState::new(Kind::Other, 0, 0));
                     }
                 })
             })
@@ -356,7 +405,7 @@ mod tests {
             t.join().unwrap();
         }
         for fd in base..base + 800 {
-            assert_eq!(get(fd).kind(), Kind::Other, "fd {fd}");
+            assert_eq!(state(fd).kind(), Kind::Other, "fd {fd}");
         }
     }
 }

@@ -1,18 +1,24 @@
-//! The flusher thread: uncorks data that no response boundary released within
-//! `SOCKTUNE_CORK_FLUSH_MS`, so a program that writes and then sleeps, waits on a condition
-//! variable or reads another fd still has its data on the wire within milliseconds rather than
-//! after the kernel's 200 ms cork timer.
+//! The flusher thread: a millisecond clock for the jobs that must run even when the program
+//! makes no call, such as releasing corked data that no response boundary released (`cork`) and
+//! writing connection records (`stats`). `lifecycle` hands it those jobs at load, so this module
+//! calls nothing above it.
 //!
-//! It also writes the connection records of `SOCKTUNE_STATS` (see `stats`).
-//!
-//! It ticks every millisecond while any fd holds corked data or records wait, and sleeps on a
-//! futex otherwise. The only lock it takes is the records buffer's, which a forked child resets;
-//! a forked child starts its own thread on first need.
+//! It ticks every millisecond while any job has work, and sleeps on a futex otherwise. A forked
+//! child starts its own thread on first need.
 
-use crate::log::debug;
-use crate::{fdtable, runtime, stats, sys};
+use crate::guard;
+use once_cell::sync::OnceCell;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::Duration;
+
+/// Work for one tick, given the tick's number; returns true while it has more to do.
+pub type Job = fn(u32) -> bool;
+
+static JOBS: OnceCell<&'static [Job]> = OnceCell::new();
+
+pub fn set_jobs(jobs: &'static [Job]) {
+    let _ = JOBS.set(jobs);
+}
 
 const STOPPED: u32 = 0;
 const TICKING: u32 = 1;
@@ -28,7 +34,7 @@ pub fn now() -> u32 {
     TICK.load(SeqCst)
 }
 
-/// Called after marking a hold: makes sure a flusher is running and awake.
+/// Called when a job has new work: makes sure the flusher is running and awake.
 pub fn ensure_running() {
     match STATE.load(SeqCst) {
         TICKING => {}
@@ -77,24 +83,12 @@ fn spawn() -> bool {
 }
 
 fn run() {
-    let _busy = runtime::enter();
-    let after = runtime::config().cork_flush_ms;
+    let _busy = guard::enter();
     let mut quiet = 0;
     loop {
         std::thread::sleep(Duration::from_millis(1));
         let now = TICK.fetch_add(1, SeqCst).wrapping_add(1);
-        fdtable::take_held_where(
-            |since, _| now.wrapping_sub(since) >= after,
-            |fd| {
-                // The fd may have been closed since it was claimed: a failed uncork is harmless,
-                // and the table is left alone, since the number may already name a new socket.
-                if sys::uncork(fd).is_ok() {
-                    debug!("fd {fd}: response flushed (no boundary within {after} ms)");
-                }
-            },
-        );
-        stats::tick(now);
-        if fdtable::held_count() > 0 || stats::busy() {
+        if run_jobs(now) {
             quiet = 0;
             continue;
         }
@@ -102,13 +96,23 @@ fn run() {
         if quiet >= IDLE_AFTER_TICKS {
             quiet = 0;
             STATE.store(IDLE, SeqCst);
-            // A writer that marked a hold (or a record) after our check sees IDLE and wakes us.
-            if fdtable::held_count() == 0 && !stats::busy() {
+            // A job given work after our check sees IDLE and wakes us; this last run catches
+            // work given before the store.
+            if !run_jobs(now) {
                 futex(libc::FUTEX_WAIT);
             }
             let _ = STATE.compare_exchange(IDLE, TICKING, SeqCst, SeqCst);
         }
     }
+}
+
+/// Runs every job once; true if any has more to do. A job that panics is skipped for this
+/// tick; the thread lives on.
+fn run_jobs(now: u32) -> bool {
+    let jobs = JOBS.get().copied().unwrap_or_default();
+    jobs.iter().fold(false, |busy, job| {
+        std::panic::catch_unwind(|| job(now)).unwrap_or(false) | busy
+    })
 }
 
 /// FUTEX_WAIT until STATE leaves IDLE, or FUTEX_WAKE the waiter (only the flusher ever waits).

@@ -1,49 +1,53 @@
-//! socktune: TCP tuning for unmodified, dynamically linked Linux programs, loaded with
+//! libsocktune.so: TCP tuning for unmodified, dynamically linked Linux programs, loaded with
 //! `LD_PRELOAD` and driven by `SOCKTUNE_*` environment variables.
 //!
 //! # How it works
-//! - At load, [`config`] parses the variables once into one typed struct (bad values are reported
-//!   and switched off, never fatal). In secure-execution mode the shim does nothing.
+//! - At load, `lifecycle` runs the constructor: [`settings`] parses the variables once (bad
+//!   values are reported and switched off, never fatal; in secure-execution mode the shim does
+//!   nothing), and fork handlers, the exec environment and recording are set up.
 //! - `hooks` exports socket, listen, accept, connect, the read, write and wait families, close,
-//!   dup and setsockopt. Each hook looks the fd up in [`fdtable`] (one atomic load for an fd that
-//!   is not a tracked socket), lets `ops` act around the real libc call, and returns that call's
-//!   result with its errno.
-//! - [`policy`] decides, in plain Rust, what each socket gets: listener options at listen(), a
-//!   client plan at connect(), and for accepted sockets the listener's plan.
-//! - Cork per response: the first write after a boundary sets TCP_CORK (with TCP_NODELAY on, so
-//!   the tail never waits for Nagle). The next read, wait (poll/select/epoll), shutdown or close
-//!   releases it; `flusher` releases anything held longer than `SOCKTUNE_CORK_FLUSH_MS`.
-//! - Quickack-off: TCP_QUICKACK=0 before connect() and after listen(), and again after every
-//!   read that returned data, since the kernel leaves delayed-ACK mode by itself.
-//! - Client Fast Open: TCP_FASTOPEN_CONNECT before connect(); if the program then reads or
-//!   waits for input before writing, a zero-length send makes the kernel send the SYN, so
-//!   server-speaks-first protocols never hang.
-//! - Stats: with `SOCKTUNE_STATS`, each TCP connection's TCP_INFO is recorded at close
-//!   ([`record`]); `stats` buffers the lines off the hot path and the flusher thread appends them.
-//!   `SOCKTUNE_AB` gives a random share of connections none of the behaviours, for comparison.
-//! - Exec: the exec and posix_spawn hooks put `LD_PRELOAD` and the `SOCKTUNE_*` variables back
-//!   into a child's environment if the program dropped them ([`inherit`]).
+//!   dup, setsockopt, exec and `_exit`. Each hook looks its fd up in [`fdtable`] once (one atomic
+//!   load for an fd that is not a tracked socket), runs the behaviours' steps around the real
+//!   call through [`guard::act`], calls the real function ([`real`]) exactly once, and returns
+//!   its result with its errno.
+//! - The behaviours, one module each: `setup` (the options set once, at listen, accept and
+//!   connect, from `socktune_core::policy`'s plans), `cork` (cork per response), `armed` (client
+//!   connections that wait for the first write: Fast Open and quickack-off), `quickack` (delayed
+//!   ACKs re-entered after reads), `own_options` (the program's own setsockopt wins).
+//! - `stats` records each connection's TCP_INFO at its end, for `SOCKTUNE_STATS` and
+//!   `SOCKTUNE_STATS_PROM`, and draws the A/B arm; the `flusher` thread writes the records and
+//!   releases corks no boundary released.
+//!
+//! docs/architecture.md draws the layers; no module calls a layer above its own.
 
-// Unit tests build only the pure modules; some of their items serve the FFI modules alone.
+// Unit-test builds export no hooks, so the functions only hooks call go unused there.
 #![cfg_attr(test, allow(dead_code))]
 
-#[cfg(not(test))]
-use socktune_core::{config, inherit};
-use socktune_core::{policy, record};
-
+// The bottom: libc, errno, system calls, the fd table.
+mod errno;
 mod fdtable;
-
-#[cfg(not(test))]
-mod flusher;
-#[cfg(not(test))]
-mod hooks;
-#[cfg(not(test))]
-mod log;
-#[cfg(not(test))]
-mod ops;
-#[cfg(not(test))]
-mod runtime;
-#[cfg(not(test))]
-mod stats;
-#[cfg(not(test))]
+mod real;
 mod sys;
+
+// Services.
+mod guard;
+mod log;
+mod settings;
+mod flusher;
+mod stats;
+mod track;
+
+// Behaviours.
+mod armed;
+mod cork;
+mod own_options;
+mod quickack;
+mod setup;
+
+// The process's life, and the exported hooks.
+mod exec_env;
+mod hooks;
+mod lifecycle;
+
+#[cfg(test)]
+mod behaviour_tests;

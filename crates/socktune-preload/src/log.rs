@@ -1,9 +1,10 @@
 //! Logging that cannot hurt the host: formatted into a stack buffer, written with one raw
 //! write(2) to stderr or `SOCKTUNE_LOG_FILE`, never to stdout, never allocating.
 
-use crate::config::Level;
+use crate::errno::KeepErrno;
 use crate::fdtable;
-use crate::policy::{Kind, Meta};
+use socktune_core::config::Level;
+use socktune_core::state::{FdState, Kind};
 use std::fmt::{self, Write};
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering::SeqCst};
 
@@ -48,7 +49,9 @@ fn sink() -> i32 {
         return 2;
     }
     // Mark it so that close() on this number tells us, instead of us writing into a reused fd.
-    fdtable::set(fd, Meta::new(Kind::Other, Meta::SHIM_LOG, 0));
+    if let Some(slot) = fdtable::lookup_or_make(fd) {
+        slot.reset(FdState::new(Kind::Other, FdState::SHIM_LOG, 0));
+    }
     SINK.store(fd, SeqCst);
     fd
 }
@@ -73,7 +76,7 @@ pub fn emit(level: Level, args: fmt::Arguments<'_>) {
     if !enabled(level) {
         return;
     }
-    let _keep = crate::sys::KeepErrno::now(); // opening the log file may fail
+    let _keep = KeepErrno::now(); // opening the log file may fail
     let mut line = Line {
         buf: [0; 512],
         len: 0,
@@ -96,15 +99,15 @@ pub fn stderr(text: &str) {
 fn raw_line(fd: i32, line: &mut Line) {
     line.buf[line.len] = b'\n';
     line.len += 1;
-    let _keep = crate::sys::KeepErrno::now();
+    let _keep = KeepErrno::now();
     // SAFETY: writes our own stack buffer; a raw syscall cannot re-enter any hook.
     unsafe { libc::syscall(libc::SYS_write, fd, line.buf.as_ptr(), line.len) };
 }
 
 macro_rules! debug {
-    ($($arg:tt)*) => { $crate::log::emit($crate::config::Level::Debug, format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::log::emit(::socktune_core::config::Level::Debug, format_args!($($arg)*)) };
 }
 macro_rules! info {
-    ($($arg:tt)*) => { $crate::log::emit($crate::config::Level::Info, format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::log::emit(::socktune_core::config::Level::Info, format_args!($($arg)*)) };
 }
 pub(crate) use {debug, info};

@@ -7,12 +7,12 @@
 //! The counters live in a shared file mapping (`<prom path>.counters`), so forked and exec'd
 //! processes add to the same numbers, and any of them can render the textfile.
 
-use crate::log;
-use crate::policy::{Kind, Meta};
-use crate::record::{self, Arm, Conn, End, Side, Tally, COUNTER_SLOTS, DROPPED_SLOT};
-use crate::runtime::{self, config};
-use crate::sys::{self, KeepErrno};
-use crate::{fdtable, flusher};
+use crate::errno::{self, KeepErrno};
+use crate::fdtable::Slot;
+use crate::settings::config;
+use crate::{flusher, guard, log, sys};
+use socktune_core::record::{self, Conn, End, Side, COUNTER_SLOTS, DROPPED_SLOT};
+use socktune_core::state::{Arm, FdState, Kind};
 use once_cell::sync::OnceCell;
 use std::cell::UnsafeCell;
 use std::ffi::CString;
@@ -124,56 +124,54 @@ pub fn draw_arm() -> Option<Arm> {
     Some(record::arm_for(record::mix(state), pct))
 }
 
-/// The recording state a new connection starts with.
-pub fn start(arm: Option<Arm>, applied: u32) -> Tally {
+/// A new connection's state with its recording state: recorded or not, and its arm.
+pub fn start(state: FdState, arm: Option<Arm>) -> FdState {
     let recorded = if config().records() {
-        Tally::RECORDED
+        FdState::RECORDED
     } else {
         0
     };
-    Tally(recorded | applied).with_arm(arm)
+    state.with(recorded).with_arm(arm)
 }
 
-/// The program writes on a connection.
+/// The program writes on a connection: the first write after a read starts a response.
 #[inline]
-pub fn wrote(fd: i32) {
-    fdtable::update_tally(fd, Tally::after_write);
+pub fn wrote(slot: Slot) {
+    let (before, after) = slot.update(|s| s.after_write().0);
+    if !before.has(FdState::WROTE) && after.has(FdState::WROTE) {
+        slot.count_response();
+    }
 }
 
 /// The program reads a connection.
 #[inline]
-pub fn read(fd: i32) {
-    fdtable::update_tally(fd, Tally::after_read);
+pub fn read(slot: Slot) {
+    slot.update(FdState::after_read);
 }
 
 /// A connection is being closed or shut down: record it unless another holder will.
-pub fn ended(fd: i32, meta: Meta, end: End) {
-    let tally = fdtable::tally(fd);
-    if !record::reports_at_close(tally, meta.has(Meta::SHARED)) {
+pub fn ended(fd: i32, slot: Slot, state: FdState, end: End) {
+    let responses = slot.responses();
+    if !record::reports_at_close(state, responses) {
         return;
     }
-    fdtable::update_tally(fd, |t| Tally(t.0 & !Tally::RECORDED));
-    let Some(_busy) = runtime::enter() else {
-        dropped(1);
-        return;
-    };
-    let _keep = KeepErrno::now();
+    slot.unset(FdState::RECORDED);
     let Some(info) = sys::tcp_info(fd) else {
         return;
     };
     let conn = Conn {
         ts_us: now_us(),
         pid: pid(),
-        side: Some(if meta.kind() == Kind::Client {
+        side: Some(if state.kind() == Kind::Client {
             Side::Client
         } else {
             Side::Server
         }),
         local_port: sys::local_port(fd).unwrap_or(0),
         remote_port: sys::peer_port(fd).unwrap_or(0),
-        arm: tally.arm(),
-        applied: record::applied(meta, tally),
-        responses: tally.responses(),
+        arm: state.arm(),
+        applied: record::applied(state),
+        responses,
         segs_in: info.tcpi_segs_in,
         segs_out: info.tcpi_segs_out,
         data_segs_in: info.tcpi_data_segs_in,
@@ -238,8 +236,8 @@ fn dropped(records: u64) {
     }
 }
 
-/// Work for the flusher thread, once per tick.
-pub fn tick(now: u32) {
+/// The flusher's job: writes what waited long enough; true while something is still to write.
+pub fn tick(now: u32) -> bool {
     let pending = PENDING_BYTES.load(SeqCst) as usize;
     if pending > 0
         && (pending >= DRAIN_AT_BYTES || now.wrapping_sub(OLDEST.load(SeqCst)) >= DRAIN_AFTER_TICKS)
@@ -250,10 +248,6 @@ pub fn tick(now: u32) {
         PROM_WRITTEN.store(now, SeqCst);
         write_prom();
     }
-}
-
-/// Something is still to be written: the flusher must not go idle yet.
-pub fn busy() -> bool {
     PENDING_BYTES.load(SeqCst) > 0 || PROM_DIRTY.load(SeqCst)
 }
 
@@ -300,7 +294,7 @@ fn write_file(path: &CString, flags: i32, bytes: &[u8]) -> Result<(), i32> {
     unsafe {
         let fd = libc::open(path.as_ptr(), flags, 0o644);
         if fd < 0 {
-            return Err(sys::errno());
+            return Err(errno::get());
         }
         let mut done = 0;
         let mut result = Ok(());
@@ -312,7 +306,7 @@ fn write_file(path: &CString, flags: i32, bytes: &[u8]) -> Result<(), i32> {
                 bytes.len() - done,
             );
             if n < 0 {
-                let e = sys::errno();
+                let e = errno::get();
                 if e == libc::EINTR {
                     continue;
                 }
@@ -406,7 +400,7 @@ fn write_prom() {
         if unsafe { libc::rename(tmp.as_ptr(), path.as_ptr()) } == 0 {
             Ok(())
         } else {
-            Err(sys::errno())
+            Err(errno::get())
         }
     });
     if let Err(e) = result {
@@ -424,10 +418,10 @@ fn write_prom() {
 /// Exit (atexit, or the `_exit` hook): write what is buffered, the process line, the textfile.
 pub fn at_exit() {
     // A vfork child runs in our memory: the buffer is not its to write.
-    if !config().records() || runtime::in_vfork_child() || EXITED.swap(true, SeqCst) {
+    if !config().records() || guard::in_vfork_child() || EXITED.swap(true, SeqCst) {
         return;
     }
-    let _busy = runtime::enter();
+    let _busy = guard::enter();
     let _keep = KeepErrno::now();
     // A drain the flusher started has taken its lines: let it finish them (bounded wait).
     for _ in 0..200 {

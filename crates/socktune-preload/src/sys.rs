@@ -1,49 +1,23 @@
 //! Thin, typed wrappers over the system calls the shim makes on its own behalf.
 //!
-//! Anything that could land in one of our hooks goes through the real function pointer; the
-//! calls we do not intercept (getsockopt, getsockname, ioctl) go straight to libc.
+//! Anything that could land in one of our hooks goes through [`crate::real`]; the calls we do
+//! not intercept (getsockopt, getsockname, ioctl) go straight to libc.
 
-use crate::hooks::{real_send, real_setsockopt};
-use crate::policy::Kind;
-use libc::{c_int, c_void, socklen_t};
+use crate::{errno, real};
+use libc::{c_int, socklen_t};
+use socktune_core::state::Kind;
 use std::ffi::CStr;
 use std::mem::{size_of, MaybeUninit};
-use std::sync::atomic::{AtomicUsize, Ordering::Acquire, Ordering::Release};
-
-pub fn errno() -> c_int {
-    // SAFETY: glibc's errno location is valid for the calling thread.
-    unsafe { *libc::__errno_location() }
-}
-
-pub fn set_errno(e: c_int) {
-    // SAFETY: as above.
-    unsafe { *libc::__errno_location() = e }
-}
-
-/// Restores errno on drop, so the shim's own calls never leak an errno into the program's call.
-pub struct KeepErrno(c_int);
-
-impl KeepErrno {
-    pub fn now() -> KeepErrno {
-        KeepErrno(errno())
-    }
-}
-
-impl Drop for KeepErrno {
-    fn drop(&mut self) {
-        set_errno(self.0)
-    }
-}
 
 /// setsockopt with an int value, through the real function; `Err(errno)` on failure.
 pub fn set_int(fd: c_int, level: c_int, name: c_int, value: c_int) -> Result<(), c_int> {
     let len = size_of::<c_int>() as socklen_t;
     // SAFETY: `value` outlives the call and `len` is its size.
-    let r = unsafe { real_setsockopt(fd, level, name, (&value as *const c_int).cast(), len) };
+    let r = unsafe { real::setsockopt(fd, level, name, (&value as *const c_int).cast(), len) };
     if r == 0 {
         Ok(())
     } else {
-        Err(errno())
+        Err(errno::get())
     }
 }
 
@@ -69,12 +43,14 @@ pub fn tcp_state(fd: c_int) -> Option<u8> {
     tcp_info(fd).map(|i| i.tcpi_state)
 }
 
+// The kernel's TCP state numbers (include/net/tcp_states.h).
 pub const TCP_ESTABLISHED: u8 = 1;
 pub const TCP_SYN_SENT: u8 = 2;
+pub const TCP_SYN_RECV: u8 = 3;
 
-/// An accepted Fast Open connection whose handshake ACK has not come yet (TCP_SYN_RECV).
+/// An accepted Fast Open connection whose handshake ACK has not come yet.
 pub fn handshake_pending(fd: c_int) -> bool {
-    tcp_state(fd) == Some(3)
+    tcp_state(fd) == Some(TCP_SYN_RECV)
 }
 
 /// Flushes what our cork holds: uncorking pushes it, and TCP_NODELAY sends the tail at once.
@@ -86,7 +62,7 @@ pub fn uncork(fd: c_int) -> Result<(), c_int> {
 pub fn kick_syn(fd: c_int) {
     // SAFETY: a zero-length send reads no memory.
     unsafe {
-        real_send(
+        real::send(
             fd,
             std::ptr::null(),
             0,
@@ -153,9 +129,12 @@ fn address_port(fd: c_int, name: NameFn) -> Option<u16> {
     sockaddr_port(ss.as_ptr().cast(), len)
 }
 
+/// The socket type without the SOCK_NONBLOCK and SOCK_CLOEXEC flags socket() also takes.
+const SOCK_TYPE_MASK: c_int = 0xf;
+
 pub fn is_tcp(domain: c_int, ty: c_int, protocol: c_int) -> bool {
     matches!(domain, libc::AF_INET | libc::AF_INET6)
-        && ty & 0xf == libc::SOCK_STREAM
+        && ty & SOCK_TYPE_MASK == libc::SOCK_STREAM
         && (protocol == 0 || protocol == libc::IPPROTO_TCP)
 }
 
@@ -188,34 +167,5 @@ pub fn read_proc_int(path: &CStr) -> Option<i64> {
         libc::syscall(libc::SYS_close, fd);
         let text = std::str::from_utf8(buf.get(..usize::try_from(n).ok()?)?).ok()?;
         text.split_whitespace().next()?.parse().ok()
-    }
-}
-
-/// A real function that may be missing from an older glibc, or that redhook cannot declare
-/// (variadic): resolved once with dlsym(RTLD_NEXT), and `None` rather than a panic if absent.
-pub struct Real {
-    name: &'static CStr,
-    addr: AtomicUsize,
-}
-
-const MISSING: usize = 1;
-
-impl Real {
-    pub const fn new(name: &'static CStr) -> Real {
-        Real {
-            name,
-            addr: AtomicUsize::new(0),
-        }
-    }
-
-    pub fn addr(&self) -> Option<*const c_void> {
-        let mut a = self.addr.load(Acquire);
-        if a == 0 {
-            // SAFETY: dlsym with a NUL-terminated name.
-            let p = unsafe { libc::dlsym(libc::RTLD_NEXT, self.name.as_ptr()) };
-            a = if p.is_null() { MISSING } else { p as usize };
-            self.addr.store(a, Release);
-        }
-        (a != MISSING).then_some(a as *const c_void)
     }
 }

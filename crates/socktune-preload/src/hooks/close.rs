@@ -1,127 +1,121 @@
 //! close, shutdown, close_range, dup, dup2, dup3 and fcntl(F_DUPFD): an fd's entry dies before the
 //! real close and is copied when the fd is duplicated.
 
-use crate::fdtable;
-use crate::policy::Kind;
-use crate::sys::Real;
-use crate::{ops, runtime};
+use crate::guard::{self, act};
+use crate::{cork, fdtable, log, real, stats, track};
 use libc::{c_int, c_uint, c_ulong};
-use redhook::{hook, real};
+use socktune_core::record::End;
+use socktune_core::state::{FdState, Kind};
 
+/// Before the real close (or an implicit close by dup2/close_range) of `fd`: release or push
+/// what is held, record the connection, and forget the fd *before* the close, so a number
+/// reused by another thread is never confused with it.
 fn forget(fd: c_int) {
-    let meta = fdtable::get(fd);
-    if meta.kind() != Kind::Empty && !runtime::in_vfork_child() {
-        ops::before_close(fd, meta);
-    }
-}
-
-// Replaces close(2).
-hook! {
-    unsafe fn close(fd: c_int) -> c_int => st_close {
-        forget(fd);
-        real!(close)(fd)
-    }
-}
-
-// Replaces shutdown(2): a FIN rides on the corked response.
-hook! {
-    unsafe fn shutdown(fd: c_int, how: c_int) -> c_int => st_shutdown {
-        let connection = fdtable::get(fd).is_connection();
-        if connection {
-            ops::before_shutdown(fd, how);
-        }
-        let r = real!(shutdown)(fd, how);
-        if connection && r == 0 {
-            ops::after_shutdown(fd, how);
-        }
-        r
-    }
-}
-
-// Replaces dup(2).
-hook! {
-    unsafe fn dup(fd: c_int) -> c_int => st_dup {
-        let new = real!(dup)(fd);
-        ops::duplicated(fd, new);
-        new
-    }
-}
-
-// Replaces dup2(2): its implicit close of `new` clears new's entry first.
-hook! {
-    unsafe fn dup2(old: c_int, new: c_int) -> c_int => st_dup2 {
-        if old == new {
-            return real!(dup2)(old, new);
-        }
-        forget(new);
-        let r = real!(dup2)(old, new);
-        ops::duplicated(old, r);
-        r
-    }
-}
-
-// Replaces dup3(2), as dup2.
-hook! {
-    unsafe fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int => st_dup3 {
-        if old != new {
-            forget(new);
-        }
-        let r = real!(dup3)(old, new, flags);
-        ops::duplicated(old, r);
-        r
-    }
-}
-
-type CloseRangeFn = unsafe extern "C" fn(c_uint, c_uint, c_int) -> c_int;
-static CLOSE_RANGE: Real = Real::new(c"close_range");
-
-/// Replaces close_range(2) (glibc ≥ 2.34), which closes without calling close().
-#[no_mangle]
-pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
-    let Some(addr) = CLOSE_RANGE.addr() else {
-        crate::sys::set_errno(libc::ENOSYS);
-        return -1;
+    let Some(slot) = fdtable::lookup(fd) else {
+        return;
     };
-    // SAFETY: dlsym found glibc's close_range, which has this signature.
-    let real: CloseRangeFn = std::mem::transmute(addr);
-    if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 && !runtime::in_vfork_child() {
-        fdtable::for_each_tracked(|fd, meta| {
-            if (first..=last).contains(&(fd as c_uint)) {
-                ops::before_close(fd, meta);
-            }
+    let state = slot.load();
+    if state.kind() == Kind::Empty || guard::in_vfork_child() {
+        return;
+    }
+    act("close", || {
+        if state.has(FdState::SHIM_LOG) {
+            log::sink_closed();
+        }
+        if state.is_connection() {
+            cork::before_close(fd, slot, state);
+            stats::ended(fd, slot, state, End::Close);
+        }
+    });
+    slot.clear();
+}
+
+/// Replaces close(2).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    forget(fd);
+    unsafe { real::close(fd) }
+}
+
+/// Replaces shutdown(2): a FIN rides on the corked response.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
+    let slot = fdtable::lookup(fd).filter(|s| s.load().is_connection());
+    if let Some(slot) = slot {
+        act("shutdown", || cork::before_shutdown(fd, slot, how));
+    }
+    let r = unsafe { real::shutdown(fd, how) };
+    if let Some(slot) = slot.filter(|_| r == 0 && how != libc::SHUT_RD) {
+        // The write side is done, with what it sent: record it now.
+        act("shutdown", || {
+            stats::ended(fd, slot, slot.load(), End::Shutdown)
         });
-    }
-    real(first, last, flags)
-}
-
-type FcntlFn = unsafe extern "C" fn(c_int, c_int, c_ulong) -> c_int;
-static FCNTL: Real = Real::new(c"fcntl");
-static FCNTL64: Real = Real::new(c"fcntl64");
-
-/// fcntl is variadic; its one optional argument travels in the same register as a third fixed
-/// argument on Linux's x86-64 and AArch64 calling conventions, so it is passed on as a word.
-unsafe fn fcntl_via(real: &Real, fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
-    let Some(addr) = real.addr() else {
-        crate::sys::set_errno(libc::ENOSYS);
-        return -1;
-    };
-    // SAFETY: glibc's fcntl/fcntl64, called with the word the caller passed.
-    let real: FcntlFn = std::mem::transmute(addr);
-    let r = real(fd, cmd, arg);
-    if cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC {
-        ops::duplicated(fd, r);
     }
     r
 }
 
+/// Replaces dup(2).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
+    let new = unsafe { real::dup(fd) };
+    act("dup", || track::duplicated(fd, new));
+    new
+}
+
+/// Replaces dup2(2): its implicit close of `new` clears new's entry first.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+    if old == new {
+        return unsafe { real::dup2(old, new) };
+    }
+    forget(new);
+    let r = unsafe { real::dup2(old, new) };
+    act("dup2", || track::duplicated(old, r));
+    r
+}
+
+/// Replaces dup3(2), as dup2.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    if old != new {
+        forget(new);
+    }
+    let r = unsafe { real::dup3(old, new, flags) };
+    act("dup3", || track::duplicated(old, r));
+    r
+}
+
+/// Replaces close_range(2) (glibc ≥ 2.34), which closes without calling close().
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 && !guard::in_vfork_child() {
+        fdtable::for_each_tracked(|fd, _, _| {
+            if (first..=last).contains(&(fd as c_uint)) {
+                forget(fd);
+            }
+        });
+    }
+    unsafe { real::close_range(first, last, flags) }
+}
+
 /// Replaces fcntl(2): F_DUPFD and F_DUPFD_CLOEXEC duplicate the fd's entry.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
-    fcntl_via(&FCNTL, fd, cmd, arg)
+    let r = unsafe { real::fcntl(fd, cmd, arg) };
+    duplicated_by_fcntl(fd, cmd, r);
+    r
 }
 
 /// Replaces fcntl64, which programs built with 64-bit file offsets call.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
-    fcntl_via(&FCNTL64, fd, cmd, arg)
+    let r = unsafe { real::fcntl64(fd, cmd, arg) };
+    duplicated_by_fcntl(fd, cmd, r);
+    r
+}
+
+fn duplicated_by_fcntl(fd: c_int, cmd: c_int, new: c_int) {
+    if cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC {
+        act("fcntl", || track::duplicated(fd, new));
+    }
 }

@@ -1,75 +1,119 @@
 //! The read family: turning to read ends the response written before it.
 
-use crate::{fdtable, ops};
+use crate::fdtable;
+use crate::guard::act;
+use crate::{armed, cork, quickack, real, stats};
 use libc::{c_int, c_void, iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
-use redhook::{hook, real};
+use socktune_core::state::FdState;
 
-/// Flushes the response before the read, and re-enters delayed-ACK mode after it. Only
-/// connections can need either; reads of files and pipes go straight through.
+/// Counts the read, flushes the response before it, kicks an armed connection, and re-enters
+/// delayed-ACK mode after it. Only connections can need any of it; reads of files and pipes
+/// cost one table lookup.
 #[inline]
-fn around(fd: c_int, call: impl FnOnce() -> ssize_t) -> ssize_t {
-    let meta = fdtable::get(fd);
-    if !meta.is_connection() {
-        return call();
+fn around(fd: c_int, call: &str, real_read: impl FnOnce() -> ssize_t) -> ssize_t {
+    let Some(slot) = fdtable::lookup(fd) else {
+        return real_read();
+    };
+    let state = slot.load();
+    if !state.is_connection() {
+        return real_read();
     }
-    ops::before_read(fd, meta);
-    let n = call();
-    ops::after_read(fd, meta, n);
+    if state.has(FdState::RECORDED) || state.acts_before_io() {
+        act(call, || {
+            if state.has(FdState::RECORDED) {
+                stats::read(slot);
+            }
+            cork::before_read(fd, slot);
+            if state.has(FdState::ARMED) {
+                armed::before_read(fd, slot, state);
+            }
+        });
+    }
+    let n = real_read();
+    if n > 0 && state.reapplies_quickack() {
+        act(call, || quickack::after_read(fd, slot));
+    }
     n
 }
 
-// Replaces read(2).
-hook! {
-    unsafe fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t => st_read {
-        around(fd, || real!(read)(fd, buf, n))
-    }
+/// Replaces read(2).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
+    around(fd, "read", || unsafe { real::read(fd, buf, n) })
 }
 
-// Replaces readv(2).
-hook! {
-    unsafe fn readv(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t => st_readv {
-        around(fd, || real!(readv)(fd, iov, count))
-    }
+/// Replaces readv(2).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
+    around(fd, "readv", || unsafe { real::readv(fd, iov, count) })
 }
 
-// Replaces recv(2).
-hook! {
-    unsafe fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t => st_recv {
-        around(fd, || real!(recv)(fd, buf, n, flags))
-    }
+/// Replaces recv(2).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
+    around(fd, "recv", || unsafe { real::recv(fd, buf, n, flags) })
 }
 
-// Replaces recvfrom(2).
-hook! {
-    unsafe fn recvfrom(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> ssize_t => st_recvfrom {
-        around(fd, || real!(recvfrom)(fd, buf, n, flags, addr, len))
-    }
+/// Replaces recvfrom(2).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn recvfrom(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    flags: c_int,
+    addr: *mut sockaddr,
+    len: *mut socklen_t,
+) -> ssize_t {
+    around(fd, "recvfrom", || unsafe {
+        real::recvfrom(fd, buf, n, flags, addr, len)
+    })
 }
 
-// Replaces recvmsg(2).
-hook! {
-    unsafe fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t => st_recvmsg {
-        around(fd, || real!(recvmsg)(fd, msg, flags))
-    }
+/// Replaces recvmsg(2).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
+    around(fd, "recvmsg", || unsafe { real::recvmsg(fd, msg, flags) })
 }
 
-// Replaces __read_chk, the read(2) of programs built with _FORTIFY_SOURCE.
-hook! {
-    unsafe fn __read_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t) -> ssize_t => st_read_chk {
-        around(fd, || real!(__read_chk)(fd, buf, n, buflen))
-    }
+/// Replaces __read_chk, the read(2) of programs built with _FORTIFY_SOURCE.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn __read_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    buflen: size_t,
+) -> ssize_t {
+    around(fd, "__read_chk", || unsafe {
+        real::__read_chk(fd, buf, n, buflen)
+    })
 }
 
-// Replaces __recv_chk, the fortified recv(2).
-hook! {
-    unsafe fn __recv_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t, flags: c_int) -> ssize_t => st_recv_chk {
-        around(fd, || real!(__recv_chk)(fd, buf, n, buflen, flags))
-    }
+/// Replaces __recv_chk, the fortified recv(2).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn __recv_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    buflen: size_t,
+    flags: c_int,
+) -> ssize_t {
+    around(fd, "__recv_chk", || unsafe {
+        real::__recv_chk(fd, buf, n, buflen, flags)
+    })
 }
 
-// Replaces __recvfrom_chk, the fortified recvfrom(2).
-hook! {
-    unsafe fn __recvfrom_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t, flags: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> ssize_t => st_recvfrom_chk {
-        around(fd, || real!(__recvfrom_chk)(fd, buf, n, buflen, flags, addr, len))
-    }
+/// Replaces __recvfrom_chk, the fortified recvfrom(2).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn __recvfrom_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    buflen: size_t,
+    flags: c_int,
+    addr: *mut sockaddr,
+    len: *mut socklen_t,
+) -> ssize_t {
+    around(fd, "__recvfrom_chk", || unsafe {
+        real::__recvfrom_chk(fd, buf, n, buflen, flags, addr, len)
+    })
 }

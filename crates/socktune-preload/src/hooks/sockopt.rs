@@ -1,30 +1,30 @@
 //! setsockopt: the program's own TCP choices are respected, never fought.
 
-use crate::{fdtable, ops};
+use crate::fdtable;
+use crate::guard::act;
+use crate::{own_options, real};
 use libc::{c_int, c_void, socklen_t};
-use redhook::{hook, real};
 use std::mem::size_of;
 
-/// setsockopt(2) itself, for the shim's own options.
-pub unsafe fn real_setsockopt(
+/// Replaces setsockopt(2): notes which options the program sets itself before applying them.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn setsockopt(
     fd: c_int,
     level: c_int,
     name: c_int,
     value: *const c_void,
     len: socklen_t,
 ) -> c_int {
-    real!(setsockopt)(fd, level, name, value, len)
-}
-
-// Replaces setsockopt(2): notes which options the program sets itself before applying them.
-hook! {
-    unsafe fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t) -> c_int => st_setsockopt {
-        if fdtable::get(fd).is_tcp() {
-            let int = (!value.is_null() && len as usize >= size_of::<c_int>()).then(|| value.cast::<c_int>().read_unaligned());
-            let linger = (!value.is_null() && len as usize >= size_of::<libc::linger>())
-                .then(|| value.cast::<libc::linger>().read_unaligned().l_onoff != 0);
-            ops::program_sets(fd, level, name, int, linger);
-        }
-        real!(setsockopt)(fd, level, name, value, len)
+    if let Some(slot) = fdtable::lookup(fd).filter(|s| s.load().is_tcp()) {
+        let holds = |size: usize| !value.is_null() && len as usize >= size;
+        // SAFETY: the program passes `len` readable bytes at `value`.
+        let int = holds(size_of::<c_int>()).then(|| unsafe { value.cast::<c_int>().read_unaligned() });
+        // SAFETY: as above.
+        let linger = holds(size_of::<libc::linger>())
+            .then(|| unsafe { value.cast::<libc::linger>().read_unaligned() }.l_onoff != 0);
+        act("setsockopt", || {
+            own_options::program_sets(fd, slot, level, name, int, linger)
+        });
     }
+    unsafe { real::setsockopt(fd, level, name, value, len) }
 }

@@ -1,16 +1,16 @@
 //! Event waits: poll, ppoll, select, pselect and epoll. Waiting ends the responses this thread
-//! wrote, and must never wait forever on an armed connection (see `Meta::ARMED`).
+//! wrote, and must never wait forever on an armed connection (see `armed`).
 
-use crate::ops::{self, EpollInterest, Interest};
-use crate::policy::Meta;
-use crate::sys::Real;
+use crate::armed::{self, EpollInterest, Interest};
+use crate::guard::act;
+use crate::{cork, fdtable, real};
 use libc::{c_int, epoll_event, fd_set, nfds_t, pollfd, sigset_t, size_t, timespec, timeval};
-use redhook::{hook, real};
+use socktune_core::state::FdState;
 
 struct PollInterest(*const pollfd, nfds_t);
 
 impl Interest for PollInterest {
-    fn of(&self, fd: c_int, _: Meta) -> Option<(bool, bool)> {
+    fn of(&self, fd: c_int, _: FdState) -> Option<(bool, bool)> {
         if self.0.is_null() {
             return None;
         }
@@ -24,7 +24,7 @@ impl Interest for PollInterest {
 struct SelectInterest(c_int, *const fd_set, *const fd_set);
 
 impl Interest for SelectInterest {
-    fn of(&self, fd: c_int, _: Meta) -> Option<(bool, bool)> {
+    fn of(&self, fd: c_int, _: FdState) -> Option<(bool, bool)> {
         let set = |s: *const fd_set| {
             // SAFETY: the program passed these sets, valid below nfds, to select.
             !s.is_null()
@@ -37,68 +37,105 @@ impl Interest for SelectInterest {
     }
 }
 
-// Replaces poll(2).
-hook! {
-    unsafe fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int => st_poll {
-        ops::before_wait(&PollInterest(fds, n));
-        real!(poll)(fds, n, timeout)
+/// Before any wait. Inline: a wait with nothing held or armed anywhere costs two loads.
+#[inline]
+fn before(call: &str, interest: &impl Interest) {
+    let (held, armed) = (fdtable::held_count() != 0, fdtable::armed_count() != 0);
+    if held || armed {
+        act(call, || {
+            cork::before_wait();
+            if fdtable::armed_count() != 0 {
+                armed::before_wait(interest);
+            }
+        });
     }
 }
 
-// Replaces __poll_chk, the fortified poll(2).
-hook! {
-    unsafe fn __poll_chk(fds: *mut pollfd, n: nfds_t, timeout: c_int, fdslen: size_t) -> c_int => st_poll_chk {
-        ops::before_wait(&PollInterest(fds, n));
-        real!(__poll_chk)(fds, n, timeout, fdslen)
-    }
+/// Replaces poll(2).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int {
+    before("poll", &PollInterest(fds, n));
+    unsafe { real::poll(fds, n, timeout) }
 }
 
-// Replaces ppoll(2).
-hook! {
-    unsafe fn ppoll(fds: *mut pollfd, n: nfds_t, timeout: *const timespec, mask: *const sigset_t) -> c_int => st_ppoll {
-        ops::before_wait(&PollInterest(fds, n));
-        real!(ppoll)(fds, n, timeout, mask)
-    }
+/// Replaces __poll_chk, the fortified poll(2).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn __poll_chk(
+    fds: *mut pollfd,
+    n: nfds_t,
+    timeout: c_int,
+    fdslen: size_t,
+) -> c_int {
+    before("__poll_chk", &PollInterest(fds, n));
+    unsafe { real::__poll_chk(fds, n, timeout, fdslen) }
 }
 
-// Replaces select(2).
-hook! {
-    unsafe fn select(n: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, timeout: *mut timeval) -> c_int => st_select {
-        ops::before_wait(&SelectInterest(n, r, w));
-        real!(select)(n, r, w, e, timeout)
-    }
+/// Replaces ppoll(2).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn ppoll(
+    fds: *mut pollfd,
+    n: nfds_t,
+    timeout: *const timespec,
+    mask: *const sigset_t,
+) -> c_int {
+    before("ppoll", &PollInterest(fds, n));
+    unsafe { real::ppoll(fds, n, timeout, mask) }
 }
 
-// Replaces pselect(2).
-hook! {
-    unsafe fn pselect(n: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, timeout: *const timespec, mask: *const sigset_t) -> c_int => st_pselect {
-        ops::before_wait(&SelectInterest(n, r, w));
-        real!(pselect)(n, r, w, e, timeout, mask)
-    }
+/// Replaces select(2).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn select(
+    n: c_int,
+    r: *mut fd_set,
+    w: *mut fd_set,
+    e: *mut fd_set,
+    timeout: *mut timeval,
+) -> c_int {
+    before("select", &SelectInterest(n, r, w));
+    unsafe { real::select(n, r, w, e, timeout) }
 }
 
-// Replaces epoll_wait(2).
-hook! {
-    unsafe fn epoll_wait(epfd: c_int, events: *mut epoll_event, max: c_int, timeout: c_int) -> c_int => st_epoll_wait {
-        ops::before_wait(&EpollInterest);
-        real!(epoll_wait)(epfd, events, max, timeout)
-    }
+/// Replaces pselect(2).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn pselect(
+    n: c_int,
+    r: *mut fd_set,
+    w: *mut fd_set,
+    e: *mut fd_set,
+    timeout: *const timespec,
+    mask: *const sigset_t,
+) -> c_int {
+    before("pselect", &SelectInterest(n, r, w));
+    unsafe { real::pselect(n, r, w, e, timeout, mask) }
 }
 
-// Replaces epoll_pwait(2).
-hook! {
-    unsafe fn epoll_pwait(epfd: c_int, events: *mut epoll_event, max: c_int, timeout: c_int, mask: *const sigset_t) -> c_int => st_epoll_pwait {
-        ops::before_wait(&EpollInterest);
-        real!(epoll_pwait)(epfd, events, max, timeout, mask)
-    }
+/// Replaces epoll_wait(2).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn epoll_wait(
+    epfd: c_int,
+    events: *mut epoll_event,
+    max: c_int,
+    timeout: c_int,
+) -> c_int {
+    before("epoll_wait", &EpollInterest);
+    unsafe { real::epoll_wait(epfd, events, max, timeout) }
 }
 
-type EpollPwait2Fn =
-    unsafe extern "C" fn(c_int, *mut epoll_event, c_int, *const timespec, *const sigset_t) -> c_int;
-static EPOLL_PWAIT2: Real = Real::new(c"epoll_pwait2");
+/// Replaces epoll_pwait(2).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn epoll_pwait(
+    epfd: c_int,
+    events: *mut epoll_event,
+    max: c_int,
+    timeout: c_int,
+    mask: *const sigset_t,
+) -> c_int {
+    before("epoll_pwait", &EpollInterest);
+    unsafe { real::epoll_pwait(epfd, events, max, timeout, mask) }
+}
 
-/// Replaces epoll_pwait2(2) (glibc ≥ 2.35).
-#[no_mangle]
+/// Replaces epoll_pwait2(2) (glibc ≥ 2.35; ENOSYS from an older one, as its own would give).
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn epoll_pwait2(
     epfd: c_int,
     events: *mut epoll_event,
@@ -106,22 +143,23 @@ pub unsafe extern "C" fn epoll_pwait2(
     timeout: *const timespec,
     mask: *const sigset_t,
 ) -> c_int {
-    let Some(addr) = EPOLL_PWAIT2.addr() else {
-        crate::sys::set_errno(libc::ENOSYS);
-        return -1;
-    };
-    ops::before_wait(&EpollInterest);
-    // SAFETY: glibc's epoll_pwait2, which has this signature.
-    let real: EpollPwait2Fn = std::mem::transmute(addr);
-    real(epfd, events, max, timeout, mask)
+    before("epoll_pwait2", &EpollInterest);
+    unsafe { real::epoll_pwait2(epfd, events, max, timeout, mask) }
 }
 
-// Replaces epoll_ctl(2): notes whether an armed connection waits for input only.
-hook! {
-    unsafe fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: *mut epoll_event) -> c_int => st_epoll_ctl {
-        if (op == libc::EPOLL_CTL_ADD || op == libc::EPOLL_CTL_MOD) && !event.is_null() && crate::fdtable::armed_count() > 0 {
-            ops::epoll_registered(fd, (*event).events);
-        }
-        real!(epoll_ctl)(epfd, op, fd, event)
+/// Replaces epoll_ctl(2): notes whether an armed connection waits for input only.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn epoll_ctl(
+    epfd: c_int,
+    op: c_int,
+    fd: c_int,
+    event: *mut epoll_event,
+) -> c_int {
+    let registers = op == libc::EPOLL_CTL_ADD || op == libc::EPOLL_CTL_MOD;
+    if registers && !event.is_null() && fdtable::armed_count() > 0 {
+        // SAFETY: the program passes an epoll_event for ADD and MOD.
+        let events = unsafe { (*event).events };
+        act("epoll_ctl", || armed::epoll_registered(fd, events));
     }
+    unsafe { real::epoll_ctl(epfd, op, fd, event) }
 }

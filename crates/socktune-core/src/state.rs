@@ -1,0 +1,273 @@
+//! One fd's state: a single 64-bit word, so the preload library keeps it in one atomic and a
+//! hook reads it with one load. Plain Rust, no FFI.
+//!
+//! The word holds the fd's [`Kind`], a port (the local port of a listener, the remote port of a
+//! client), and flags: the behaviours planned for it, what the program took over itself, the
+//! armed states of client connections, and its recording state for `SOCKTUNE_STATS`. Flags on a
+//! listener describe the plan for the sockets it accepts. Bits 24 to 47 are free.
+
+/// The A/B arm of a connection under `SOCKTUNE_AB`; `None` when there is no split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arm {
+    A,
+    B,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// Unknown to us: passed through untouched.
+    Empty = 0,
+    /// A socket we saw and that is not TCP over IPv4/IPv6 (UNIX, UDP, ...).
+    Other = 1,
+    /// A TCP socket, neither listening nor connecting yet.
+    Tcp = 2,
+    Listener = 3,
+    /// Accepted from a listener.
+    Server = 4,
+    /// Connected by the program.
+    Client = 5,
+}
+
+impl Kind {
+    const ALL: [Kind; 6] = [
+        Kind::Empty,
+        Kind::Other,
+        Kind::Tcp,
+        Kind::Listener,
+        Kind::Server,
+        Kind::Client,
+    ];
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FdState(pub u64);
+
+const fn bit(n: u32) -> u64 {
+    1 << n
+}
+
+impl FdState {
+    const KIND_MASK: u64 = 0b111;
+    const PORT_SHIFT: u32 = 48;
+    /// Every bit that is neither kind nor port.
+    const FLAG_MASK: u64 = !Self::KIND_MASK & ((1 << Self::PORT_SHIFT) - 1);
+
+    // What socktune plans for the connection.
+    /// Cork per response.
+    pub const CORK: u64 = bit(3);
+    /// Re-apply TCP_QUICKACK=0 after each read that returns data.
+    pub const QUICKACK_OFF: u64 = bit(4);
+    /// We set TCP_NODELAY on it (or will, for a listener's children).
+    pub const NODELAY: u64 = bit(5);
+
+    // What the program did itself; its choices win.
+    /// The program set TCP_CORK, or TCP_NODELAY off: hands off Nagle and cork.
+    pub const APP_NAGLE: u64 = bit(6);
+    /// The program set TCP_QUICKACK itself.
+    pub const APP_QUICKACK: u64 = bit(7);
+    /// The program turned TCP_NODELAY on (on the socket, or on its listener). It agrees with
+    /// cork per response, which sets nodelay too, so unlike `APP_NAGLE` it takes nothing over.
+    pub const APP_NODELAY: u64 = bit(8);
+    /// The program set TCP_DEFER_ACCEPT itself on this listener.
+    pub const APP_DEFER: u64 = bit(9);
+    /// The program set TCP_FASTOPEN itself on this listener.
+    pub const APP_FASTOPEN: u64 = bit(10);
+    /// The program enabled SO_LINGER: close may reset, so push held data first.
+    pub const LINGER: u64 = bit(11);
+
+    // What the fd is shared with.
+    /// Another fd or process may hold the same socket (dup, fork).
+    pub const SHARED: u64 = bit(12);
+    /// The shim's own log file (an `Other` fd): closing it means reopening before the next line.
+    pub const SHIM_LOG: u64 = bit(13);
+
+    // Armed client connections.
+    /// A client connection waits for the program's first write to complete it: the Fast Open
+    /// SYN (connect() with a cached cookie sends nothing), or, under quickack-off, the
+    /// handshake's last ACK. A read, or a wait for input only, before that write must kick it.
+    pub const ARMED: u64 = bit(14);
+    /// An armed fd already went through one wait that could report it writable.
+    pub const ARMED_WAITED: u64 = bit(15);
+    /// An armed fd was registered with epoll for input only.
+    pub const EPOLL_READ_ONLY: u64 = bit(16);
+
+    // Recording (`SOCKTUNE_STATS`) and the A/B arm.
+    /// The connection is recorded when it ends.
+    pub const RECORDED: u64 = bit(17);
+    pub const ARM_A: u64 = bit(18);
+    pub const ARM_B: u64 = bit(19);
+    /// The last call on the connection was a write: the next write continues the same response.
+    pub const WROTE: u64 = bit(20);
+    /// Listener options that took (on a listener: so on the sockets it accepts), and client
+    /// Fast Open: applied behaviours that the plan bits above do not show.
+    pub const APPLIED_FASTOPEN_CONNECT: u64 = bit(21);
+    pub const APPLIED_DEFER_ACCEPT: u64 = bit(22);
+    pub const APPLIED_FASTOPEN: u64 = bit(23);
+
+    /// Flags an accepted socket takes from its listener.
+    pub const INHERITED: u64 = Self::CORK
+        | Self::QUICKACK_OFF
+        | Self::NODELAY
+        | Self::APP_NAGLE
+        | Self::LINGER
+        | Self::APPLIED_DEFER_ACCEPT
+        | Self::APPLIED_FASTOPEN
+        | Self::APP_NODELAY;
+    /// The behaviours arm A goes without.
+    const BEHAVIOURS: u64 = Self::CORK | Self::QUICKACK_OFF | Self::NODELAY;
+
+    pub fn new(kind: Kind, flags: u64, port: u16) -> FdState {
+        FdState(kind as u64 | (flags & Self::FLAG_MASK) | (u64::from(port) << Self::PORT_SHIFT))
+    }
+    pub fn kind(self) -> Kind {
+        Kind::ALL
+            .get((self.0 & Self::KIND_MASK) as usize)
+            .copied()
+            .unwrap_or(Kind::Empty)
+    }
+    pub fn port(self) -> u16 {
+        (self.0 >> Self::PORT_SHIFT) as u16
+    }
+    pub fn has(self, flag: u64) -> bool {
+        self.0 & flag != 0
+    }
+    /// The same state with `flags` set.
+    pub fn with(self, flags: u64) -> FdState {
+        FdState(self.0 | (flags & Self::FLAG_MASK))
+    }
+    /// The same state with `flags` cleared.
+    pub fn without(self, flags: u64) -> FdState {
+        FdState(self.0 & !(flags & Self::FLAG_MASK))
+    }
+    /// Only the flags among `flags` that are set.
+    pub fn flags(self, flags: u64) -> u64 {
+        self.0 & flags & Self::FLAG_MASK
+    }
+    pub fn is_tcp(self) -> bool {
+        matches!(
+            self.kind(),
+            Kind::Tcp | Kind::Listener | Kind::Server | Kind::Client
+        )
+    }
+    pub fn is_connection(self) -> bool {
+        matches!(self.kind(), Kind::Server | Kind::Client)
+    }
+    /// Cork per response is ours to manage on this fd.
+    pub fn corks(self) -> bool {
+        self.is_connection() && self.has(Self::CORK) && !self.has(Self::APP_NAGLE)
+    }
+    /// Reads and writes on it may need us first: to cork, to flush, or to send an armed SYN.
+    pub fn acts_before_io(self) -> bool {
+        self.corks() || self.has(Self::ARMED)
+    }
+    pub fn reapplies_quickack(self) -> bool {
+        self.is_connection() && self.has(Self::QUICKACK_OFF) && !self.has(Self::APP_QUICKACK)
+    }
+    /// The same socket with none of socktune's connection behaviours (A/B arm A).
+    pub fn without_behaviours(self) -> FdState {
+        self.without(Self::BEHAVIOURS)
+    }
+    /// The state an accepted socket starts in.
+    pub fn accepted_from(listener: FdState) -> FdState {
+        FdState::new(
+            Kind::Server,
+            listener.flags(Self::INHERITED),
+            listener.port(),
+        )
+    }
+    pub fn arm(self) -> Option<Arm> {
+        if self.has(Self::ARM_B) {
+            Some(Arm::B)
+        } else if self.has(Self::ARM_A) {
+            Some(Arm::A)
+        } else {
+            None
+        }
+    }
+    pub fn with_arm(self, arm: Option<Arm>) -> FdState {
+        let bit = match arm {
+            Some(Arm::A) => Self::ARM_A,
+            Some(Arm::B) => Self::ARM_B,
+            None => 0,
+        };
+        self.without(Self::ARM_A | Self::ARM_B).with(bit)
+    }
+    /// A write. Returns the new state and whether it starts a response (the first write after a
+    /// read).
+    pub fn after_write(self) -> (FdState, bool) {
+        (self.with(Self::WROTE), !self.has(Self::WROTE))
+    }
+    /// A read: the response written before it is complete.
+    pub fn after_read(self) -> FdState {
+        self.without(Self::WROTE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_kind_flags_and_port() {
+        let m = FdState::new(Kind::Listener, FdState::CORK | FdState::SHARED, 8080);
+        assert_eq!(m.kind(), Kind::Listener);
+        assert_eq!(m.port(), 8080);
+        assert!(m.has(FdState::CORK) && m.has(FdState::SHARED) && !m.has(FdState::LINGER));
+        assert_eq!(FdState::default().kind(), Kind::Empty);
+        assert!(!FdState::new(Kind::Other, 0, 0).is_tcp());
+        for kind in Kind::ALL {
+            let s = FdState::new(kind, FdState::FLAG_MASK, u16::MAX);
+            assert_eq!((s.kind(), s.port()), (kind, u16::MAX));
+        }
+    }
+
+    #[test]
+    fn flags_never_spill_into_kind_or_port() {
+        let s = FdState::new(Kind::Client, u64::MAX, 443);
+        assert_eq!((s.kind(), s.port()), (Kind::Client, 443));
+        assert_eq!(s.with(u64::MAX), s);
+        let bare = s.without(u64::MAX);
+        assert_eq!((bare.kind(), bare.port(), bare.flags(u64::MAX)), (Kind::Client, 443, 0));
+    }
+
+    #[test]
+    fn responses_start_with_the_first_write_after_a_read() {
+        let s = FdState::new(Kind::Server, FdState::RECORDED, 80);
+        let (s, first) = s.after_write();
+        assert!(first);
+        let (s, second) = s.after_write(); // header and body: one response
+        assert!(!second);
+        let (_, next) = s.after_read().after_read().after_write();
+        assert!(next);
+        assert!(s.has(FdState::RECORDED));
+        assert_eq!(s.with_arm(Some(Arm::B)).arm(), Some(Arm::B));
+        assert_eq!(
+            s.with_arm(Some(Arm::B)).with_arm(Some(Arm::A)).arm(),
+            Some(Arm::A)
+        );
+        assert_eq!(s.with_arm(None).arm(), None);
+    }
+
+    #[test]
+    fn an_accepted_socket_takes_its_listeners_plan_and_applied_options() {
+        let listener = FdState::new(
+            Kind::Listener,
+            FdState::CORK
+                | FdState::APPLIED_DEFER_ACCEPT
+                | FdState::APP_NODELAY
+                | FdState::APP_DEFER
+                | FdState::SHARED,
+            8080,
+        );
+        let child = FdState::accepted_from(listener);
+        assert_eq!(
+            child,
+            FdState::new(
+                Kind::Server,
+                FdState::CORK | FdState::APPLIED_DEFER_ACCEPT | FdState::APP_NODELAY,
+                8080
+            )
+        );
+    }
+}

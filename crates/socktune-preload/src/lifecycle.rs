@@ -1,0 +1,49 @@
+//! The process's life: start-up, fork, exec and exit. The one module that calls the layers above
+//! the services (stats, the flusher's jobs, the exec environment), so that none of them calls
+//! upward.
+
+use crate::settings::config;
+use crate::{cork, exec_env, fdtable, flusher, guard, stats, track};
+
+/// The library's constructor: settings, fork handlers, the exec environment, recording.
+extern "C" fn init() {
+    if config().inert() {
+        return;
+    }
+    guard::note_pid();
+    // SAFETY: registers plain extern "C" handlers that only touch atomics.
+    unsafe { libc::pthread_atfork(None, Some(after_fork_in_parent), Some(after_fork_in_child)) };
+    exec_env::capture();
+    stats::init();
+    flusher::set_jobs(&[cork::release_aged, stats::tick]);
+}
+
+#[cfg(not(test))]
+#[used]
+#[link_section = ".init_array"]
+static INIT: extern "C" fn() = init;
+
+extern "C" fn after_fork_in_parent() {
+    track::mark_connections_shared();
+}
+
+extern "C" fn after_fork_in_child() {
+    guard::note_pid();
+    // The parent keeps flushing what it corked; our copy of its holds must not double it.
+    fdtable::forget_holds();
+    flusher::forget_after_fork();
+    stats::forget_after_fork();
+    track::mark_connections_shared();
+}
+
+/// Before an exec or spawn: the new program may hold the sockets too (on fd 1, CGI style), so a
+/// close here must push what we corked rather than leave it to a FIN that never comes. No fork
+/// handler says so after posix_spawn or vfork; in a vfork child this marks the parent's table.
+pub fn before_exec() {
+    track::mark_connections_shared();
+}
+
+/// Before `_exit`/`_Exit` (exit() drains through atexit): write the buffered records.
+pub fn before_exit() {
+    stats::at_exit();
+}
