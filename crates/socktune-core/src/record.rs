@@ -4,18 +4,52 @@
 use crate::policy::Meta;
 use std::fmt::{self, Write};
 
-/// Which end of the connection the program is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The version written as `"v"` in every line; a reader counts lines of a later one.
+pub const VERSION: u64 = 1;
+
+/// A value that records write as one of a few fixed names, so that the writer and the reader
+/// share one spelling.
+pub trait Named: Copy + 'static {
+    const ALL: &'static [Self];
+    fn name(self) -> &'static str;
+    fn named(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.name() == name)
+    }
+}
+
+/// Which end of the connection the program is (a record's `"role"`). Servers sort first: they
+/// are the usual subject of a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Side {
     Server = 0,
     Client = 1,
 }
 
+impl Named for Side {
+    const ALL: &'static [Side] = &[Side::Server, Side::Client];
+    fn name(self) -> &'static str {
+        match self {
+            Side::Server => "server",
+            Side::Client => "client",
+        }
+    }
+}
+
 /// The A/B arm of a connection under `SOCKTUNE_AB`; `None` when there is no split.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Arm {
     A,
     B,
+}
+
+impl Named for Arm {
+    const ALL: &'static [Arm] = &[Arm::A, Arm::B];
+    fn name(self) -> &'static str {
+        match self {
+            Arm::A => "A",
+            Arm::B => "B",
+        }
+    }
 }
 
 /// Picks the arm for a uniformly random `draw`: `pct` percent of draws land in B.
@@ -26,6 +60,9 @@ pub fn arm_for(draw: u64, pct: u8) -> Arm {
         Arm::A
     }
 }
+
+/// What splitmix64 adds to its state before each `mix`.
+pub const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// splitmix64: one step of a small, well-mixed generator (statistical quality, not secrecy).
 pub fn mix(state: u64) -> u64 {
@@ -135,10 +172,37 @@ pub fn applied(meta: Meta, tally: Tally) -> Applied {
     )
 }
 
+/// A behaviour by its place in `BEHAVIOURS`, which is also its bit in `Applied`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    Cork,
+    QuickackOff,
+    Nodelay,
+    FastopenConnect,
+    DeferAccept,
+    Fastopen,
+}
+
+impl Behaviour {
+    pub fn name(self) -> &'static str {
+        BEHAVIOURS[self as usize]
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum End {
     Close,
     Shutdown,
+}
+
+impl Named for End {
+    const ALL: &'static [End] = &[End::Close, End::Shutdown];
+    fn name(self) -> &'static str {
+        match self {
+            End::Close => "close",
+            End::Shutdown => "shutdown",
+        }
+    }
 }
 
 /// One connection, as TCP_INFO and the shim saw it just before it was closed.
@@ -165,32 +229,48 @@ pub struct Conn {
     pub end: Option<End>,
 }
 
-fn arm_json(arm: Option<Arm>) -> &'static str {
-    match arm {
-        Some(Arm::A) => "\"A\"",
-        Some(Arm::B) => "\"B\"",
-        None => "null",
+impl Conn {
+    /// The side the record names: one without a side is written as a server's.
+    pub fn role(&self) -> Side {
+        self.side.unwrap_or(Side::Server)
+    }
+
+    pub fn has(&self, behaviour: Behaviour) -> bool {
+        self.applied.0 & (1 << behaviour as u8) != 0
+    }
+}
+
+/// The `"type"` of a connection's line and of a process's.
+const CONN_TYPE: &str = "conn";
+const PROCESS_TYPE: &str = "process";
+
+/// Microseconds, written as seconds with six decimals.
+struct Seconds(u64);
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:06}", self.0 / 1_000_000, self.0 % 1_000_000)
     }
 }
 
 impl fmt::Display for Conn {
     /// One JSON line, without the newline.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let role = match self.side {
-            Some(Side::Client) => "client",
-            _ => "server",
-        };
         write!(
             f,
-            "{{\"type\":\"conn\",\"v\":1,\"ts\":{}.{:06},\"pid\":{},\"role\":\"{role}\",\
-             \"local_port\":{},\"remote_port\":{},\"arm\":{},\"behaviours\":[",
-            self.ts_us / 1_000_000,
-            self.ts_us % 1_000_000,
+            "{{\"type\":\"{CONN_TYPE}\",\"v\":{VERSION},\"ts\":{},\"pid\":{},\"role\":\"{}\",\
+             \"local_port\":{},\"remote_port\":{},\"arm\":",
+            Seconds(self.ts_us),
             self.pid,
+            self.role().name(),
             self.local_port,
             self.remote_port,
-            arm_json(self.arm),
         )?;
+        match self.arm {
+            Some(arm) => write!(f, "\"{}\"", arm.name())?,
+            None => f.write_str("null")?,
+        }
+        f.write_str(",\"behaviours\":[")?;
         let mut first = true;
         for (i, name) in BEHAVIOURS.iter().enumerate() {
             if self.applied.0 & (1 << i) != 0 {
@@ -216,21 +296,44 @@ impl fmt::Display for Conn {
             self.rtt_us,
             self.rttvar_us,
             self.syn_data,
-            match self.end {
-                Some(End::Shutdown) => "shutdown",
-                _ => "close",
-            }
+            self.end.unwrap_or(End::Close).name(),
+        )
+    }
+}
+
+/// A process's last line, written at exit when it recorded anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Process {
+    pub ts_us: u64,
+    pub pid: u32,
+    pub connections: u64,
+    pub dropped: u64,
+}
+
+impl fmt::Display for Process {
+    /// One JSON line, without the newline.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{{\"type\":\"{PROCESS_TYPE}\",\"v\":{VERSION},\"ts\":{},\"pid\":{},\
+             \"connections\":{},\"dropped\":{}}}",
+            Seconds(self.ts_us),
+            self.pid,
+            self.connections,
+            self.dropped
         )
     }
 }
 
 /// The line a process writes at exit when it recorded anything.
 pub fn process_line(ts_us: u64, pid: u32, connections: u64, dropped: u64) -> String {
-    format!(
-        "{{\"type\":\"process\",\"v\":1,\"ts\":{}.{:06},\"pid\":{pid},\"connections\":{connections},\"dropped\":{dropped}}}",
-        ts_us / 1_000_000,
-        ts_us % 1_000_000
-    )
+    Process {
+        ts_us,
+        pid,
+        connections,
+        dropped,
+    }
+    .to_string()
 }
 
 /// Counters shared by a process tree: one per (metric, role, arm), then `dropped`.
@@ -253,9 +356,8 @@ const METRICS: [Metric; 6] = [
     Metric::SynData,
 ];
 const ARMS: [Option<Arm>; 3] = [None, Some(Arm::A), Some(Arm::B)];
-const SIDES: [Side; 2] = [Side::Server, Side::Client];
 /// Slots per metric: role × arm.
-const GROUPS: usize = SIDES.len() * ARMS.len();
+const GROUPS: usize = Side::ALL.len() * ARMS.len();
 pub const DROPPED_SLOT: usize = METRICS.len() * GROUPS;
 pub const COUNTER_SLOTS: usize = DROPPED_SLOT + 1;
 
@@ -273,7 +375,7 @@ pub fn slot(metric: Metric, side: Side, arm: Option<Arm>) -> usize {
 
 /// What one connection adds to the counters: (slot, amount) pairs.
 pub fn increments(c: &Conn) -> [(usize, u64); 6] {
-    let side = c.side.unwrap_or(Side::Server);
+    let side = c.role();
     let at = |m| slot(m, side, c.arm);
     [
         (at(Metric::Connections), 1),
@@ -331,19 +433,14 @@ pub fn render_prom(counters: &[u64; COUNTER_SLOTS]) -> String {
         if !help.is_empty() {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
         }
-        for side in SIDES {
+        for &side in Side::ALL {
             for arm in ARMS {
                 if counters[slot(Metric::Connections, side, arm)] == 0 {
                     continue;
                 }
-                let role = if side == Side::Server {
-                    "server"
-                } else {
-                    "client"
-                };
-                let _ = write!(out, "{name}{{role=\"{role}\"");
+                let _ = write!(out, "{name}{{role=\"{}\"", side.name());
                 if let Some(a) = arm {
-                    let _ = write!(out, ",arm=\"{}\"", if a == Arm::A { "A" } else { "B" });
+                    let _ = write!(out, ",arm=\"{}\"", a.name());
                 }
                 if let Some(d) = dir {
                     let _ = write!(out, ",dir=\"{d}\"");
@@ -452,6 +549,23 @@ mod tests {
         );
         let none = Conn::default().to_string();
         assert!(none.contains("\"arm\":null,\"behaviours\":[],"), "{none}");
+        assert_eq!(
+            process_line(2_000_001, 7, 3, 1),
+            "{\"type\":\"process\",\"v\":1,\"ts\":2.000001,\"pid\":7,\"connections\":3,\
+             \"dropped\":1}"
+        );
+    }
+
+    #[test]
+    fn a_behaviour_is_named_by_its_place_in_the_list() {
+        assert_eq!(Behaviour::Cork.name(), "cork");
+        assert_eq!(Behaviour::FastopenConnect.name(), "fastopen-connect");
+        assert_eq!(Behaviour::Fastopen as usize, BEHAVIOURS.len() - 1);
+        let c = Conn {
+            applied: Applied(1 << Behaviour::DeferAccept as u8),
+            ..Conn::default()
+        };
+        assert!(c.has(Behaviour::DeferAccept) && !c.has(Behaviour::Fastopen));
     }
 
     #[test]
