@@ -3,6 +3,7 @@
 //! interval.
 
 use serde::Deserialize;
+use socktune_core::record;
 use std::collections::BTreeMap;
 
 /// One `"type":"conn"` line; keys the report does not use are ignored.
@@ -157,7 +158,7 @@ pub fn percentile<T: Copy + Default>(sorted: &[T], pct: f64) -> T {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// A small fixed-seed generator (splitmix64), so a report reads the same every time.
+/// A small fixed-seed generator (the library's splitmix64), so a report reads the same every time.
 pub struct Rng(u64);
 
 impl Rng {
@@ -166,11 +167,8 @@ impl Rng {
     }
 
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0 = self.0.wrapping_add(record::GAMMA);
+        record::mix(self.0)
     }
 
     /// Uniform in 0..n (n > 0); the modulo bias is below 2^-40 for the sizes used here.
