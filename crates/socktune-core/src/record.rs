@@ -4,6 +4,11 @@
 use crate::policy::Meta;
 use std::fmt::{self, Write};
 
+#[cfg(feature = "reader")]
+mod read;
+#[cfg(feature = "reader")]
+pub use read::{read, Line, Read};
+
 /// The version written as `"v"` in every line; a reader counts lines of a later one.
 pub const VERSION: u64 = 1;
 
@@ -205,15 +210,30 @@ impl Named for End {
     }
 }
 
-/// One connection, as TCP_INFO and the shim saw it just before it was closed.
+/// One connection, as TCP_INFO and the shim saw it just before it was closed. The reader takes
+/// the keys by these names, but for the ones renamed here.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "reader", derive(serde::Deserialize))]
 pub struct Conn {
+    #[cfg_attr(
+        feature = "reader",
+        serde(rename = "ts", deserialize_with = "read::micros")
+    )]
     pub ts_us: u64,
     pub pid: u32,
+    #[cfg_attr(
+        feature = "reader",
+        serde(rename = "role", deserialize_with = "read::name")
+    )]
     pub side: Option<Side>,
     pub local_port: u16,
     pub remote_port: u16,
+    #[cfg_attr(feature = "reader", serde(deserialize_with = "read::name_or_null"))]
     pub arm: Option<Arm>,
+    #[cfg_attr(
+        feature = "reader",
+        serde(rename = "behaviours", deserialize_with = "read::behaviours")
+    )]
     pub applied: Applied,
     pub responses: u32,
     pub segs_in: u32,
@@ -226,6 +246,7 @@ pub struct Conn {
     pub rtt_us: u32,
     pub rttvar_us: u32,
     pub syn_data: bool,
+    #[cfg_attr(feature = "reader", serde(deserialize_with = "read::name"))]
     pub end: Option<End>,
 }
 
@@ -240,7 +261,7 @@ impl Conn {
     }
 }
 
-/// The `"type"` of a connection's line and of a process's.
+/// The `"type"` of a connection's line and of a process's; other types are for other readers.
 const CONN_TYPE: &str = "conn";
 const PROCESS_TYPE: &str = "process";
 
@@ -303,7 +324,12 @@ impl fmt::Display for Conn {
 
 /// A process's last line, written at exit when it recorded anything.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "reader", derive(serde::Deserialize))]
 pub struct Process {
+    #[cfg_attr(
+        feature = "reader",
+        serde(rename = "ts", deserialize_with = "read::micros")
+    )]
     pub ts_us: u64,
     pub pid: u32,
     pub connections: u64,
