@@ -548,30 +548,41 @@ mod tests {
         assert!((0..1000u64).all(|i| arm_for(mix(i), 100) == Arm::B));
     }
 
-    #[test]
-    fn a_record_is_one_json_line_in_the_documented_key_order() {
-        let c = Conn {
+    /// A connection with every field set, each to a value of its own.
+    pub(super) fn every_field() -> Conn {
+        Conn {
             ts_us: 1_763_856_000_000_042,
             pid: 7,
             side: Some(Side::Client),
             local_port: 40000,
             remote_port: 8000,
             arm: Some(Arm::B),
-            applied: Applied(0b1001),
-            responses: 2,
-            segs_in: 5,
-            segs_out: 6,
+            applied: Applied(0b10_1101),
+            responses: 3,
+            segs_in: 11,
+            segs_out: 12,
+            data_segs_in: 13,
+            data_segs_out: 14,
+            bytes_acked: 1 << 40,
+            bytes_received: (1 << 40) + 1,
+            retrans: 15,
+            rtt_us: 16,
+            rttvar_us: 17,
             syn_data: true,
-            ..Conn::default()
-        };
+            end: Some(End::Shutdown),
+        }
+    }
+
+    #[test]
+    fn a_record_is_one_json_line_in_the_documented_key_order() {
         assert_eq!(
-            c.to_string(),
+            every_field().to_string(),
             "{\"type\":\"conn\",\"v\":1,\"ts\":1763856000.000042,\"pid\":7,\"role\":\"client\",\
              \"local_port\":40000,\"remote_port\":8000,\"arm\":\"B\",\
-             \"behaviours\":[\"cork\",\"fastopen-connect\"],\"responses\":2,\"segs_in\":5,\
-             \"segs_out\":6,\"data_segs_in\":0,\"data_segs_out\":0,\"bytes_acked\":0,\
-             \"bytes_received\":0,\"retrans\":0,\"rtt_us\":0,\"rttvar_us\":0,\"syn_data\":true,\
-             \"end\":\"close\"}"
+             \"behaviours\":[\"cork\",\"nodelay\",\"fastopen-connect\",\"fastopen\"],\
+             \"responses\":3,\"segs_in\":11,\"segs_out\":12,\"data_segs_in\":13,\
+             \"data_segs_out\":14,\"bytes_acked\":1099511627776,\"bytes_received\":1099511627777,\
+             \"retrans\":15,\"rtt_us\":16,\"rttvar_us\":17,\"syn_data\":true,\"end\":\"shutdown\"}"
         );
         let none = Conn::default().to_string();
         assert!(none.contains("\"arm\":null,\"behaviours\":[],"), "{none}");

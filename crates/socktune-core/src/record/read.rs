@@ -78,6 +78,7 @@ pub(super) fn behaviours<'de, D: Deserializer<'de>>(d: D) -> Result<Applied, D::
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::every_field;
     use super::super::{process_line, Arm, End, Side};
     use super::*;
 
@@ -89,27 +90,7 @@ mod tests {
 
     #[test]
     fn a_connection_reads_back_as_written() {
-        let every = Conn {
-            ts_us: 1_763_856_000_000_042,
-            pid: 7,
-            side: Some(Side::Client),
-            local_port: 40000,
-            remote_port: 8000,
-            arm: Some(Arm::B),
-            applied: Applied(0b10_1101),
-            responses: 3,
-            segs_in: 11,
-            segs_out: 12,
-            data_segs_in: 13,
-            data_segs_out: 14,
-            bytes_acked: 1 << 40,
-            bytes_received: (1 << 40) + 1,
-            retrans: 15,
-            rtt_us: 16,
-            rttvar_us: 17,
-            syn_data: true,
-            end: Some(End::Shutdown),
-        };
+        let every = every_field();
         let unsplit = Conn {
             side: Some(Side::Server),
             arm: None,
