@@ -177,6 +177,22 @@ pub fn applied(meta: Meta, tally: Tally) -> Applied {
     )
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    Close,
+    Shutdown,
+}
+
+impl Named for End {
+    const ALL: &'static [End] = &[End::Close, End::Shutdown];
+    fn name(self) -> &'static str {
+        match self {
+            End::Close => "close",
+            End::Shutdown => "shutdown",
+        }
+    }
+}
+
 /// A behaviour by its place in `BEHAVIOURS`, which is also its bit in `Applied`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Behaviour {
@@ -191,22 +207,6 @@ pub enum Behaviour {
 impl Behaviour {
     pub fn name(self) -> &'static str {
         BEHAVIOURS[self as usize]
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum End {
-    Close,
-    Shutdown,
-}
-
-impl Named for End {
-    const ALL: &'static [End] = &[End::Close, End::Shutdown];
-    fn name(self) -> &'static str {
-        match self {
-            End::Close => "close",
-            End::Shutdown => "shutdown",
-        }
     }
 }
 
