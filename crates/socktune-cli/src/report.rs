@@ -2,6 +2,7 @@
 
 use crate::stats::{self, Data, Group, Summary};
 use crate::{svg, Fail};
+use socktune_core::record::{Arm, Behaviour, Named, Side};
 use std::io::BufRead;
 use std::path::PathBuf;
 
@@ -100,7 +101,7 @@ fn io_fail(path: &std::path::Path, e: &std::io::Error) -> Fail {
 }
 
 fn label(g: &Group) -> String {
-    format!("{} {}", g.role, g.arm.unwrap_or("-"))
+    format!("{} {}", g.role.name(), g.arm.map_or("-", Named::name))
 }
 
 const HEADERS: [&str; 9] = [
@@ -163,19 +164,20 @@ fn table(rows: &[(String, Summary)]) -> String {
 
 /// For each role with both arms: B − A in packets per response, and whether it beats the noise.
 fn comparisons(groups: &[Group]) -> Vec<String> {
-    let arm = |role: &str, name: &str| {
+    let arm = |role: Side, arm: Arm| {
         groups
             .iter()
-            .find(|g| g.role == role && g.arm == Some(name))
+            .find(|g| g.role == role && g.arm == Some(arm))
             .map(|g| g.conns.as_slice())
     };
-    let mut roles: Vec<&str> = groups.iter().map(|g| g.role).collect();
+    let mut roles: Vec<Side> = groups.iter().map(|g| g.role).collect();
     roles.dedup();
     let mut out = Vec::new();
     for role in roles {
-        let (Some(a), Some(b)) = (arm(role, "A"), arm(role, "B")) else {
+        let (Some(a), Some(b)) = (arm(role, Arm::A), arm(role, Arm::B)) else {
             continue;
         };
+        let role = role.name();
         if a.len() < 2 || b.len() < 2 {
             out.push(format!(
                 "{role}: too few connections in an arm to compare (A {}, B {})",
@@ -207,15 +209,17 @@ fn comparisons(groups: &[Group]) -> Vec<String> {
 fn notes(data: &Data, groups: &[Group]) -> Vec<String> {
     let mut out = Vec::new();
     // Listener options are set before any connection exists, so the split cannot reach them.
-    let mut shared: Vec<&str> = groups
-        .iter()
-        .filter(|g| g.arm == Some("A"))
-        .flat_map(|g| g.conns.iter().flat_map(|c| c.behaviours.iter()))
-        .map(String::as_str)
-        .filter(|b| matches!(*b, "defer-accept" | "fastopen"))
+    let in_arm_a = |b: Behaviour| {
+        groups
+            .iter()
+            .filter(|g| g.arm == Some(Arm::A))
+            .any(|g| g.conns.iter().any(|c| c.has(b)))
+    };
+    let shared: Vec<&str> = [Behaviour::DeferAccept, Behaviour::Fastopen]
+        .into_iter()
+        .filter(|&b| in_arm_a(b))
+        .map(Behaviour::name)
         .collect();
-    shared.sort_unstable();
-    shared.dedup();
     if !shared.is_empty() {
         out.push(format!(
             "{} applied in both arms: listener options cannot be split per connection",

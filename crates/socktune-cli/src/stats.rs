@@ -1,45 +1,21 @@
-//! The records of `SOCKTUNE_STATS` (format v1, docs in the README) and what `report` computes
-//! from them: per group of connections (role and arm), and the A/B difference with a bootstrap
-//! interval.
+//! What `report` computes from the records of `SOCKTUNE_STATS` (read by `record::read`, format
+//! docs in the README): per group of connections (role and arm), and the A/B difference with a
+//! bootstrap interval.
 
-use serde::Deserialize;
+use socktune_core::record::{self, Arm, Behaviour, Conn, Line, Side};
 use std::collections::BTreeMap;
 
-/// One `"type":"conn"` line; keys the report does not use are ignored.
-#[derive(Deserialize, Clone, Debug, Default)]
-pub struct Conn {
-    pub role: String,
-    pub arm: Option<String>,
-    #[serde(default)]
-    pub behaviours: Vec<String>,
-    pub responses: u64,
-    pub segs_in: u64,
-    pub segs_out: u64,
-    pub data_segs_out: u64,
-    pub retrans: u64,
-    pub rtt_us: u64,
-    pub syn_data: bool,
+/// Segments in + out, from TCP_INFO at close.
+pub fn packets(c: &Conn) -> u64 {
+    u64::from(c.segs_in) + u64::from(c.segs_out)
 }
 
-impl Conn {
-    pub fn packets(&self) -> u64 {
-        self.segs_in + self.segs_out
-    }
-
-    /// A Fast Open attempt: the behaviour that lets data ride in the SYN applied to it.
-    fn tried_fastopen(&self) -> bool {
-        let wanted = if self.role == "client" {
-            "fastopen-connect"
-        } else {
-            "fastopen"
-        };
-        self.behaviours.iter().any(|b| b == wanted)
-    }
-}
-
-#[derive(Deserialize)]
-struct Process {
-    dropped: u64,
+/// A Fast Open attempt: the behaviour that lets data ride in the SYN applied to it.
+fn tried_fastopen(c: &Conn) -> bool {
+    c.has(match c.role() {
+        Side::Client => Behaviour::FastopenConnect,
+        Side::Server => Behaviour::Fastopen,
+    })
 }
 
 /// Everything read from the stats files.
@@ -59,61 +35,40 @@ impl Data {
         if line.trim().is_empty() {
             return;
         }
-        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
-            self.bad_lines += 1;
-            return;
-        };
-        if value
-            .get("v")
-            .and_then(|v| v.as_u64())
-            .is_some_and(|v| v > 1)
-        {
-            self.newer += 1;
-        }
-        let ok = match value.get("type").and_then(|t| t.as_str()) {
-            Some("conn") => serde_json::from_value(value)
-                .map(|c| self.conns.push(c))
-                .is_ok(),
-            Some("process") => serde_json::from_value::<Process>(value)
-                .map(|p| self.dropped += p.dropped)
-                .is_ok(),
-            _ => true, // other types are for other readers
-        };
-        if !ok {
-            self.bad_lines += 1;
+        let read = record::read(line);
+        self.newer += usize::from(read.newer);
+        match read.line {
+            Some(Line::Conn(c)) => self.conns.push(c),
+            Some(Line::Process(p)) => self.dropped += p.dropped,
+            Some(Line::Other) => {}
+            None => self.bad_lines += 1,
         }
     }
 }
 
 /// Connections of one role and arm.
 pub struct Group<'a> {
-    pub role: &'a str,
-    pub arm: Option<&'a str>,
+    pub role: Side,
+    pub arm: Option<Arm>,
     pub conns: Vec<&'a Conn>,
 }
 
-/// Groups by role, then arm (A before B; unsplit runs have one group per role).
+/// Groups by role (server first), then arm (A before B; unsplit runs have one group per role).
 pub fn groups(conns: &[Conn]) -> Vec<Group<'_>> {
-    let mut map: BTreeMap<(&str, Option<&str>), Vec<&Conn>> = BTreeMap::new();
+    let mut map: BTreeMap<(Side, Option<Arm>), Vec<&Conn>> = BTreeMap::new();
     for c in conns {
-        map.entry((c.role.as_str(), c.arm.as_deref()))
-            .or_default()
-            .push(c);
+        map.entry((c.role(), c.arm)).or_default().push(c);
     }
-    // "server" sorts after "client"; the server side is the usual subject, so it goes first.
-    let mut groups: Vec<Group> = map
-        .into_iter()
+    map.into_iter()
         .map(|((role, arm), conns)| Group { role, arm, conns })
-        .collect();
-    groups.sort_by_key(|g| (g.role != "server", g.role, g.arm));
-    groups
+        .collect()
 }
 
 /// Segments per response over a set of connections: total packets over total responses.
 pub fn packets_per_response<'a>(conns: impl IntoIterator<Item = &'a Conn>) -> Option<f64> {
-    let (packets, responses) = conns
-        .into_iter()
-        .fold((0, 0), |(p, r), c| (p + c.packets(), r + c.responses));
+    let (packets, responses) = conns.into_iter().fold((0, 0), |(p, r), c| {
+        (p + packets(c), r + u64::from(c.responses))
+    });
     (responses > 0).then(|| packets as f64 / responses as f64)
 }
 
@@ -131,19 +86,20 @@ pub struct Summary {
 
 pub fn summarize(conns: &[&Conn]) -> Summary {
     let n = conns.len();
-    let responses: u64 = conns.iter().map(|c| c.responses).sum();
-    let mut rtts: Vec<u64> = conns.iter().map(|c| c.rtt_us).collect();
+    let total = |field: fn(&Conn) -> u32| conns.iter().map(|&c| u64::from(field(c))).sum::<u64>();
+    let responses = total(|c| c.responses);
+    let mut rtts: Vec<u64> = conns.iter().map(|c| u64::from(c.rtt_us)).collect();
     rtts.sort_unstable();
-    let tried: Vec<_> = conns.iter().filter(|c| c.tried_fastopen()).collect();
+    let tried: Vec<_> = conns.iter().filter(|c| tried_fastopen(c)).collect();
     Summary {
         conns: n,
-        packets_per_conn: conns.iter().map(|c| c.packets()).sum::<u64>() as f64 / n.max(1) as f64,
+        packets_per_conn: conns.iter().map(|c| packets(c)).sum::<u64>() as f64 / n.max(1) as f64,
         packets_per_response: packets_per_response(conns.iter().copied()),
         data_segs_per_response: (responses > 0)
-            .then(|| conns.iter().map(|c| c.data_segs_out).sum::<u64>() as f64 / responses as f64),
+            .then(|| total(|c| c.data_segs_out) as f64 / responses as f64),
         rtt_p50_us: percentile(&rtts, 50.0),
         rtt_p99_us: percentile(&rtts, 99.0),
-        retrans: conns.iter().map(|c| c.retrans).sum(),
+        retrans: total(|c| c.retrans),
         fastopen: (tried.iter().filter(|c| c.syn_data).count(), tried.len()),
     }
 }
@@ -157,7 +113,7 @@ pub fn percentile<T: Copy + Default>(sorted: &[T], pct: f64) -> T {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// A small fixed-seed generator (splitmix64), so a report reads the same every time.
+/// A small fixed-seed generator (the library's splitmix64), so a report reads the same every time.
 pub struct Rng(u64);
 
 impl Rng {
@@ -166,11 +122,8 @@ impl Rng {
     }
 
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0 = self.0.wrapping_add(record::GAMMA);
+        record::mix(self.0)
     }
 
     /// Uniform in 0..n (n > 0); the modulo bias is below 2^-40 for the sizes used here.
@@ -222,10 +175,10 @@ pub fn bootstrap(a: &[&Conn], b: &[&Conn]) -> Option<Difference> {
 mod tests {
     use super::*;
 
-    fn conn(arm: &str, packets: u64, responses: u64) -> Conn {
+    fn conn(arm: Arm, packets: u32, responses: u32) -> Conn {
         Conn {
-            role: "server".into(),
-            arm: Some(arm.into()),
+            side: Some(Side::Server),
+            arm: Some(arm),
             responses,
             segs_in: packets / 2,
             segs_out: packets - packets / 2,
@@ -241,7 +194,7 @@ mod tests {
         d.add_line(r#"{"type":"future","v":1}"#);
         d.add_line(r#"{"type":"conn","role":"serv"#);
         assert_eq!(d.conns.len(), 1);
-        assert_eq!(d.conns[0].packets(), 6);
+        assert_eq!(packets(&d.conns[0]), 6);
         assert_eq!((d.dropped, d.bad_lines), (3, 1));
     }
 
@@ -256,14 +209,14 @@ mod tests {
 
     #[test]
     fn a_clear_difference_is_significant_and_equal_arms_are_not() {
-        let a: Vec<Conn> = (0..20).map(|i| conn("A", 100 + i % 3, 20)).collect();
-        let b: Vec<Conn> = (0..20).map(|i| conn("B", 40 + i % 3, 20)).collect();
+        let a: Vec<Conn> = (0..20).map(|i| conn(Arm::A, 100 + i % 3, 20)).collect();
+        let b: Vec<Conn> = (0..20).map(|i| conn(Arm::B, 40 + i % 3, 20)).collect();
         let (ra, rb): (Vec<&Conn>, Vec<&Conn>) = (a.iter().collect(), b.iter().collect());
         let d = bootstrap(&ra, &rb).unwrap();
         assert!((d.estimate - (-3.0)).abs() < 1e-9, "{}", d.estimate);
         assert!(d.low <= d.estimate && d.estimate <= d.high);
         assert!(d.significant());
-        let same: Vec<Conn> = (0..20).map(|i| conn("B", 100 + i % 3, 20)).collect();
+        let same: Vec<Conn> = (0..20).map(|i| conn(Arm::B, 100 + i % 3, 20)).collect();
         let rs: Vec<&Conn> = same.iter().collect();
         let d = bootstrap(&ra, &rs).unwrap();
         assert!(!d.significant(), "{} {}", d.low, d.high);
@@ -271,17 +224,17 @@ mod tests {
 
     #[test]
     fn groups_put_the_server_first_and_arm_a_before_b() {
-        let mut c = conn("B", 4, 2);
-        c.role = "client".into();
-        let conns = vec![conn("B", 4, 2), c, conn("A", 10, 2)];
+        let mut c = conn(Arm::B, 4, 2);
+        c.side = Some(Side::Client);
+        let conns = vec![conn(Arm::B, 4, 2), c, conn(Arm::A, 10, 2)];
         let g = groups(&conns);
         let keys: Vec<_> = g.iter().map(|g| (g.role, g.arm)).collect();
         assert_eq!(
             keys,
             [
-                ("server", Some("A")),
-                ("server", Some("B")),
-                ("client", Some("B"))
+                (Side::Server, Some(Arm::A)),
+                (Side::Server, Some(Arm::B)),
+                (Side::Client, Some(Arm::B))
             ]
         );
     }

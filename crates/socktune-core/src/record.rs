@@ -1,15 +1,54 @@
 //! Per-connection records for `SOCKTUNE_STATS` and the counters behind `SOCKTUNE_STATS_PROM`:
-//! plain Rust, no FFI. The format is described in the README ("Per-connection proof").
+//! plain Rust, no FFI. The format is described in docs/stats-format.md.
 
 pub use crate::state::Arm;
 use crate::state::FdState;
 use std::fmt::{self, Write};
 
-/// Which end of the connection the program is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg(feature = "reader")]
+mod read;
+#[cfg(feature = "reader")]
+pub use read::{read, Line, Read};
+
+/// The version written as `"v"` in every line; a reader counts lines of a later one.
+pub const VERSION: u64 = 1;
+
+/// A value that records write as one of a few fixed names, so that the writer and the reader
+/// share one spelling.
+pub trait Named: Copy + 'static {
+    const ALL: &'static [Self];
+    fn name(self) -> &'static str;
+    fn named(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.name() == name)
+    }
+}
+
+/// Which end of the connection the program is (a record's `"role"`). Servers sort first: they
+/// are the usual subject of a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Side {
     Server = 0,
     Client = 1,
+}
+
+impl Named for Side {
+    const ALL: &'static [Side] = &[Side::Server, Side::Client];
+    fn name(self) -> &'static str {
+        match self {
+            Side::Server => "server",
+            Side::Client => "client",
+        }
+    }
+}
+
+impl Named for Arm {
+    const ALL: &'static [Arm] = &[Arm::A, Arm::B];
+    fn name(self) -> &'static str {
+        match self {
+            Arm::A => "A",
+            Arm::B => "B",
+        }
+    }
 }
 
 /// Picks the arm for a uniformly random `draw`: `pct` percent of draws land in B.
@@ -20,6 +59,9 @@ pub fn arm_for(draw: u64, pct: u8) -> Arm {
         Arm::A
     }
 }
+
+/// What splitmix64 adds to its state before each `mix`.
+pub const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// splitmix64: one step of a small, well-mixed generator (statistical quality, not secrecy).
 pub fn mix(state: u64) -> u64 {
@@ -73,15 +115,57 @@ pub enum End {
     Shutdown,
 }
 
-/// One connection, as TCP_INFO and the shim saw it just before it was closed.
+impl Named for End {
+    const ALL: &'static [End] = &[End::Close, End::Shutdown];
+    fn name(self) -> &'static str {
+        match self {
+            End::Close => "close",
+            End::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// A behaviour by its place in `BEHAVIOURS`, which is also its bit in `Applied`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    Cork,
+    QuickackOff,
+    Nodelay,
+    FastopenConnect,
+    DeferAccept,
+    Fastopen,
+}
+
+impl Behaviour {
+    pub fn name(self) -> &'static str {
+        BEHAVIOURS[self as usize]
+    }
+}
+
+/// One connection, as TCP_INFO and the shim saw it just before it was closed. The reader takes
+/// the keys by these names, but for the ones renamed here.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "reader", derive(serde::Deserialize))]
 pub struct Conn {
+    #[cfg_attr(
+        feature = "reader",
+        serde(rename = "ts", deserialize_with = "read::micros")
+    )]
     pub ts_us: u64,
     pub pid: u32,
+    #[cfg_attr(
+        feature = "reader",
+        serde(rename = "role", deserialize_with = "read::name")
+    )]
     pub side: Option<Side>,
     pub local_port: u16,
     pub remote_port: u16,
+    #[cfg_attr(feature = "reader", serde(deserialize_with = "read::name_or_null"))]
     pub arm: Option<Arm>,
+    #[cfg_attr(
+        feature = "reader",
+        serde(rename = "behaviours", deserialize_with = "read::behaviours")
+    )]
     pub applied: Applied,
     pub responses: u32,
     pub segs_in: u32,
@@ -94,35 +178,52 @@ pub struct Conn {
     pub rtt_us: u32,
     pub rttvar_us: u32,
     pub syn_data: bool,
+    #[cfg_attr(feature = "reader", serde(deserialize_with = "read::name"))]
     pub end: Option<End>,
 }
 
-fn arm_json(arm: Option<Arm>) -> &'static str {
-    match arm {
-        Some(Arm::A) => "\"A\"",
-        Some(Arm::B) => "\"B\"",
-        None => "null",
+impl Conn {
+    /// The side the record names: one without a side is written as a server's.
+    pub fn role(&self) -> Side {
+        self.side.unwrap_or(Side::Server)
+    }
+
+    pub fn has(&self, behaviour: Behaviour) -> bool {
+        self.applied.0 & (1 << behaviour as u8) != 0
+    }
+}
+
+/// The `"type"` of a connection's line and of a process's; other types are for other readers.
+const CONN_TYPE: &str = "conn";
+const PROCESS_TYPE: &str = "process";
+
+/// Microseconds, written as seconds with six decimals.
+struct Seconds(u64);
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:06}", self.0 / 1_000_000, self.0 % 1_000_000)
     }
 }
 
 impl fmt::Display for Conn {
     /// One JSON line, without the newline.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let role = match self.side {
-            Some(Side::Client) => "client",
-            _ => "server",
-        };
         write!(
             f,
-            "{{\"type\":\"conn\",\"v\":1,\"ts\":{}.{:06},\"pid\":{},\"role\":\"{role}\",\
-             \"local_port\":{},\"remote_port\":{},\"arm\":{},\"behaviours\":[",
-            self.ts_us / 1_000_000,
-            self.ts_us % 1_000_000,
+            "{{\"type\":\"{CONN_TYPE}\",\"v\":{VERSION},\"ts\":{},\"pid\":{},\"role\":\"{}\",\
+             \"local_port\":{},\"remote_port\":{},\"arm\":",
+            Seconds(self.ts_us),
             self.pid,
+            self.role().name(),
             self.local_port,
             self.remote_port,
-            arm_json(self.arm),
         )?;
+        match self.arm {
+            Some(arm) => write!(f, "\"{}\"", arm.name())?,
+            None => f.write_str("null")?,
+        }
+        f.write_str(",\"behaviours\":[")?;
         let mut first = true;
         for (i, name) in BEHAVIOURS.iter().enumerate() {
             if self.applied.0 & (1 << i) != 0 {
@@ -148,21 +249,49 @@ impl fmt::Display for Conn {
             self.rtt_us,
             self.rttvar_us,
             self.syn_data,
-            match self.end {
-                Some(End::Shutdown) => "shutdown",
-                _ => "close",
-            }
+            self.end.unwrap_or(End::Close).name(),
+        )
+    }
+}
+
+/// A process's last line, written at exit when it recorded anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "reader", derive(serde::Deserialize))]
+pub struct Process {
+    #[cfg_attr(
+        feature = "reader",
+        serde(rename = "ts", deserialize_with = "read::micros")
+    )]
+    pub ts_us: u64,
+    pub pid: u32,
+    pub connections: u64,
+    pub dropped: u64,
+}
+
+impl fmt::Display for Process {
+    /// One JSON line, without the newline.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{{\"type\":\"{PROCESS_TYPE}\",\"v\":{VERSION},\"ts\":{},\"pid\":{},\
+             \"connections\":{},\"dropped\":{}}}",
+            Seconds(self.ts_us),
+            self.pid,
+            self.connections,
+            self.dropped
         )
     }
 }
 
 /// The line a process writes at exit when it recorded anything.
 pub fn process_line(ts_us: u64, pid: u32, connections: u64, dropped: u64) -> String {
-    format!(
-        "{{\"type\":\"process\",\"v\":1,\"ts\":{}.{:06},\"pid\":{pid},\"connections\":{connections},\"dropped\":{dropped}}}",
-        ts_us / 1_000_000,
-        ts_us % 1_000_000
-    )
+    Process {
+        ts_us,
+        pid,
+        connections,
+        dropped,
+    }
+    .to_string()
 }
 
 /// Counters shared by a process tree: one per (metric, role, arm), then `dropped`.
@@ -185,9 +314,8 @@ const METRICS: [Metric; 6] = [
     Metric::SynData,
 ];
 const ARMS: [Option<Arm>; 3] = [None, Some(Arm::A), Some(Arm::B)];
-const SIDES: [Side; 2] = [Side::Server, Side::Client];
 /// Slots per metric: role × arm.
-const GROUPS: usize = SIDES.len() * ARMS.len();
+const GROUPS: usize = Side::ALL.len() * ARMS.len();
 pub const DROPPED_SLOT: usize = METRICS.len() * GROUPS;
 pub const COUNTER_SLOTS: usize = DROPPED_SLOT + 1;
 
@@ -205,7 +333,7 @@ pub fn slot(metric: Metric, side: Side, arm: Option<Arm>) -> usize {
 
 /// What one connection adds to the counters: (slot, amount) pairs.
 pub fn increments(c: &Conn) -> [(usize, u64); 6] {
-    let side = c.side.unwrap_or(Side::Server);
+    let side = c.role();
     let at = |m| slot(m, side, c.arm);
     [
         (at(Metric::Connections), 1),
@@ -263,19 +391,14 @@ pub fn render_prom(counters: &[u64; COUNTER_SLOTS]) -> String {
         if !help.is_empty() {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
         }
-        for side in SIDES {
+        for &side in Side::ALL {
             for arm in ARMS {
                 if counters[slot(Metric::Connections, side, arm)] == 0 {
                     continue;
                 }
-                let role = if side == Side::Server {
-                    "server"
-                } else {
-                    "client"
-                };
-                let _ = write!(out, "{name}{{role=\"{role}\"");
+                let _ = write!(out, "{name}{{role=\"{}\"", side.name());
                 if let Some(a) = arm {
-                    let _ = write!(out, ",arm=\"{}\"", if a == Arm::A { "A" } else { "B" });
+                    let _ = write!(out, ",arm=\"{}\"", a.name());
                 }
                 if let Some(d) = dir {
                     let _ = write!(out, ",dir=\"{d}\"");
@@ -340,33 +463,61 @@ mod tests {
         assert!((0..1000u64).all(|i| arm_for(mix(i), 100) == Arm::B));
     }
 
-    #[test]
-    fn a_record_is_one_json_line_in_the_documented_key_order() {
-        let c = Conn {
+    /// A connection with every field set, each to a value of its own.
+    pub(super) fn every_field() -> Conn {
+        Conn {
             ts_us: 1_763_856_000_000_042,
             pid: 7,
             side: Some(Side::Client),
             local_port: 40000,
             remote_port: 8000,
             arm: Some(Arm::B),
-            applied: Applied(0b1001),
-            responses: 2,
-            segs_in: 5,
-            segs_out: 6,
+            applied: Applied(0b10_1101),
+            responses: 3,
+            segs_in: 11,
+            segs_out: 12,
+            data_segs_in: 13,
+            data_segs_out: 14,
+            bytes_acked: 1 << 40,
+            bytes_received: (1 << 40) + 1,
+            retrans: 15,
+            rtt_us: 16,
+            rttvar_us: 17,
             syn_data: true,
-            ..Conn::default()
-        };
+            end: Some(End::Shutdown),
+        }
+    }
+
+    #[test]
+    fn a_record_is_one_json_line_in_the_documented_key_order() {
         assert_eq!(
-            c.to_string(),
+            every_field().to_string(),
             "{\"type\":\"conn\",\"v\":1,\"ts\":1763856000.000042,\"pid\":7,\"role\":\"client\",\
              \"local_port\":40000,\"remote_port\":8000,\"arm\":\"B\",\
-             \"behaviours\":[\"cork\",\"fastopen-connect\"],\"responses\":2,\"segs_in\":5,\
-             \"segs_out\":6,\"data_segs_in\":0,\"data_segs_out\":0,\"bytes_acked\":0,\
-             \"bytes_received\":0,\"retrans\":0,\"rtt_us\":0,\"rttvar_us\":0,\"syn_data\":true,\
-             \"end\":\"close\"}"
+             \"behaviours\":[\"cork\",\"nodelay\",\"fastopen-connect\",\"fastopen\"],\
+             \"responses\":3,\"segs_in\":11,\"segs_out\":12,\"data_segs_in\":13,\
+             \"data_segs_out\":14,\"bytes_acked\":1099511627776,\"bytes_received\":1099511627777,\
+             \"retrans\":15,\"rtt_us\":16,\"rttvar_us\":17,\"syn_data\":true,\"end\":\"shutdown\"}"
         );
         let none = Conn::default().to_string();
         assert!(none.contains("\"arm\":null,\"behaviours\":[],"), "{none}");
+        assert_eq!(
+            process_line(2_000_001, 7, 3, 1),
+            "{\"type\":\"process\",\"v\":1,\"ts\":2.000001,\"pid\":7,\"connections\":3,\
+             \"dropped\":1}"
+        );
+    }
+
+    #[test]
+    fn a_behaviour_is_named_by_its_place_in_the_list() {
+        assert_eq!(Behaviour::Cork.name(), "cork");
+        assert_eq!(Behaviour::FastopenConnect.name(), "fastopen-connect");
+        assert_eq!(Behaviour::Fastopen as usize, BEHAVIOURS.len() - 1);
+        let c = Conn {
+            applied: Applied(1 << Behaviour::DeferAccept as u8),
+            ..Conn::default()
+        };
+        assert!(c.has(Behaviour::DeferAccept) && !c.has(Behaviour::Fastopen));
     }
 
     #[test]

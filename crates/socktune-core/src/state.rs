@@ -6,8 +6,9 @@
 //! armed states of client connections, and its recording state for `SOCKTUNE_STATS`. Flags on a
 //! listener describe the plan for the sockets it accepts. Bits 24 to 47 are free.
 
-/// The A/B arm of a connection under `SOCKTUNE_AB`; `None` when there is no split.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The A/B arm of a connection under `SOCKTUNE_AB`; `None` when there is no split. Arm A sorts
+/// first: it is the baseline of a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Arm {
     A,
     B,

@@ -8,6 +8,7 @@ use crate::settings::config;
 use crate::{armed, stats, sys, track};
 use libc::c_int;
 use socktune_core::policy::{self, ConnectPlan, ListenPlan};
+use socktune_core::record::Behaviour;
 use socktune_core::state::{Arm, FdState, Kind};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
@@ -207,9 +208,9 @@ impl std::fmt::Display for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut any = false;
         for (flag, name) in [
-            (FdState::CORK, "cork"),
-            (FdState::QUICKACK_OFF, "quickack-off"),
-            (FdState::NODELAY, "nodelay"),
+            (FdState::CORK, Behaviour::Cork.name()),
+            (FdState::QUICKACK_OFF, Behaviour::QuickackOff.name()),
+            (FdState::NODELAY, Behaviour::Nodelay.name()),
             (FdState::APP_NAGLE, "(program owns nagle)"),
         ] {
             if self.0.has(flag) {

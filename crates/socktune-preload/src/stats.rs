@@ -120,7 +120,7 @@ fn seed() {
 /// The arm for a new connection, if `SOCKTUNE_AB` splits them.
 pub fn draw_arm() -> Option<Arm> {
     let pct = config().ab?;
-    let state = RNG.fetch_add(0x9e37_79b9_7f4a_7c15, SeqCst);
+    let state = RNG.fetch_add(record::GAMMA, SeqCst);
     Some(record::arm_for(record::mix(state), pct))
 }
 
