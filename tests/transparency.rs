@@ -56,6 +56,7 @@ fn without_then_with_shim(name: &str) -> String {
 
 #[test]
 fn results_and_errno_match_libc_with_every_behaviour_on() {
+    needs_root!(NETNS);
     without_then_with_shim("errno_check");
 }
 
@@ -73,6 +74,7 @@ fn can_raise_hard_fd_limit() -> bool {
 
 #[test]
 fn fd_lifetimes_match_libc_with_every_behaviour_on() {
+    needs_root!(NETNS);
     let out = without_then_with_shim("fd_check");
     let limit: u64 = out
         .lines()
