@@ -208,7 +208,7 @@ def main():
         return
     if not os.path.isfile(args.lib):
         netns.die("library not found: %r" % args.lib)
-    tools.install_missing([("valgrind", "valgrind"), ("cc", "gcc"), ("nginx", "nginx-light"), ("wrk", "wrk")])
+    tools.require([("valgrind", "valgrind"), ("cc", "gcc"), ("nginx", "nginx-light"), ("wrk", "wrk")])
     work = tempfile.mkdtemp(prefix="socktune-bench-")
     try:
         compile_all(work)

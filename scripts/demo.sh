@@ -1,24 +1,17 @@
 #!/usr/bin/env bash
 # socktune demo: builds the library, then measures an unmodified `python3 -m http.server` without
 # and with socktune, in a private network namespace (loopback only), and prints a before/after
-# table. Needs root (for `unshare -n`), cargo, python3 and iproute2; missing Debian packages are
-# installed with apt-get. Packet counts come from the kernel's own counters (see
+# table. Needs root (for `unshare -n`) and cargo; first runs scripts/setup.sh, which installs
+# what is missing (python3 and iproute2 here, and what the tests and the benchmark need, so that
+# `cargo test --release` works next). Packet counts come from the kernel's own counters (see
 # tests/harness/netns.py), so no capture tool is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 fail() { echo "demo: $*" >&2; exit 1; }
 
-need() { # need COMMAND PACKAGE: install PACKAGE with apt-get when COMMAND is missing
-    command -v "$1" >/dev/null && return
-    command -v apt-get >/dev/null || fail "$1 is missing; install $2"
-    echo "demo: $1 is missing; installing $2 with apt-get" >&2
-    { apt-get update -qq && apt-get install -y -qq "$2"; } >/dev/null || fail "could not install $2"
-}
-need python3 python3
-need ip iproute2
-need unshare util-linux
 command -v cargo >/dev/null || fail "cargo is missing; install a Rust toolchain"
+bash scripts/setup.sh || fail "scripts/setup.sh could not install what the demo needs"
 unshare -n true 2>/dev/null || fail "a private network namespace (unshare -n) needs root"
 
 cargo build --release

@@ -126,6 +126,7 @@ fn debug_logging_never_touches_stdout() {
 /// The bad value must turn its behaviour off (checked where it would show), and say so once.
 #[test]
 fn bad_values_leave_behaviour_off() {
+    needs_root!(NETNS);
     let runs = run_all(&[
         keepalive("cork=maybe", HTTP11_SERVER_V4, "127.0.0.1", 50)
             .server_env(&["SOCKTUNE_CORK=maybe"]),
@@ -151,6 +152,7 @@ fn bad_values_leave_behaviour_off() {
 /// tells each response's cork and flush.
 #[test]
 fn debug_log_file_takes_the_lines_off_stderr() {
+    needs_root!(NETNS);
     let file = std::env::temp_dir().join(format!("socktune-log-{}.log", std::process::id()));
     let setting = format!("SOCKTUNE_LOG_FILE={}", file.display());
     let r = keepalive("log file", HTTP11_SERVER_V4, "127.0.0.1", 20)

@@ -6,6 +6,7 @@ use common::*;
 
 #[test]
 fn f3_defer_accept() {
+    needs_root!(NETNS);
     let runs = run_all(&[
         defer_probe("baseline"),
         defer_probe("defer").server_env(&["SOCKTUNE_DEFER_ACCEPT=5"]),

@@ -69,6 +69,7 @@ fn pipelined(name: &str, mode: &str) -> Scenario {
 
 #[test]
 fn cork_in_epoll_server_lt_and_et() {
+    needs_root!(NETNS);
     let mut scenarios = Vec::new();
     for mode in MODES {
         scenarios.push(ka(&format!("{mode} baseline"), mode));

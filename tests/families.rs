@@ -6,6 +6,7 @@ use common::*;
 
 #[test]
 fn unix_and_udp_unchanged_under_all_behaviours() {
+    needs_root!(NETNS);
     let echo = |name| Scenario::new(name, "python3 {progs}/family_echo.py").tfo();
     let runs = run_all(&[
         echo("plain"),

@@ -50,16 +50,19 @@ fn read_first_gets_greeting(mode: &str) {
 
 #[test]
 fn read_first_blocking() {
+    needs_root!(NETNS);
     read_first_gets_greeting("blocking");
 }
 
 #[test]
 fn read_first_poll() {
+    needs_root!(NETNS);
     read_first_gets_greeting("poll");
 }
 
 #[test]
 fn read_first_epoll() {
+    needs_root!(NETNS);
     read_first_gets_greeting("epoll");
 }
 
@@ -67,6 +70,7 @@ fn read_first_epoll() {
 /// the programs run on as plain TCP.
 #[test]
 fn missing_sysctl_bits_are_reported_once_and_fast_open_falls_back() {
+    needs_root!(NETNS);
     let tuned = |name: &str, bits: u32| {
         greet(name, "blocking")
             .tfo_bits(bits)
@@ -104,6 +108,7 @@ fn missing_sysctl_bits_are_reported_once_and_fast_open_falls_back() {
 /// hold each connection for the whole defer period (the client gives up after 5 s).
 #[test]
 fn ports_keep_defer_accept_off_a_server_first_port() {
+    needs_root!(NETNS);
     let r = Scenario::new(
         "ports",
         "python3 {progs}/read_first_client.py 127.0.0.1 {port} blocking 3",
@@ -135,6 +140,7 @@ fn ports_keep_defer_accept_off_a_server_first_port() {
 /// when the ACK comes: ~200 ms later, unless the shim sends it when the program turns to read.
 #[test]
 fn quickack_off_read_first_clients_are_greeted_at_once() {
+    needs_root!(NETNS);
     let runs: Vec<Scenario> = ["blocking", "poll", "epoll"]
         .iter()
         .map(|mode| greet(mode, mode).client_env(&["SOCKTUNE_QUICKACK=0"]))

@@ -21,6 +21,7 @@ fn inetd(name: &str, style: &str) -> Scenario {
 
 #[test]
 fn children_answer_on_an_inherited_socket_completely_and_promptly() {
+    needs_root!(NETNS);
     let mut scenarios = vec![inetd("baseline fork-exec", "fork-exec")];
     scenarios.extend(STYLES.map(|s| inetd(s, s).server_env(ALL_BEHAVIOURS)));
     let runs = run_all(&scenarios);

@@ -37,10 +37,12 @@ fn cork_halves_packets(server: &str, host: &str) {
 
 #[test]
 fn f1_cork_keepalive_ipv4() {
+    needs_root!(NETNS);
     cork_halves_packets(HTTP11_SERVER_V4, "127.0.0.1");
 }
 
 #[test]
 fn cork_keepalive_ipv6() {
+    needs_root!(NETNS);
     cork_halves_packets(HTTP11_SERVER_V6, "::1");
 }

@@ -338,6 +338,7 @@ fn doctor(tfo: u32, args: &[&str]) -> (Option<i32>, String) {
 
 #[test]
 fn doctor_reports_the_library_the_kernel_and_the_sysctls() {
+    needs_root!("runs socktune doctor in a private network namespace, to set tcp_fastopen there");
     let (code, out) = doctor(3, &[]);
     assert_eq!(code, Some(0), "{out}");
     let found = lib().canonicalize().unwrap();
@@ -373,6 +374,7 @@ fn doctor_reports_the_library_the_kernel_and_the_sysctls() {
 
 #[test]
 fn doctor_sees_what_blocks_a_command() {
+    needs_root!("runs socktune doctor in a private network namespace, on a setuid file");
     let dir = scratch("launcher-doctor");
     // A static binary: no program interpreter, so the loader never runs.
     let src = dir.join("hello.c");
@@ -596,6 +598,7 @@ fn mentions(text: &str, flag: &str) -> bool {
 /// `socktune report` must split into an untuned arm A and a corked arm B.
 #[test]
 fn run_tunes_a_real_server_and_report_tells_the_arms_apart() {
+    needs_root!(NETNS);
     lib();
     let bin = launcher().display().to_string();
     let dir = scratch("launcher-ab");

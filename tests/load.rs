@@ -1,7 +1,7 @@
 //! Load: untuned nginx (2 workers, sendfile on, tcp_nopush and tcp_nodelay off, keep-alive)
 //! under `SOCKTUNE_CORK=1`, driven by wrk with 1,000 concurrent keep-alive connections for 30 s
 //! in a private network namespace, without and with the shim in one run
-//! (tests/harness/load.py, which installs nginx and wrk when missing).
+//! (tests/harness/load.py; scripts/setup.sh installs nginx and wrk).
 mod common;
 use common::*;
 use std::time::Duration;
@@ -14,10 +14,11 @@ const MIN_RATE_RATIO: f64 = 0.9;
 
 #[test]
 fn nginx_under_1000_keepalive_connections_without_and_with_the_shim() {
+    needs_root!("runs nginx under wrk in a private network namespace made with unshare -n");
     let r = run_harness(
         "load.py",
         &[format!("--conns={CONNS}")],
-        Duration::from_secs(900), // two 30 s runs, plus apt-get on a fresh machine
+        Duration::from_secs(900), // two 30 s runs
     );
     eprintln!("{}", r.stderr);
     for v in ["plain", "shim"] {

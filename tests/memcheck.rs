@@ -1,6 +1,6 @@
 //! Memory safety: the errno program, a C keep-alive server and client, and python3 http.server
 //! run under valgrind memcheck with the shim preloaded and their behaviours on, the C pair also
-//! recording each connection (SOCKTUNE_STATS) (tests/harness/memcheck.py, which installs valgrind when missing). No invalid read or write
+//! recording each connection (SOCKTUNE_STATS) (tests/harness/memcheck.py; scripts/setup.sh installs valgrind). No invalid read or write
 //! or other memcheck error, and no leak that grows with the number of connections.
 mod common;
 use common::*;
@@ -11,10 +11,11 @@ const CONNS: u32 = 20;
 
 #[test]
 fn valgrind_finds_no_bad_access_and_no_per_connection_leak() {
+    needs_root!("runs its programs under valgrind in a private network namespace");
     let r = run_harness(
         "memcheck.py",
         &[format!("--conns={CONNS}")],
-        Duration::from_secs(900), // valgrind is slow, and apt-get may run on a fresh machine
+        Duration::from_secs(900), // valgrind is slow
     );
     eprintln!("{r}");
     check(

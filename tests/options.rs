@@ -19,6 +19,7 @@ const SERVER: [&str; 3] = [
 
 #[test]
 fn options_read_back_as_configured_and_only_where_they_apply() {
+    needs_root!(NETNS);
     let with = |extra: &[&'static str]| {
         SERVER
             .iter()

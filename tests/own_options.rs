@@ -22,6 +22,7 @@ fn times(r: &Results, key: &str) -> Vec<f64> {
 
 #[test]
 fn the_programs_own_cork_and_nodelay_win() {
+    needs_root!(NETNS);
     let runs = run_all(&[
         own("without socktune"),
         own("all behaviours")

@@ -48,12 +48,14 @@ fn panicking_lib() -> &'static Path {
 
 #[test]
 fn every_hooked_call_reaches_libc_once_under_a_panicking_shim() {
+    needs_root!(NETNS);
     without_then_with_shim("once_check", &lib());
     without_then_with_shim("once_check", panicking_lib());
 }
 
 #[test]
 fn results_errno_and_fd_lifetimes_match_libc_under_a_panicking_shim() {
+    needs_root!(NETNS);
     without_then_with_shim("errno_check", panicking_lib());
     without_then_with_shim("fd_check", panicking_lib());
 }
@@ -62,6 +64,7 @@ const LOGIC_FAILED: &str = "socktune: internal error in ";
 
 #[test]
 fn a_server_under_a_panicking_shim_serves_every_response_byte_exact() {
+    needs_root!(NETNS);
     let scenario = |name: &str| {
         Scenario::new(name, "python3 {progs}/sized_client.py 127.0.0.1 {port} 3")
             .server("python3 {progs}/sized_server.py 127.0.0.1 {port} writev")

@@ -28,6 +28,7 @@ fn ka(name: &str, server: &str) -> Scenario {
 
 #[test]
 fn cork_in_prefork_workers() {
+    needs_root!(NETNS);
     let runs = run_all(&[
         ka("perl baseline", PERL),
         ka("perl tuned", PERL).server_env(TUNED),
@@ -83,6 +84,7 @@ fn cork_in_prefork_workers() {
 /// response. Nodelay agrees with cork per response, which sets it too, so the shim keeps corking.
 #[test]
 fn cork_goes_on_when_the_program_sets_nodelay_itself() {
+    needs_root!(NETNS);
     const NODELAY: &str = "python3 {progs}/prefork_server.py 127.0.0.1 {port} 3 nodelay";
     let runs = run_all(&[
         ka("nodelay baseline", NODELAY),

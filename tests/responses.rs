@@ -28,6 +28,7 @@ fn sizes(r: &Results) -> Vec<String> {
 
 #[test]
 fn odd_sizes_under_cork_are_byte_exact_and_never_stall() {
+    needs_root!(NETNS);
     let runs = run_all(&[
         sized("baseline writev", "writev"),
         sized("writev", "writev").server_env(ALL_BEHAVIOURS),

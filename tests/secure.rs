@@ -41,6 +41,7 @@ fn probe(dir: &std::path::Path, setuid: bool) -> String {
 
 #[test]
 fn secure_execution_leaves_the_shim_inert() {
+    needs_root!("runs a setuid-root probe as nobody, in a private network namespace");
     // A directory user nobody can read, wherever the checkout lives.
     let dir = std::env::temp_dir().join(format!("socktune-secure-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -8,6 +8,7 @@ use common::*;
 
 #[test]
 fn node_http_responses_are_not_corked() {
+    needs_root!(NETNS);
     let dir = scratch("self-tuned-node");
     let log = dir.join("server.log");
     let server = "node {progs}/node_server.js 127.0.0.1 {port}";

@@ -14,6 +14,7 @@ fn short(name: &str) -> Scenario {
 
 #[test]
 fn f2_short_connections_all_behaviours() {
+    needs_root!(NETNS);
     let runs = run_all(&[
         short("baseline"),
         short("tuned")
@@ -64,6 +65,7 @@ fn f2_short_connections_all_behaviours() {
 /// response would wait with it (~200 ms). It must leave at once.
 #[test]
 fn a_response_shut_down_before_the_handshake_completes_leaves_at_once() {
+    needs_root!(NETNS);
     let client = format!("python3 {{progs}}/short_client.py 127.0.0.1 {{port}} {CONNS} /f100");
     let r = Scenario::new("lingering close", &client)
         .server("python3 {progs}/lingering_server.py 127.0.0.1 {port}")

@@ -57,6 +57,7 @@ const CONNS: u32 = 20;
 /// The README's A/B example: half the connections corked, half untouched, in one run.
 #[test]
 fn ab_split_tells_the_arms_apart() {
+    needs_root!(NETNS);
     let dir = scratch("stats-ab");
     let (stats, prom) = (dir.join("conns.jsonl"), dir.join("socktune.prom"));
     let client =
@@ -138,6 +139,7 @@ fn ab_split_tells_the_arms_apart() {
 /// that leave with os._exit() still write theirs (and their process line) on the way out.
 #[test]
 fn forked_children_leaving_by_underscore_exit_lose_no_record() {
+    needs_root!(NETNS);
     let dir = scratch("stats-fork");
     let stats = dir.join("conns.jsonl");
     let r = Scenario::new(
@@ -179,6 +181,7 @@ fn forked_children_leaving_by_underscore_exit_lose_no_record() {
 /// once it has left, not while the cork still holds it.
 #[test]
 fn a_response_leaving_with_the_fin_is_counted() {
+    needs_root!(NETNS);
     let dir = scratch("stats-fin");
     let stats = dir.join("conns.jsonl");
     let r = Scenario::new(
@@ -206,6 +209,7 @@ fn a_response_leaving_with_the_fin_is_counted() {
 /// Fast Open shows in the records of both ends: data in the SYN from the 2nd connection on.
 #[test]
 fn fastopen_shows_in_the_records_of_both_ends() {
+    needs_root!(NETNS);
     let dir = scratch("stats-tfo");
     let (srv, cli) = (dir.join("server.jsonl"), dir.join("client.jsonl"));
     let r = Scenario::new(
@@ -272,6 +276,7 @@ fn fastopen_shows_in_the_records_of_both_ends() {
 /// costs one warning line per process, never the host's service.
 #[test]
 fn an_unwritable_stats_path_warns_once_and_the_program_runs_on() {
+    needs_root!(NETNS);
     let runs = run_all(&[
         keepalive("unopenable", HTTP11_SERVER_V4, "127.0.0.1", 20).server_env(&[
             "SOCKTUNE_CORK=1",

@@ -25,6 +25,7 @@ fn stream(mode: &str) -> Scenario {
 
 #[test]
 fn cork_never_waits_for_the_kernel_timer() {
+    needs_root!(NETNS);
     let runs = run_all(&MODES.map(stream));
     for r in &runs {
         eprintln!(

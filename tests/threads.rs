@@ -28,6 +28,7 @@ fn threaded(name: &str) -> Scenario {
 
 #[test]
 fn cork_with_concurrent_threads_is_byte_exact() {
+    needs_root!(NETNS);
     let runs = run_all(&[
         threaded("baseline"),
         threaded("tuned").server_env(&["SOCKTUNE_CORK=1", "SOCKTUNE_QUICKACK=0"]),

@@ -11,6 +11,7 @@ use common::*;
 
 #[test]
 fn results_and_errno_match_libc_with_every_behaviour_on() {
+    needs_root!(NETNS);
     without_then_with_shim("errno_check", &lib());
 }
 
@@ -28,6 +29,7 @@ fn can_raise_hard_fd_limit() -> bool {
 
 #[test]
 fn fd_lifetimes_match_libc_with_every_behaviour_on() {
+    needs_root!(NETNS);
     let out = without_then_with_shim("fd_check", &lib());
     let limit: u64 = out
         .lines()

@@ -1,12 +1,17 @@
-//! Shared by the integration tests: find the built library, run a scenario through the
-//! namespace harness (tests/harness/netns.py), and read its one-line `key=value` result.
+//! Shared by the integration tests: skip or fail a test that needs root when not root
+//! ([`needs_root!`]), find the built library, run a scenario through the namespace harness
+//! (tests/harness/netns.py), and read its one-line `key=value` result.
+//!
+//! The tests install nothing: `bash scripts/setup.sh` installs every tool they use, and a
+//! missing one fails its test with a message naming the tool and that script.
 #![allow(dead_code)] // each test binary uses a different part of this module
+#![allow(unused_imports, unused_macros)] // likewise needs_root!
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -18,6 +23,82 @@ pub const HTTP10_SERVER_V4: &str = "python3 -m http.server {port} --bind 127.0.0
 
 /// How long one harness run may take before the test kills it and fails.
 const HARNESS_LIMIT: Duration = Duration::from_secs(150);
+
+/// Why a test that runs programs through tests/harness/netns.py needs root.
+pub const NETNS: &str = "runs its programs in a private network namespace made with unshare -n";
+
+/// The first line of a test that needs root: `needs_root!(NETNS);` or `needs_root!("why")`.
+/// As root the test runs. Not root, it is skipped: it returns at once, after writing
+/// `SKIPPED <binary>::<test>: needs root (<why>)` straight to stderr, where cargo shows it
+/// without `--nocapture`, and the binary lists its skipped tests after its `test result:` line.
+/// Under CI (`CI` set, and not to "" / "0" / "false") a test is never skipped: not root, it
+/// fails.
+macro_rules! needs_root {
+    ($why:expr) => {
+        if $crate::common::skip_unless_root(
+            {
+                fn here() {}
+                std::any::type_name_of_val(&here).trim_end_matches("::here")
+            },
+            $why,
+        ) {
+            return;
+        }
+    };
+}
+pub(crate) use needs_root;
+
+/// True when `CI` asks for every test to run.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
+
+/// The tests this binary skipped, listed once more when it exits.
+static SKIPPED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// What [`needs_root!`] calls: false (run the test) as root; true (skip it) when not root and
+/// not under CI, after saying so; panics when not root under CI.
+pub fn skip_unless_root(test: &str, why: &str) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return false;
+    }
+    assert!(
+        !in_ci(),
+        "{test} needs root ({why}); under CI (CI={}) every test must run: run them as root",
+        std::env::var("CI").unwrap_or_default()
+    );
+    // Written to the stderr handle, not with eprintln!, which the test harness captures and
+    // shows only for a failed test.
+    let line = format!("SKIPPED {test}: needs root ({why})\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    let mut skipped = SKIPPED.lock().unwrap_or_else(|e| e.into_inner());
+    if skipped.is_empty() {
+        // SAFETY: registers a plain function with no arguments, which runs at exit.
+        unsafe { libc::atexit(list_skipped) };
+    }
+    skipped.push(test.to_string());
+    true
+}
+
+/// At exit, after the harness's `test result:` line (which counts skipped tests as passed).
+extern "C" fn list_skipped() {
+    let Ok(skipped) = SKIPPED.try_lock() else {
+        return;
+    };
+    let binary = skipped[0].split("::").next().unwrap_or_default();
+    let names: Vec<&str> = skipped
+        .iter()
+        .filter_map(|t| t.split("::").nth(1))
+        .collect();
+    let text = format!(
+        "SKIPPED in {binary}, not run: {} test(s) that need root ({}); run as root to run them \
+         (under CI=true they fail instead of skipping)\n",
+        names.len(),
+        names.join(", ")
+    );
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
 
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -58,7 +139,14 @@ fn built() -> &'static Path {
             .to_path_buf();
         let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()));
         cargo
-            .args(["build", "-p", "socktune-preload", "-p", "socktune-cli", "--manifest-path"])
+            .args([
+                "build",
+                "-p",
+                "socktune-preload",
+                "-p",
+                "socktune-cli",
+                "--manifest-path",
+            ])
             .arg(repo().join("Cargo.toml"));
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cargo.arg("--release");
@@ -71,7 +159,11 @@ fn built() -> &'static Path {
         );
         for artefact in ["libsocktune.so", "socktune"] {
             let path = profile_dir.join(artefact);
-            assert!(path.is_file(), "cargo build did not produce {}", path.display());
+            assert!(
+                path.is_file(),
+                "cargo build did not produce {}",
+                path.display()
+            );
         }
         profile_dir
     })
@@ -93,7 +185,7 @@ pub fn python() -> &'static str {
         let out = Command::new("python3")
             .args(["-c", "import sys; print(sys.executable)"])
             .output()
-            .expect("these tests need python3 on PATH");
+            .unwrap_or_else(|e| panic!("cannot run python3 ({e}): run: bash scripts/setup.sh"));
         String::from_utf8(out.stdout)
             .expect("utf-8 path")
             .trim()
@@ -108,7 +200,17 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        .unwrap_or_else(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                format!(
+                    "{} is not installed (not found on PATH); run: bash scripts/setup.sh",
+                    cmd.get_program().to_string_lossy()
+                )
+            } else {
+                e.to_string()
+            };
+            panic!("cannot start {cmd:?}: {hint}")
+        });
     let drain = |mut pipe: Box<dyn Read + Send>| {
         thread::spawn(move || {
             let mut buf = Vec::new();
@@ -214,8 +316,8 @@ impl Scenario {
     }
 }
 
-/// Runs `tests/harness/<script> --lib <lib> <args>` (a harness that installs what it needs, then
-/// enters its own namespace), killing it past `limit`, and reads its result line.
+/// Runs `tests/harness/<script> --lib <lib> <args>` (a harness that checks for the tools it
+/// needs, then enters its own namespace), killing it past `limit`, and reads its result line.
 pub fn run_harness(script: &str, args: &[String], limit: Duration) -> Results {
     let mut cmd = Command::new(python());
     cmd.arg(repo().join("tests/harness").join(script))

@@ -3,8 +3,8 @@
 
 usage: load.py --lib PATH [--conns 1000] [--duration 30] [--sendfile on|off] [--env K=V ...]
 
-Installs nginx and wrk with apt-get when they are missing (outside the namespace, where the
-package registry is reachable), then in a private network namespace (`unshare -n`, lo up, see
+Checks for nginx and wrk (scripts/setup.sh installs them; a missing one fails, naming it), then in
+a private network namespace (`unshare -n`, lo up, see
 netns.py) runs each variant once, in random order: "plain" (no shim) and "shim" (LD_PRELOAD=lib
 plus --env, default SOCKTUNE_CORK=1). Each variant starts nginx afresh: 2 workers, sendfile on
 (header by writev, body by sendfile: without the shim, Nagle and delayed ACKs stall each
@@ -22,7 +22,7 @@ stdout: one line of key=value pairs, for each variant V (plain, shim):
   V_rss_start_kb, V_rss_mid_kb, V_rss_end_kb, V_rss_growth2_kb (the highest RSS of the second
   half minus the RSS at mid-run), V_user_us_per_req and V_sys_us_per_req (the workers' CPU time,
   all threads, per response served), and order=first,second.
-Exit status 2 on a setup failure (no namespace, tools missing and not installable).
+Exit status 2 on a setup failure (no namespace, a tool missing).
 """
 import argparse
 import os

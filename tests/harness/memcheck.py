@@ -14,7 +14,7 @@ Compiles tests/progs/errno_check.c and ka_pair.c (with -g, so reports name lines
   py        Debian's python3 -m http.server -p HTTP/1.1 under SOCKTUNE_CORK=1 (PYTHONMALLOC=malloc
             so that valgrind sees every allocation), P keep-alive requests from ka_client.py.
             Debian's build, since pyenv's interpreter alone already draws hundreds of
-            uninitialised-value reports; it is installed with apt-get when missing.
+            uninitialised-value reports (package python3, which scripts/setup.sh installs).
 
 stdout: one line of key=value pairs: for each run R (errno, small_srv, small_cli, big_srv,
 big_cli, py_srv): R_errors (valgrind's ERROR SUMMARY, leaks not counted), R_definite (bytes
@@ -185,7 +185,7 @@ def run(args):
 
 
 def main():
-    tools.harness_main(__file__, parse_args(sys.argv[1:]), run, [("valgrind", "valgrind"), (DEBIAN_PYTHON, "python3")])
+    tools.harness_main(__file__, parse_args(sys.argv[1:]), run, [("valgrind", "valgrind"), ("cc", "gcc"), (DEBIAN_PYTHON, "python3")])
 
 
 if __name__ == "__main__":

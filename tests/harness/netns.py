@@ -17,7 +17,8 @@ stdout: exactly one line of key=value pairs:
   - ns_segs: TCP segments in the namespace while the client ran (plus a settle period), and
     packets_per_conn = ns_segs / conns when the client reported conns.
 stderr: the server's and client's stderr, prefixed; with --trace, the packets (needs tcpdump).
-Exit status 2 on a setup failure (no namespace, server never listened), else 0.
+Exit status 2 on a setup failure (no namespace, a program or tool missing, server never
+listened), else 0. It installs nothing: scripts/setup.sh installs every tool the tests use.
 
 Why ns_segs is exact: both ends live in this namespace and loopback loses nothing, so every
 segment either end sends is received once here, and the kernel's Tcp InSegs counter
@@ -126,9 +127,6 @@ def stop(proc):
 
 
 def start_trace(port, pcap):
-    if not shutil.which("tcpdump"):
-        print("netns.py: --trace needs tcpdump (apt-get install -y tcpdump); no trace", file=sys.stderr)
-        return None
     proc = subprocess.Popen(["tcpdump", "--immediate-mode", "-i", "lo", "-nn", "-U", "-w", pcap, "tcp port %d" % port],
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     proc.stderr.readline()  # "listening on lo ..." once capture has started
@@ -141,7 +139,7 @@ def setup_namespace(tfo):
         if up.returncode:
             die("ip link set lo up: " + up.stderr.strip())
     except OSError as e:
-        die("cannot run `ip` (install iproute2): %s" % e)
+        die("cannot run ip (Debian package iproute2): %s; run: bash scripts/setup.sh" % e)
     if tfo is not None:
         with open("/proc/sys/net/ipv4/tcp_fastopen", "w") as f:
             f.write(tfo)
@@ -221,6 +219,23 @@ def run(args):
     print(" ".join("%s=%s" % kv for kv in res.items()), flush=True)
 
 
+def require_programs(args):
+    """Exits with status 2, naming what is missing, unless the tools this harness runs and the
+    server's and client's programs are installed, so that a missing one is not mistaken for a
+    server that never listened or a failing client."""
+    path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    needed = [("unshare", "Debian package util-linux"), ("ip", "Debian package iproute2")]
+    if args.trace:
+        needed.append(("tcpdump", "Debian package tcpdump"))
+    for side, cmd in (("server", args.server), ("client", args.client)):
+        prog = shlex.split(cmd)[0] if cmd else "{"
+        if "{" not in prog:  # {progs}/... is this repository's own
+            needed.append((prog, "the %s's program" % side))
+    missing = ["%s (%s)" % (prog, what) for prog, what in needed if not shutil.which(prog, path=path)]
+    if missing:
+        die("missing %s; run: bash scripts/setup.sh" % ", ".join(missing))
+
+
 def main():
     args = parse_args(sys.argv[1:])
     if (args.srv_shim or args.cli_shim) and not (args.lib and os.path.isfile(args.lib)):
@@ -228,6 +243,7 @@ def main():
     if args.inside:
         run(args)
         return
+    require_programs(args)
     try:
         probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True, timeout=30)
         problem = probe.stderr.strip() if probe.returncode else ""
