@@ -726,6 +726,111 @@ mod tests {
         );
     }
 
+    /// Every problem line word for word, in one order whatever the environment's: unknown names
+    /// first, then the settings in the order they are read.
+    #[test]
+    fn every_problem_line_word_for_word() {
+        let bad = [
+            "AB",
+            "LOG",
+            "NODELAY_ROLE",
+            "QUICKACK_ROLE",
+            "CORK_ROLE",
+            "PORTS",
+            "BACKLOG",
+            "NODELAY",
+            "FASTOPEN_CONNECT",
+            "FASTOPEN",
+            "QUICKACK",
+            "CORK_FLUSH_MS",
+            "CORK",
+            "DEFER_ACCEPT",
+            "ROLE",
+        ];
+        let vars = bad
+            .iter()
+            .map(|k| (format!("{PREFIX}{k}"), "x".to_string()))
+            .chain([
+                ("SOCKTUNE_CORKK".to_string(), "1".to_string()),
+                ("SOCKTUNE_WHATEVER".to_string(), "1".to_string()),
+            ]);
+        let want = [
+            "socktune: unknown variable SOCKTUNE_CORKK ignored (did you mean SOCKTUNE_CORK?)",
+            "socktune: unknown variable SOCKTUNE_WHATEVER ignored",
+            r#"socktune: SOCKTUNE_ROLE="x" is not valid (accepted: server, client or both); the default role is used"#,
+            r#"socktune: SOCKTUNE_DEFER_ACCEPT="x" is not valid (accepted: whole seconds from 0 to 3600); defer-accept is off"#,
+            r#"socktune: SOCKTUNE_CORK="x" is not valid (accepted: 1/0, true/false, yes/no, on/off); cork-per-response is off"#,
+            r#"socktune: SOCKTUNE_CORK_FLUSH_MS="x" is not valid (accepted: whole milliseconds from 1 to 200); the default of 2 ms is used"#,
+            r#"socktune: SOCKTUNE_QUICKACK="x" is not valid (accepted: 1/0, true/false, yes/no, on/off); quickack-off is off"#,
+            r#"socktune: SOCKTUNE_FASTOPEN="x" is not valid (accepted: a queue length from 0 to 65535); server Fast Open is off"#,
+            r#"socktune: SOCKTUNE_FASTOPEN_CONNECT="x" is not valid (accepted: 1/0, true/false, yes/no, on/off); client Fast Open is off"#,
+            r#"socktune: SOCKTUNE_NODELAY="x" is not valid (accepted: 1/0, true/false, yes/no, on/off); nodelay is off"#,
+            r#"socktune: SOCKTUNE_BACKLOG="x" is not valid (accepted: a whole number from 1 to 2147483647); the program's own backlog is used"#,
+            r#"socktune: SOCKTUNE_PORTS="x" is not valid (accepted: a comma list of ports and ranges, e.g. 80,8080,9000-9100); every behaviour is off"#,
+            r#"socktune: SOCKTUNE_CORK_ROLE="x" is not valid (accepted: server, client or both); the default role is used"#,
+            r#"socktune: SOCKTUNE_QUICKACK_ROLE="x" is not valid (accepted: server, client or both); the default role is used"#,
+            r#"socktune: SOCKTUNE_NODELAY_ROLE="x" is not valid (accepted: server, client or both); the default role is used"#,
+            r#"socktune: SOCKTUNE_LOG="x" is not valid (accepted: error, info or debug); level error is used"#,
+            r#"socktune: SOCKTUNE_AB="x" is not valid (accepted: a whole percent from 0 to 100); there is no A/B split"#,
+        ];
+        assert_eq!(parse(vars).problems, want);
+    }
+
+    #[test]
+    fn effective_settings_word_for_word() {
+        let defaults = "\
+socktune: effective settings
+  defer_accept      off
+  cork              off (role both, flush after 2 ms)
+  quickack_off      off (role both)
+  fastopen          off
+  fastopen_connect  off
+  nodelay           off (role both)
+  backlog           off
+  ports             all
+  stats             off
+  stats_prom        off
+  ab                off";
+        assert_eq!(Config::default().to_string(), defaults);
+        let p = env(&[
+            ("SOCKTUNE_DEFER_ACCEPT", "5"),
+            ("SOCKTUNE_CORK", "1"),
+            ("SOCKTUNE_CORK_FLUSH_MS", "7"),
+            ("SOCKTUNE_QUICKACK", "0"),
+            ("SOCKTUNE_FASTOPEN", "16"),
+            ("SOCKTUNE_FASTOPEN_CONNECT", "1"),
+            ("SOCKTUNE_BACKLOG", "64"),
+            ("SOCKTUNE_PORTS", "80,8000-8100"),
+            ("SOCKTUNE_ROLE", "client"),
+            ("SOCKTUNE_NODELAY_ROLE", "server"),
+            ("SOCKTUNE_STATS", "/tmp/s.jsonl"),
+            ("SOCKTUNE_STATS_PROM", "/tmp/s.prom"),
+            ("SOCKTUNE_AB", "50"),
+            ("SOCKTUNE_LOG", "debug"),
+            ("SOCKTUNE_LOG_FILE", "/tmp/l"),
+        ]);
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        let everything = "\
+socktune: effective settings
+  defer_accept      5
+  cork              on (role client, flush after 7 ms)
+  quickack_off      on (role client)
+  fastopen          16
+  fastopen_connect  on
+  nodelay           off (role server) (on for corked sockets: cork sets it)
+  backlog           64
+  ports             80,8000-8100
+  stats             /tmp/s.jsonl
+  stats_prom        /tmp/s.prom
+  ab                50% of connections in arm B";
+        assert_eq!(p.config.to_string(), everything);
+        let nodelay = env(&[("SOCKTUNE_NODELAY", "1")]).config.to_string();
+        assert!(
+            nodelay.contains("\n  nodelay           on (role both)\n"),
+            "{nodelay}"
+        );
+    }
+
     /// Property tests over arbitrary names and values (proptest; 1000 cases each, well under a
     /// second in release).
     mod fuzz {
