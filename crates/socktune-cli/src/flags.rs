@@ -257,7 +257,7 @@ mod tests {
     fn every_shim_variable_has_exactly_one_flag() {
         let mut vars: Vec<_> = SETTINGS.iter().map(|s| s.var).collect();
         vars.sort();
-        let mut known = config::KNOWN.to_vec();
+        let mut known: Vec<_> = config::SETTINGS.iter().map(|s| s.name).collect();
         known.sort();
         assert_eq!(vars, known);
     }
