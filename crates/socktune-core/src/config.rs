@@ -227,7 +227,7 @@ pub const SETTINGS: &[Setting] = &[
         part: Part::Behaviour,
         effective: Some(("defer_accept", |c| number_or_off(c.defer_accept))),
         arg: Arg::Value("SECS"),
-        help: "TCP_DEFER_ACCEPT on listeners: accept() returns once the client has sent data \
+        help: "TCP_DEFER_ACCEPT on listeners, so accept() returns once the client has sent data \
                (only for protocols where the client speaks first)",
     },
     Setting {
@@ -247,7 +247,7 @@ pub const SETTINGS: &[Setting] = &[
             )
         })),
         arg: Arg::Switch,
-        help: "cork per response: each response leaves as full segments, released when the \
+        help: "corks per response, so each response leaves as full segments, released when the \
                program reads the connection again, waits for events, shuts it down or closes it",
     },
     Setting {
@@ -281,8 +281,8 @@ pub const SETTINGS: &[Setting] = &[
             )
         })),
         arg: Arg::Value("off|on"),
-        help: "off: ACKs ride on the next data (a request's ACK on its response) instead of \
-               leaving at once",
+        help: "off makes ACKs ride on the next data (a request's ACK on its response) instead \
+               of leaving at once",
     },
     Setting {
         name: "FASTOPEN",
@@ -311,8 +311,8 @@ pub const SETTINGS: &[Setting] = &[
         part: Part::Behaviour,
         effective: Some(("fastopen_connect", |c| on_off(c.fastopen_connect).into())),
         arg: Arg::Switch,
-        help: "client TCP Fast Open: once a cookie is cached, the first write rides in the SYN \
-               (needs bit 1 of net.ipv4.tcp_fastopen)",
+        help: "client TCP Fast Open, so that once a cookie is cached the first write rides in \
+               the SYN (needs bit 1 of net.ipv4.tcp_fastopen)",
     },
     Setting {
         name: "NODELAY",
