@@ -6,9 +6,9 @@ use crate::config::{self, Arg, Setting, SETTINGS};
 use crate::Fail;
 use std::path::{Path, PathBuf};
 
-/// `SOCKTUNE_CORK_FLUSH_MS` → `--cork-flush-ms`.
-pub fn flag(s: &Setting) -> String {
-    format!("--{}", s.name.to_ascii_lowercase().replace('_', "-"))
+/// The flag of the setting `name`: `CORK_FLUSH_MS` → `--cork-flush-ms`.
+pub fn flag(name: &str) -> String {
+    format!("--{}", name.to_ascii_lowercase().replace('_', "-"))
 }
 
 /// What the help calls the flag's value: `BOOL`, `SECS`, `PATH`.
@@ -23,8 +23,8 @@ pub fn placeholder(s: &Setting) -> &'static str {
 /// `--cork[=BOOL]`, `--backlog N`: how the help shows it.
 pub fn synopsis(s: &Setting) -> String {
     match s.arg {
-        Arg::Switch => format!("{}[={}]", flag(s), placeholder(s)),
-        Arg::Value(_) | Arg::Path => format!("{} {}", flag(s), placeholder(s)),
+        Arg::Switch => format!("{}[={}]", flag(s.name), placeholder(s)),
+        Arg::Value(_) | Arg::Path => format!("{} {}", flag(s.name), placeholder(s)),
     }
 }
 
@@ -83,7 +83,7 @@ pub fn take(
     };
     let (flag, inline) = split_inline(front);
     let (flag, inline) = (flag.to_string(), inline.map(str::to_string));
-    let setting = SETTINGS.iter().find(|s| self::flag(s) == flag);
+    let setting = SETTINGS.iter().find(|s| self::flag(s.name) == flag);
     if setting.is_none() && flag != "--lib" {
         return Ok(false);
     }
@@ -148,7 +148,7 @@ mod tests {
     #[test]
     fn no_settings_flag_is_one_of_the_launchers_own() {
         for s in SETTINGS {
-            let flag = flag(s);
+            let flag = flag(s.name);
             assert!(
                 !["--lib", "--format", "--help"].contains(&flag.as_str()),
                 "{flag}"

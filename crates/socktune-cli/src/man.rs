@@ -24,7 +24,7 @@ pub fn with_settings(page: &str) -> Option<String> {
 
 /// `.TP`, the flag with its value, then the variable and what it does.
 fn entry(s: &Setting) -> String {
-    let flag = roff(&flags::flag(s));
+    let flag = roff(&flags::flag(s.name));
     let meta = flags::placeholder(s);
     let synopsis = match s.arg {
         Arg::Switch => format!(".BR {flag} [ =\\fI{meta}\\fR ]"),
