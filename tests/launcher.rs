@@ -542,8 +542,8 @@ fn help_and_man_page_cover_every_flag() {
         );
         assert_eq!(help(&[cmd, "--help"]), help(&["help", cmd]));
     }
-    // One per SOCKTUNE_* variable (a unit test of the launcher holds its table to the
-    // library's list), each on a line of its own: "  --cork[=BOOL]   sets SOCKTUNE_CORK".
+    // One per SOCKTUNE_* variable (the launcher makes its flags from the library's settings
+    // table), each on a line of its own: "  --cork[=BOOL]   sets SOCKTUNE_CORK".
     let run_help = help(&["run", "--help"]);
     let flags: Vec<&str> = run_help
         .lines()

@@ -2,7 +2,7 @@
 //! tagged ok, note, warn or FAIL; a FAIL (socktune cannot act at all) makes the exit status 1.
 
 use crate::launch::{find_lib, LIB_NAME};
-use crate::{config, elf, Fail};
+use crate::{config, elf, flags, Fail};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -186,25 +186,69 @@ fn check_environment(f: &mut Findings) {
     }
 }
 
-/// (option, its value, the flag that needs it)
-const OPTIONS: &[(&str, libc::c_int, libc::c_int, &str)] = &[
-    (
-        "TCP_DEFER_ACCEPT",
-        libc::TCP_DEFER_ACCEPT,
-        5,
-        "--defer-accept",
-    ),
-    ("TCP_CORK", libc::TCP_CORK, 1, "--cork"),
-    ("TCP_QUICKACK", libc::TCP_QUICKACK, 0, "--quickack off"),
-    ("TCP_FASTOPEN", libc::TCP_FASTOPEN, 16, "--fastopen"),
-    (
-        "TCP_FASTOPEN_CONNECT",
-        libc::TCP_FASTOPEN_CONNECT,
-        1,
-        "--fastopen-connect",
-    ),
-    ("TCP_NODELAY", libc::TCP_NODELAY, 1, "--nodelay and --cork"),
+/// A TCP option set on a scratch socket: its name, number and value, and the settings that need
+/// it, as the variable (without the prefix) and the value asking for it ("" for a switch).
+struct Probe {
+    option: &'static str,
+    id: libc::c_int,
+    value: libc::c_int,
+    needed_by: &'static [(&'static str, &'static str)],
+}
+
+const PROBES: &[Probe] = &[
+    Probe {
+        option: "TCP_DEFER_ACCEPT",
+        id: libc::TCP_DEFER_ACCEPT,
+        value: 5,
+        needed_by: &[("DEFER_ACCEPT", "")],
+    },
+    Probe {
+        option: "TCP_CORK",
+        id: libc::TCP_CORK,
+        value: 1,
+        needed_by: &[("CORK", "")],
+    },
+    Probe {
+        option: "TCP_QUICKACK",
+        id: libc::TCP_QUICKACK,
+        value: 0,
+        needed_by: &[("QUICKACK", "off")],
+    },
+    Probe {
+        option: "TCP_FASTOPEN",
+        id: libc::TCP_FASTOPEN,
+        value: 16,
+        needed_by: &[("FASTOPEN", "")],
+    },
+    Probe {
+        option: "TCP_FASTOPEN_CONNECT",
+        id: libc::TCP_FASTOPEN_CONNECT,
+        value: 1,
+        needed_by: &[("FASTOPEN_CONNECT", "")],
+    },
+    Probe {
+        option: "TCP_NODELAY",
+        id: libc::TCP_NODELAY,
+        value: 1,
+        needed_by: &[("NODELAY", ""), ("CORK", "")],
+    },
 ];
+
+/// `--nodelay and --cork`, `--quickack off`.
+fn flags_asking(needed_by: &[(&str, &str)]) -> String {
+    let asking: Vec<String> = needed_by
+        .iter()
+        .map(|&(name, value)| {
+            let flag = flags::flag(name);
+            if value.is_empty() {
+                flag
+            } else {
+                format!("{flag} {value}")
+            }
+        })
+        .collect();
+    asking.join(" and ")
+}
 
 fn check_kernel(f: &mut Findings) {
     // SAFETY: plain socket(2); the fd is closed below.
@@ -221,21 +265,23 @@ fn check_kernel(f: &mut Findings) {
         return;
     }
     let mut accepted = Vec::new();
-    for &(name, opt, value, flag) in OPTIONS {
+    for probe in PROBES {
+        let (name, flag) = (probe.option, flags_asking(probe.needed_by));
         // SAFETY: setsockopt with a c_int value of the size passed.
         let rc = unsafe {
             libc::setsockopt(
                 fd,
                 libc::IPPROTO_TCP,
-                opt,
-                (&value as *const libc::c_int).cast(),
+                probe.id,
+                (&probe.value as *const libc::c_int).cast(),
                 std::mem::size_of::<libc::c_int>() as libc::socklen_t,
             )
         };
         let err = std::io::Error::last_os_error();
         if rc == 0 {
             accepted.push(name);
-        } else if opt == libc::TCP_FASTOPEN_CONNECT && err.raw_os_error() == Some(libc::EOPNOTSUPP)
+        } else if probe.id == libc::TCP_FASTOPEN_CONNECT
+            && err.raw_os_error() == Some(libc::EOPNOTSUPP)
         {
             f.add(
                 Tag::Warn,
@@ -272,14 +318,11 @@ fn check_sysctls(f: &mut Findings) {
                 on(1),
                 on(2)
             );
-            let missing: Vec<&str> = [
-                (1, "--fastopen-connect needs bit 1"),
-                (2, "--fastopen needs bit 2"),
-            ]
-            .iter()
-            .filter(|(bit, _)| v & bit == 0)
-            .map(|(_, need)| *need)
-            .collect();
+            let missing: Vec<String> = [(1, "FASTOPEN_CONNECT"), (2, "FASTOPEN")]
+                .iter()
+                .filter(|(bit, _)| v & bit == 0)
+                .map(|&(bit, name)| format!("{} needs bit {bit}", flags::flag(name)))
+                .collect();
             if missing.is_empty() {
                 f.add(Tag::Ok, text);
             } else {
@@ -298,7 +341,10 @@ fn check_sysctls(f: &mut Findings) {
     match sysctl("net.core.somaxconn") {
         Some(v) => f.add(
             Tag::Note,
-            format!("net.core.somaxconn = {v}: the kernel clamps --backlog to it"),
+            format!(
+                "net.core.somaxconn = {v}: the kernel clamps {} to it",
+                flags::flag("BACKLOG")
+            ),
         ),
         None => f.add(Tag::Warn, "net.core.somaxconn: cannot be read"),
     }
@@ -549,6 +595,28 @@ fn has_file_capabilities(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kernel and sysctl lines name flags from the settings table (or doctor's own --lib).
+    #[test]
+    fn findings_name_only_flags_of_the_table() {
+        let mut f = Findings::default();
+        check_kernel(&mut f);
+        check_sysctls(&mut f);
+        let mut texts: Vec<String> = f.lines.into_iter().map(|(_, text)| text).collect();
+        texts.extend(PROBES.iter().map(|p| flags_asking(p.needed_by)));
+        texts.push(HELP.into());
+        let known: Vec<String> = config::SETTINGS
+            .iter()
+            .map(|s| flags::flag(s.name))
+            .collect();
+        for text in &texts {
+            for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+                if word.starts_with("--") && word != "--lib" {
+                    assert!(known.contains(&word.to_string()), "{word} in {text:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn shebang_lines() {

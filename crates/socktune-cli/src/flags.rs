@@ -1,149 +1,41 @@
-//! The settings flags of `run` and `env`: one flag per `SOCKTUNE_*` variable, named after it
-//! (`SOCKTUNE_CORK_FLUSH_MS` is `--cork-flush-ms`), so the variables stay the single source of
-//! truth and the flags are only a way to set them.
+//! The settings flags of `run` and `env`: one flag per entry of the library's settings table,
+//! named after its variable (`SOCKTUNE_CORK_FLUSH_MS` is `--cork-flush-ms`), so the variables
+//! stay the single source of truth and the flags are only a way to set them.
 
-use crate::config;
+use crate::config::{self, Arg, Setting, SETTINGS};
 use crate::Fail;
 use std::path::{Path, PathBuf};
 
-/// How a flag takes its value.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Arg {
-    /// `--cork` sets the variable to 1; `--cork=off` gives any boolean form.
-    Switch,
-    /// `--backlog N` or `--backlog=N`; the text is the placeholder shown in the help.
-    Value(&'static str),
-    /// A file path, made absolute so that the program finds it whatever directory it runs in.
-    Path(&'static str),
+/// The flag of the setting `name`: `CORK_FLUSH_MS` → `--cork-flush-ms`.
+pub fn flag(name: &str) -> String {
+    format!("--{}", name.to_ascii_lowercase().replace('_', "-"))
 }
 
-pub struct Setting {
-    /// The variable without the `SOCKTUNE_` prefix.
-    pub var: &'static str,
-    pub arg: Arg,
-    pub help: &'static str,
+/// What the help calls the flag's value: `BOOL`, `SECS`, `PATH`.
+pub fn placeholder(s: &Setting) -> &'static str {
+    match s.arg {
+        Arg::Switch => "BOOL",
+        Arg::Value(meta) => meta,
+        Arg::Path => "PATH",
+    }
 }
 
-pub const SETTINGS: &[Setting] = &[
-    Setting {
-        var: "CORK",
-        arg: Arg::Switch,
-        help: "cork per response: each response leaves as full segments, flushed when the program \
-               reads again, waits, or closes",
-    },
-    Setting {
-        var: "DEFER_ACCEPT",
-        arg: Arg::Value("SECS"),
-        help: "TCP_DEFER_ACCEPT on listeners: accept() returns once the client has sent data \
-               (0-3600; only for client-speaks-first protocols)",
-    },
-    Setting {
-        var: "QUICKACK",
-        arg: Arg::Value("off|on"),
-        help: "off: ACKs ride on the next data (the request's ACK on the response) instead of \
-               leaving at once",
-    },
-    Setting {
-        var: "FASTOPEN",
-        arg: Arg::Value("QLEN"),
-        help: "server TCP Fast Open on listeners, with this queue length (needs bit 2 of \
-               net.ipv4.tcp_fastopen)",
-    },
-    Setting {
-        var: "FASTOPEN_CONNECT",
-        arg: Arg::Switch,
-        help: "client TCP Fast Open: the first write rides in the SYN once a cookie is cached \
-               (needs bit 1 of net.ipv4.tcp_fastopen)",
-    },
-    Setting {
-        var: "NODELAY",
-        arg: Arg::Switch,
-        help: "TCP_NODELAY on accepted and connected sockets",
-    },
-    Setting {
-        var: "BACKLOG",
-        arg: Arg::Value("N"),
-        help: "replace the listen() backlog (the kernel clamps it to net.core.somaxconn)",
-    },
-    Setting {
-        var: "PORTS",
-        arg: Arg::Value("LIST"),
-        help: "limit every behaviour to these ports, e.g. 80,8080,9000-9100 (local port for \
-               server sides, remote port for client sides)",
-    },
-    Setting {
-        var: "ROLE",
-        arg: Arg::Value("server|client|both"),
-        help: "which sides cork, quickack and nodelay apply to: accepted sockets, connected ones, \
-               or both (default)",
-    },
-    Setting {
-        var: "CORK_ROLE",
-        arg: Arg::Value("server|client|both"),
-        help: "--role for cork alone",
-    },
-    Setting {
-        var: "QUICKACK_ROLE",
-        arg: Arg::Value("server|client|both"),
-        help: "--role for quickack alone",
-    },
-    Setting {
-        var: "NODELAY_ROLE",
-        arg: Arg::Value("server|client|both"),
-        help: "--role for nodelay alone",
-    },
-    Setting {
-        var: "CORK_FLUSH_MS",
-        arg: Arg::Value("MS"),
-        help: "the longest corked data waits when no response boundary comes (1-200, default 2)",
-    },
-    Setting {
-        var: "LOG",
-        arg: Arg::Value("error|info|debug"),
-        help: "info prints the effective settings and one-time notices; debug every action",
-    },
-    Setting {
-        var: "LOG_FILE",
-        arg: Arg::Path("PATH"),
-        help: "write log lines to this file instead of stderr",
-    },
-    Setting {
-        var: "STATS",
-        arg: Arg::Path("PATH"),
-        help: "append one JSON line per TCP connection at close (TCP_INFO figures, arm, \
-               behaviours); read it with `socktune report`",
-    },
-    Setting {
-        var: "STATS_PROM",
-        arg: Arg::Path("PATH"),
-        help: "keep a Prometheus textfile of the process tree's counters (for node_exporter's \
-               textfile collector)",
-    },
-    Setting {
-        var: "AB",
-        arg: Arg::Value("PCT"),
-        help: "A/B split: PCT% of connections, picked at random, get the behaviours (arm B), the \
-               rest none (arm A); recorded by --stats",
-    },
-];
-
-impl Setting {
-    /// `SOCKTUNE_CORK_FLUSH_MS` → `--cork-flush-ms`.
-    pub fn flag(&self) -> String {
-        format!("--{}", self.var.to_ascii_lowercase().replace('_', "-"))
+/// `--cork[=BOOL]`, `--backlog N`: how the help shows it.
+pub fn synopsis(s: &Setting) -> String {
+    match s.arg {
+        Arg::Switch => format!("{}[={}]", flag(s.name), placeholder(s)),
+        Arg::Value(_) | Arg::Path => format!("{} {}", flag(s.name), placeholder(s)),
     }
+}
 
-    pub fn env_name(&self) -> String {
-        format!("{}{}", config::PREFIX, self.var)
-    }
-
-    /// `--cork[=BOOL]`, `--backlog N`: how the help shows it.
-    pub fn synopsis(&self) -> String {
-        match self.arg {
-            Arg::Switch => format!("{}[=BOOL]", self.flag()),
-            Arg::Value(meta) | Arg::Path(meta) => format!("{} {meta}", self.flag()),
-        }
-    }
+/// What a setting does, what it accepts and its default, as `--help` and the man page say it.
+pub fn description(s: &Setting) -> String {
+    format!(
+        "{}. Accepted: {}; default: {}.",
+        s.help,
+        s.kind.forms(),
+        s.default
+    )
 }
 
 /// What `run` and `env` were asked for.
@@ -191,7 +83,7 @@ pub fn take(
     };
     let (flag, inline) = split_inline(front);
     let (flag, inline) = (flag.to_string(), inline.map(str::to_string));
-    let setting = SETTINGS.iter().find(|s| s.flag() == flag);
+    let setting = SETTINGS.iter().find(|s| self::flag(s.name) == flag);
     if setting.is_none() && flag != "--lib" {
         return Ok(false);
     }
@@ -209,11 +101,11 @@ pub fn take(
     let value = match setting.arg {
         Arg::Switch => inline.unwrap_or_else(|| "1".into()),
         Arg::Value(meta) => value(meta)?,
-        Arg::Path(meta) => absolute(Path::new(&value(meta)?))?
+        Arg::Path => absolute(Path::new(&value(placeholder(setting))?))?
             .to_string_lossy()
             .into_owned(),
     };
-    req.set(setting.env_name(), value);
+    req.set(setting.var(), value);
     Ok(true)
 }
 
@@ -229,8 +121,8 @@ fn absolute(path: &Path) -> Result<PathBuf, Fail> {
 pub fn help() -> String {
     let mut out = String::new();
     for s in SETTINGS {
-        let synopsis = format!("{:<36}sets {}", s.synopsis(), s.env_name());
-        out += &crate::help::entry(&synopsis, s.help);
+        let synopsis = format!("{:<36}sets {}", synopsis(s), s.var());
+        out += &crate::help::entry(&synopsis, &description(s));
     }
     out += &crate::help::entry(
         "--lib PATH",
@@ -254,12 +146,14 @@ mod tests {
     }
 
     #[test]
-    fn every_shim_variable_has_exactly_one_flag() {
-        let mut vars: Vec<_> = SETTINGS.iter().map(|s| s.var).collect();
-        vars.sort();
-        let mut known = config::KNOWN.to_vec();
-        known.sort();
-        assert_eq!(vars, known);
+    fn no_settings_flag_is_one_of_the_launchers_own() {
+        for s in SETTINGS {
+            let flag = flag(s.name);
+            assert!(
+                !["--lib", "--format", "--help"].contains(&flag.as_str()),
+                "{flag}"
+            );
+        }
     }
 
     #[test]

@@ -6,11 +6,19 @@ const INDENT: &str = "        ";
 /// One option: `  --flag ARG` then the description, wrapped at 80 columns.
 pub fn entry(synopsis: &str, text: &str) -> String {
     let mut out = format!("  {synopsis}\n");
+    for line in wrap(text, WIDTH - INDENT.len()) {
+        out += &format!("{INDENT}{line}\n");
+    }
+    out
+}
+
+/// The words of `text` in lines of at most `width` (a longer word alone on its line).
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
     let mut line = String::new();
     for word in text.split_whitespace() {
-        if !line.is_empty() && INDENT.len() + line.len() + 1 + word.len() > WIDTH {
-            out += &format!("{INDENT}{line}\n");
-            line.clear();
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut line));
         }
         if !line.is_empty() {
             line.push(' ');
@@ -18,9 +26,9 @@ pub fn entry(synopsis: &str, text: &str) -> String {
         line += word;
     }
     if !line.is_empty() {
-        out += &format!("{INDENT}{line}\n");
+        lines.push(line);
     }
-    out
+    lines
 }
 
 pub const MAIN: &str = "\

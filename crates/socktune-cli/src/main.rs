@@ -16,6 +16,8 @@ mod elf;
 mod flags;
 mod help;
 mod launch;
+#[cfg(test)]
+mod man;
 mod report;
 mod stats;
 mod svg;

@@ -1,55 +1,11 @@
 //! The one typed configuration, parsed once from `SOCKTUNE_*` variables.
 //!
-//! Parsing never fails as a whole: each bad value yields one message naming the variable and the
-//! accepted forms, and only that behaviour is turned off.
+//! Each variable is one entry of [`SETTINGS`]: the values it takes and where a good one goes in
+//! [`Config`], its line in the effective settings, and what the launcher's flags and the man page
+//! say of it. Parsing never fails as a whole: each bad value yields one message naming the
+//! variable and the accepted forms, and only that behaviour is turned off.
 
-use serde::Deserialize;
 use std::fmt;
-
-/// Raw values as envy finds them. Every field is a string so one bad value cannot reject the rest.
-#[derive(Deserialize, Default)]
-struct Raw {
-    defer_accept: Option<String>,
-    cork: Option<String>,
-    cork_flush_ms: Option<String>,
-    quickack: Option<String>,
-    fastopen: Option<String>,
-    fastopen_connect: Option<String>,
-    nodelay: Option<String>,
-    backlog: Option<String>,
-    ports: Option<String>,
-    role: Option<String>,
-    cork_role: Option<String>,
-    quickack_role: Option<String>,
-    nodelay_role: Option<String>,
-    log: Option<String>,
-    log_file: Option<String>,
-    stats: Option<String>,
-    stats_prom: Option<String>,
-    ab: Option<String>,
-}
-
-/// Every variable the shim reads, without the prefix. Anything else under the prefix is a typo.
-pub const KNOWN: &[&str] = &[
-    "DEFER_ACCEPT",
-    "CORK",
-    "CORK_FLUSH_MS",
-    "QUICKACK",
-    "FASTOPEN",
-    "FASTOPEN_CONNECT",
-    "NODELAY",
-    "BACKLOG",
-    "PORTS",
-    "ROLE",
-    "CORK_ROLE",
-    "QUICKACK_ROLE",
-    "NODELAY_ROLE",
-    "LOG",
-    "LOG_FILE",
-    "STATS",
-    "STATS_PROM",
-    "AB",
-];
 
 pub const PREFIX: &str = "SOCKTUNE_";
 
@@ -161,6 +117,423 @@ impl Config {
     }
 }
 
+/// One `SOCKTUNE_*` variable: all that the parser, the launcher and the docs know of it.
+pub struct Setting {
+    /// The variable without the prefix.
+    pub name: &'static str,
+    pub kind: Kind,
+    /// The default, as the docs say it.
+    pub default: &'static str,
+    pub part: Part,
+    /// Its line in the effective settings, unless another line shows it.
+    pub effective: Option<Line>,
+    /// How the launcher's flag takes its value.
+    pub arg: Arg,
+    /// What it does, for `--help` and the man page.
+    pub help: &'static str,
+}
+
+/// A line of the effective settings: its label, and its value in a config.
+pub type Line = (&'static str, fn(&Config) -> String);
+
+/// The values a setting takes, where a good one goes in [`Config`], and for the kinds that can
+/// be bad, what a bad one leaves (the end of its error line).
+pub enum Kind {
+    /// 1/0, true/false, yes/no, on/off, in any case.
+    Bool {
+        set: fn(&mut Config, bool),
+        if_bad: &'static str,
+    },
+    /// Decimal digits only, from `min` to `max`; `unit` names them in the accepted forms.
+    Number {
+        min: u32,
+        max: u32,
+        unit: &'static str,
+        set: fn(&mut Config, u32),
+        if_bad: &'static str,
+    },
+    /// Ports and inclusive ranges, comma-separated.
+    Ports {
+        set: fn(&mut Config, PortSet),
+        if_bad: &'static str,
+    },
+    Role {
+        set: fn(&mut Config, Role),
+        if_bad: &'static str,
+    },
+    Level {
+        set: fn(&mut Config, Level),
+        if_bad: &'static str,
+    },
+    /// Any text; an empty one leaves the setting unset.
+    Path { set: fn(&mut Config, String) },
+}
+
+/// What a bad `SOCKTUNE_PORTS` does to a setting.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Switched off with every other behaviour, so that the bad list cannot widen it to all
+    /// ports.
+    Behaviour,
+    /// Logs and stats: kept as set.
+    Output,
+}
+
+/// How the launcher's flag for a setting takes its value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Arg {
+    /// `--cork` sets 1; `--cork=off` takes any boolean form.
+    Switch,
+    /// `--backlog N` or `--backlog=N`; the text is the placeholder the help shows.
+    Value(&'static str),
+    /// A file path, made absolute so that the program finds it whatever directory it runs in.
+    Path,
+}
+
+const BOOL_FORMS: &str = "1/0, true/false, yes/no, on/off";
+const ROLE_IF_BAD: &str = "the default role is used";
+
+/// Every variable the shim reads, in the order they are read: the shared role comes first since
+/// it is the default of the three per-behaviour roles. The effective settings show the lines in
+/// this order too.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        name: "ROLE",
+        kind: Kind::Role {
+            set: |c, role| {
+                c.cork_role = role;
+                c.quickack_role = role;
+                c.nodelay_role = role;
+            },
+            if_bad: ROLE_IF_BAD,
+        },
+        default: "both",
+        part: Part::Behaviour,
+        effective: None,
+        arg: Arg::Value("server|client|both"),
+        help: "which sides cork, quickack and nodelay apply to: accepted sockets (server), \
+               connected ones (client), or both",
+    },
+    Setting {
+        name: "DEFER_ACCEPT",
+        kind: Kind::Number {
+            min: 0,
+            max: 3600,
+            unit: "whole seconds",
+            set: |c, secs| c.defer_accept = Some(secs).filter(|&s| s > 0),
+            if_bad: "defer-accept is off",
+        },
+        default: "off",
+        part: Part::Behaviour,
+        effective: Some(("defer_accept", |c| number_or_off(c.defer_accept))),
+        arg: Arg::Value("SECS"),
+        help: "TCP_DEFER_ACCEPT on listeners, so accept() returns once the client has sent data \
+               (only for protocols where the client speaks first)",
+    },
+    Setting {
+        name: "CORK",
+        kind: Kind::Bool {
+            set: |c, on| c.cork = on,
+            if_bad: "cork-per-response is off",
+        },
+        default: "off",
+        part: Part::Behaviour,
+        effective: Some(("cork", |c| {
+            format!(
+                "{} (role {}, flush after {} ms)",
+                on_off(c.cork),
+                role_name(c.cork_role),
+                c.cork_flush_ms
+            )
+        })),
+        arg: Arg::Switch,
+        help: "corks per response, so each response leaves as full segments, released when the \
+               program reads the connection again, waits for events, shuts it down or closes it",
+    },
+    Setting {
+        name: "CORK_FLUSH_MS",
+        kind: Kind::Number {
+            min: 1,
+            max: 200,
+            unit: "whole milliseconds",
+            set: |c, ms| c.cork_flush_ms = ms,
+            if_bad: "the default of 2 ms is used",
+        },
+        default: "2",
+        part: Part::Behaviour,
+        effective: None,
+        arg: Arg::Value("MS"),
+        help: "the longest corked data waits when no response boundary comes",
+    },
+    Setting {
+        name: "QUICKACK",
+        kind: Kind::Bool {
+            set: |c, on| c.quickack_off = !on,
+            if_bad: "quickack-off is off",
+        },
+        default: "on",
+        part: Part::Behaviour,
+        effective: Some(("quickack_off", |c| {
+            format!(
+                "{} (role {})",
+                on_off(c.quickack_off),
+                role_name(c.quickack_role)
+            )
+        })),
+        arg: Arg::Value("off|on"),
+        help: "off makes ACKs ride on the next data (a request's ACK on its response) instead \
+               of leaving at once",
+    },
+    Setting {
+        name: "FASTOPEN",
+        kind: Kind::Number {
+            min: 0,
+            max: 65535,
+            unit: "a queue length",
+            set: |c, qlen| c.fastopen = Some(qlen).filter(|&q| q > 0),
+            if_bad: "server Fast Open is off",
+        },
+        default: "off",
+        part: Part::Behaviour,
+        effective: Some(("fastopen", |c| number_or_off(c.fastopen))),
+        arg: Arg::Value("QLEN"),
+        help: "server TCP Fast Open on listeners, with this queue length (needs bit 2 of \
+               net.ipv4.tcp_fastopen); data in a SYN may be replayed, so for idempotent \
+               requests only",
+    },
+    Setting {
+        name: "FASTOPEN_CONNECT",
+        kind: Kind::Bool {
+            set: |c, on| c.fastopen_connect = on,
+            if_bad: "client Fast Open is off",
+        },
+        default: "off",
+        part: Part::Behaviour,
+        effective: Some(("fastopen_connect", |c| on_off(c.fastopen_connect).into())),
+        arg: Arg::Switch,
+        help: "client TCP Fast Open, so that once a cookie is cached the first write rides in \
+               the SYN (needs bit 1 of net.ipv4.tcp_fastopen)",
+    },
+    Setting {
+        name: "NODELAY",
+        kind: Kind::Bool {
+            set: |c, on| c.nodelay = on,
+            if_bad: "nodelay is off",
+        },
+        default: "off",
+        part: Part::Behaviour,
+        effective: Some(("nodelay", |c| {
+            let implied = if c.cork && !c.nodelay {
+                " (on for corked sockets: cork sets it)"
+            } else {
+                ""
+            };
+            let role = role_name(c.nodelay_role);
+            format!("{} (role {role}){implied}", on_off(c.nodelay))
+        })),
+        arg: Arg::Switch,
+        help: "TCP_NODELAY on accepted and connected sockets",
+    },
+    Setting {
+        name: "BACKLOG",
+        kind: Kind::Number {
+            min: 1,
+            max: i32::MAX as u32,
+            unit: "a whole number",
+            set: |c, n| c.backlog = Some(n as i32),
+            if_bad: "the program's own backlog is used",
+        },
+        default: "the program's",
+        part: Part::Behaviour,
+        effective: Some(("backlog", |c| number_or_off(c.backlog.map(|b| b as u32)))),
+        arg: Arg::Value("N"),
+        help: "replaces the listen() backlog (the kernel clamps it to net.core.somaxconn)",
+    },
+    Setting {
+        name: "PORTS",
+        kind: Kind::Ports {
+            set: |c, ports| c.ports = Some(ports),
+            if_bad: "every behaviour is off",
+        },
+        default: "all",
+        part: Part::Behaviour,
+        effective: Some(("ports", |c| {
+            c.ports.as_ref().map_or("all".into(), PortSet::to_string)
+        })),
+        arg: Arg::Value("LIST"),
+        help: "limits every behaviour to these ports (the local port for accepted sockets, the \
+               remote port for connected ones)",
+    },
+    Setting {
+        name: "CORK_ROLE",
+        kind: Kind::Role {
+            set: |c, role| c.cork_role = role,
+            if_bad: ROLE_IF_BAD,
+        },
+        default: "the shared role",
+        part: Part::Behaviour,
+        effective: None,
+        arg: Arg::Value("server|client|both"),
+        help: "the role (--role) of cork alone",
+    },
+    Setting {
+        name: "QUICKACK_ROLE",
+        kind: Kind::Role {
+            set: |c, role| c.quickack_role = role,
+            if_bad: ROLE_IF_BAD,
+        },
+        default: "the shared role",
+        part: Part::Behaviour,
+        effective: None,
+        arg: Arg::Value("server|client|both"),
+        help: "the role (--role) of quickack alone",
+    },
+    Setting {
+        name: "NODELAY_ROLE",
+        kind: Kind::Role {
+            set: |c, role| c.nodelay_role = role,
+            if_bad: ROLE_IF_BAD,
+        },
+        default: "the shared role",
+        part: Part::Behaviour,
+        effective: None,
+        arg: Arg::Value("server|client|both"),
+        help: "the role (--role) of nodelay alone",
+    },
+    Setting {
+        name: "LOG",
+        kind: Kind::Level {
+            set: |c, level| c.log = level,
+            if_bad: "level error is used",
+        },
+        default: "error",
+        part: Part::Output,
+        effective: None,
+        arg: Arg::Value("error|info|debug"),
+        help: "info prints the effective settings and one-time notices, debug every action",
+    },
+    Setting {
+        name: "LOG_FILE",
+        kind: Kind::Path {
+            set: |c, path| c.log_file = Some(path),
+        },
+        default: "stderr",
+        part: Part::Output,
+        effective: None,
+        arg: Arg::Path,
+        help: "log lines go to this file instead of stderr",
+    },
+    Setting {
+        name: "STATS",
+        kind: Kind::Path {
+            set: |c, path| c.stats = Some(path),
+        },
+        default: "off",
+        part: Part::Output,
+        effective: Some(("stats", |c| path_or_off(&c.stats))),
+        arg: Arg::Path,
+        help: "appends one JSON line per TCP connection at close (TCP_INFO figures, arm, \
+               behaviours); read it with `socktune report`",
+    },
+    Setting {
+        name: "STATS_PROM",
+        kind: Kind::Path {
+            set: |c, path| c.stats_prom = Some(path),
+        },
+        default: "off",
+        part: Part::Output,
+        effective: Some(("stats_prom", |c| path_or_off(&c.stats_prom))),
+        arg: Arg::Path,
+        help: "keeps a Prometheus textfile of the process tree's counters, for node_exporter's \
+               textfile collector",
+    },
+    Setting {
+        name: "AB",
+        kind: Kind::Number {
+            min: 0,
+            max: 100,
+            unit: "a whole percent",
+            set: |c, pct| c.ab = Some(pct as u8),
+            if_bad: "there is no A/B split",
+        },
+        default: "off",
+        part: Part::Behaviour,
+        effective: Some(("ab", |c| {
+            c.ab.map_or("off".into(), |pct| {
+                format!("{pct}% of connections in arm B")
+            })
+        })),
+        arg: Arg::Value("PCT"),
+        help: "A/B split: that percent of connections, picked at random, get the behaviours \
+               (arm B), the rest none (arm A); the arm is recorded by --stats. Listener options \
+               (defer-accept, fastopen) apply to both arms",
+    },
+];
+
+impl Setting {
+    /// The variable's full name: `SOCKTUNE_CORK`.
+    pub fn var(&self) -> String {
+        format!("{PREFIX}{}", self.name)
+    }
+
+    fn problem(&self, value: &str, if_bad: &str) -> String {
+        format!(
+            "socktune: {}={value:?} is not valid (accepted: {}); {if_bad}",
+            self.var(),
+            self.kind.forms()
+        )
+    }
+}
+
+impl Kind {
+    /// The accepted forms, as the error line and the docs give them.
+    pub fn forms(&self) -> String {
+        match self {
+            Kind::Bool { .. } => BOOL_FORMS.into(),
+            Kind::Number { min, max, unit, .. } => format!("{unit} from {min} to {max}"),
+            Kind::Ports { .. } => "a comma list of ports and ranges, e.g. 80,8080,9000-9100".into(),
+            Kind::Role { .. } => "server, client or both".into(),
+            Kind::Level { .. } => "error, info or debug".into(),
+            Kind::Path { .. } => "a file path".into(),
+        }
+    }
+
+    /// Sets what `value` asks for in `config`; a bad value leaves it as it was and yields what
+    /// that leaves.
+    fn apply(&self, value: &str, config: &mut Config) -> Result<(), &'static str> {
+        fn put<T>(
+            config: &mut Config,
+            parsed: Option<T>,
+            set: fn(&mut Config, T),
+            if_bad: &'static str,
+        ) -> Result<(), &'static str> {
+            set(config, parsed.ok_or(if_bad)?);
+            Ok(())
+        }
+        let v = value.trim();
+        match *self {
+            Kind::Bool { set, if_bad } => put(config, parse_bool(v), set, if_bad),
+            Kind::Number {
+                min,
+                max,
+                set,
+                if_bad,
+                ..
+            } => put(config, parse_uint(v, min, max), set, if_bad),
+            Kind::Ports { set, if_bad } => put(config, parse_ports(v), set, if_bad),
+            Kind::Role { set, if_bad } => put(config, parse_role(v), set, if_bad),
+            Kind::Level { set, if_bad } => put(config, parse_level(v), set, if_bad),
+            // Untrimmed: a file name may begin or end with a space.
+            Kind::Path { set } => {
+                if !value.is_empty() {
+                    set(config, value.to_string());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// A config plus the lines to print about it: errors for bad values, warnings for unknown names.
 pub struct Parsed {
     pub config: Config,
@@ -186,130 +559,26 @@ pub fn parse<I: IntoIterator<Item = (String, String)>>(vars: I) -> Parsed {
     let fingerprint = fnv1a(&ours);
     let reported = reported_as.as_deref() == Some(fingerprint.as_str());
     let mut problems = Vec::new();
+    let names = |var: &str, s: &Setting| var.strip_prefix(PREFIX) == Some(s.name);
     for (name, _) in &ours {
-        let bare = &name[PREFIX.len()..];
-        if !KNOWN.contains(&bare) {
+        if !SETTINGS.iter().any(|s| names(name, s)) {
             problems.push(unknown_name_message(name));
         }
     }
-    let raw: Raw = envy::prefixed(PREFIX).from_iter(ours).unwrap_or_default();
-    let mut p = Checker {
-        problems: &mut problems,
+    let value = |s: &Setting| {
+        ours.iter()
+            .find(|(k, _)| names(k, s))
+            .map(|(_, v)| v.as_str())
     };
-    let shared_role = p
-        .field(
-            "ROLE",
-            raw.role.as_deref(),
-            parse_role,
-            ROLE_FORMS,
-            "the default role is used",
-        )
-        .unwrap_or(Role::Both);
-    let role = |p: &mut Checker, name, value: Option<&str>| {
-        p.field(
-            name,
-            value,
-            parse_role,
-            ROLE_FORMS,
-            "the default role is used",
-        )
-        .unwrap_or(shared_role)
-    };
-    let config = Config {
-        defer_accept: p
-            .number(
-                "DEFER_ACCEPT",
-                raw.defer_accept.as_deref(),
-                0..=3600,
-                SECONDS_FORMS,
-                "defer-accept is off",
-            )
-            .filter(|&s| s > 0),
-        cork: p
-            .boolean("CORK", raw.cork.as_deref(), "cork-per-response is off")
-            .unwrap_or(false),
-        cork_flush_ms: p
-            .number(
-                "CORK_FLUSH_MS",
-                raw.cork_flush_ms.as_deref(),
-                1..=200,
-                FLUSH_FORMS,
-                "the default of 2 ms is used",
-            )
-            .unwrap_or(DEFAULT_CORK_FLUSH_MS),
-        quickack_off: p
-            .boolean("QUICKACK", raw.quickack.as_deref(), "quickack-off is off")
-            .map(|on| !on)
-            .unwrap_or(false),
-        fastopen: p
-            .number(
-                "FASTOPEN",
-                raw.fastopen.as_deref(),
-                0..=65535,
-                QLEN_FORMS,
-                "server Fast Open is off",
-            )
-            .filter(|&q| q > 0),
-        fastopen_connect: p
-            .boolean(
-                "FASTOPEN_CONNECT",
-                raw.fastopen_connect.as_deref(),
-                "client Fast Open is off",
-            )
-            .unwrap_or(false),
-        nodelay: p
-            .boolean("NODELAY", raw.nodelay.as_deref(), "nodelay is off")
-            .unwrap_or(false),
-        backlog: p
-            .number(
-                "BACKLOG",
-                raw.backlog.as_deref(),
-                1..=i32::MAX as u32,
-                BACKLOG_FORMS,
-                "the program's own backlog is used",
-            )
-            .map(|b| b as i32),
-        ports: p.field(
-            "PORTS",
-            raw.ports.as_deref(),
-            parse_ports,
-            PORTS_FORMS,
-            "every behaviour is off",
-        ),
-        cork_role: role(&mut p, "CORK_ROLE", raw.cork_role.as_deref()),
-        quickack_role: role(&mut p, "QUICKACK_ROLE", raw.quickack_role.as_deref()),
-        nodelay_role: role(&mut p, "NODELAY_ROLE", raw.nodelay_role.as_deref()),
-        log: p
-            .field(
-                "LOG",
-                raw.log.as_deref(),
-                parse_level,
-                LEVEL_FORMS,
-                "level error is used",
-            )
-            .unwrap_or(Level::Error),
-        log_file: raw.log_file.filter(|f| !f.is_empty()),
-        stats: raw.stats.filter(|f| !f.is_empty()),
-        stats_prom: raw.stats_prom.filter(|f| !f.is_empty()),
-        ab: p
-            .number(
-                "AB",
-                raw.ab.as_deref(),
-                0..=100,
-                AB_FORMS,
-                "there is no A/B split",
-            )
-            .map(|n| n as u8),
-    };
-    // A bad port list must not widen the scope to every port: switch everything off instead.
-    let config = if raw.ports.is_some() && config.ports.is_none() {
-        Config {
-            log: config.log,
-            log_file: config.log_file,
-            stats: config.stats,
-            stats_prom: config.stats_prom,
-            ..Config::default()
-        }
+    let mut ports_bad = false;
+    let config = read(SETTINGS.iter(), value, |s, v, if_bad| {
+        problems.push(s.problem(v, if_bad));
+        ports_bad |= matches!(s.kind, Kind::Ports { .. });
+    });
+    // A bad port list must not widen the behaviours to every port: it switches them all off.
+    let config = if ports_bad {
+        let output = SETTINGS.iter().filter(|s| s.part == Part::Output);
+        read(output, value, |_, _, _| {})
     } else {
         config
     };
@@ -321,6 +590,24 @@ pub fn parse<I: IntoIterator<Item = (String, String)>>(vars: I) -> Parsed {
     }
 }
 
+/// A default config with `settings` applied, each to its value if it has one; `bad` hears of
+/// each bad value.
+fn read<'a>(
+    settings: impl Iterator<Item = &'a Setting>,
+    value: impl Fn(&Setting) -> Option<&'a str>,
+    mut bad: impl FnMut(&Setting, &str, &str),
+) -> Config {
+    let mut config = Config::default();
+    for s in settings {
+        if let Some(v) = value(s) {
+            if let Err(if_bad) = s.kind.apply(v, &mut config) {
+                bad(s, v, if_bad);
+            }
+        }
+    }
+    config
+}
+
 fn fnv1a(pairs: &[(String, String)]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for (k, v) in pairs {
@@ -329,62 +616,6 @@ fn fnv1a(pairs: &[(String, String)]) -> String {
         }
     }
     format!("{h:016x}")
-}
-
-const BOOL_FORMS: &str = "1/0, true/false, yes/no, on/off";
-const SECONDS_FORMS: &str = "whole seconds from 0 to 3600";
-const FLUSH_FORMS: &str = "whole milliseconds from 1 to 200";
-const QLEN_FORMS: &str = "a queue length from 0 to 65535";
-const BACKLOG_FORMS: &str = "a whole number from 1 to 2147483647";
-const PORTS_FORMS: &str = "a comma list of ports and ranges, e.g. 80,8080,9000-9100";
-const ROLE_FORMS: &str = "server, client or both";
-const LEVEL_FORMS: &str = "error, info or debug";
-const AB_FORMS: &str = "a whole percent from 0 to 100";
-
-struct Checker<'a> {
-    problems: &'a mut Vec<String>,
-}
-
-impl Checker<'_> {
-    fn boolean(&mut self, name: &str, value: Option<&str>, consequence: &str) -> Option<bool> {
-        self.field(name, value, parse_bool, BOOL_FORMS, consequence)
-    }
-
-    fn number(
-        &mut self,
-        name: &str,
-        value: Option<&str>,
-        range: std::ops::RangeInclusive<u32>,
-        forms: &str,
-        consequence: &str,
-    ) -> Option<u32> {
-        self.field(
-            name,
-            value,
-            |v| parse_uint(v, *range.start(), *range.end()),
-            forms,
-            consequence,
-        )
-    }
-
-    /// Parses one variable; on a bad value records one line and yields `None` (behaviour off).
-    fn field<T>(
-        &mut self,
-        name: &str,
-        value: Option<&str>,
-        parse: impl Fn(&str) -> Option<T>,
-        forms: &str,
-        consequence: &str,
-    ) -> Option<T> {
-        let value = value?;
-        let parsed = parse(value.trim());
-        if parsed.is_none() {
-            self.problems.push(format!(
-                "socktune: {PREFIX}{name}={value:?} is not valid (accepted: {forms}); {consequence}"
-            ));
-        }
-        parsed
-    }
 }
 
 pub fn parse_bool(v: &str) -> Option<bool> {
@@ -445,9 +676,9 @@ fn parse_level(v: &str) -> Option<Level> {
 
 fn unknown_name_message(name: &str) -> String {
     let bare = &name[PREFIX.len()..];
-    let nearest = KNOWN
+    let nearest = SETTINGS
         .iter()
-        .map(|k| (edit_distance(bare, k), k))
+        .map(|s| (edit_distance(bare, s.name), s.name))
         .min()
         .filter(|(d, _)| *d <= 2);
     match nearest {
@@ -483,67 +714,45 @@ fn role_name(r: Role) -> &'static str {
     }
 }
 
+fn on_off(on: bool) -> &'static str {
+    if on {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+fn number_or_off(n: Option<u32>) -> String {
+    n.map_or("off".into(), |n| n.to_string())
+}
+
+fn path_or_off(path: &Option<String>) -> String {
+    path.clone().unwrap_or_else(|| "off".into())
+}
+
+/// `80,9000-9100`, as `SOCKTUNE_PORTS` takes it.
+impl fmt::Display for PortSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, &(lo, hi)) in self.0.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            if lo == hi {
+                write!(f, "{sep}{lo}")?;
+            } else {
+                write!(f, "{sep}{lo}-{hi}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The effective settings as one aligned block, for `SOCKTUNE_LOG=info`.
 impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let opt = |v: Option<u32>| v.map_or("off".to_string(), |n| n.to_string());
-        let on = |b: bool| if b { "on" } else { "off" };
-        writeln!(f, "socktune: effective settings")?;
-        writeln!(f, "  defer_accept      {}", opt(self.defer_accept))?;
-        writeln!(
-            f,
-            "  cork              {} (role {}, flush after {} ms)",
-            on(self.cork),
-            role_name(self.cork_role),
-            self.cork_flush_ms
-        )?;
-        writeln!(
-            f,
-            "  quickack_off      {} (role {})",
-            on(self.quickack_off),
-            role_name(self.quickack_role)
-        )?;
-        writeln!(f, "  fastopen          {}", opt(self.fastopen))?;
-        writeln!(f, "  fastopen_connect  {}", on(self.fastopen_connect))?;
-        let implied = if self.cork && !self.nodelay {
-            " (on for corked sockets: cork sets it)"
-        } else {
-            ""
-        };
-        writeln!(
-            f,
-            "  nodelay           {} (role {}){implied}",
-            on(self.nodelay),
-            role_name(self.nodelay_role)
-        )?;
-        writeln!(
-            f,
-            "  backlog           {}",
-            opt(self.backlog.map(|b| b as u32))
-        )?;
-        match &self.ports {
-            Some(PortSet(r)) => {
-                let list: Vec<String> = r
-                    .iter()
-                    .map(|&(lo, hi)| {
-                        if lo == hi {
-                            lo.to_string()
-                        } else {
-                            format!("{lo}-{hi}")
-                        }
-                    })
-                    .collect();
-                writeln!(f, "  ports             {}", list.join(","))
-            }
-            None => writeln!(f, "  ports             all"),
-        }?;
-        let path = |p: &Option<String>| p.clone().unwrap_or_else(|| "off".to_string());
-        writeln!(f, "  stats             {}", path(&self.stats))?;
-        writeln!(f, "  stats_prom        {}", path(&self.stats_prom))?;
-        match self.ab {
-            Some(pct) => write!(f, "  ab                {pct}% of connections in arm B"),
-            None => write!(f, "  ab                off"),
+        write!(f, "socktune: effective settings")?;
+        for (label, value) in SETTINGS.iter().filter_map(|s| s.effective) {
+            write!(f, "\n  {label:<18}{}", value(self))?;
         }
+        Ok(())
     }
 }
 
@@ -707,9 +916,9 @@ mod tests {
             " ",
             "\t1\n",
         ];
-        for name in KNOWN {
+        for s in SETTINGS {
             for v in samples {
-                let _ = env(&[(&format!("SOCKTUNE_{name}"), v)]);
+                let _ = env(&[(&s.var(), v)]);
             }
         }
     }
@@ -726,6 +935,164 @@ mod tests {
         );
     }
 
+    /// Every problem line word for word, in one order whatever the environment's: unknown names
+    /// first, then the settings in the order they are read.
+    #[test]
+    fn every_problem_line_word_for_word() {
+        let bad = [
+            "AB",
+            "LOG",
+            "NODELAY_ROLE",
+            "QUICKACK_ROLE",
+            "CORK_ROLE",
+            "PORTS",
+            "BACKLOG",
+            "NODELAY",
+            "FASTOPEN_CONNECT",
+            "FASTOPEN",
+            "QUICKACK",
+            "CORK_FLUSH_MS",
+            "CORK",
+            "DEFER_ACCEPT",
+            "ROLE",
+        ];
+        let vars = bad
+            .iter()
+            .map(|k| (format!("{PREFIX}{k}"), "x".to_string()))
+            .chain([
+                ("SOCKTUNE_CORKK".to_string(), "1".to_string()),
+                ("SOCKTUNE_WHATEVER".to_string(), "1".to_string()),
+            ]);
+        let want = [
+            "socktune: unknown variable SOCKTUNE_CORKK ignored (did you mean SOCKTUNE_CORK?)",
+            "socktune: unknown variable SOCKTUNE_WHATEVER ignored",
+            r#"socktune: SOCKTUNE_ROLE="x" is not valid (accepted: server, client or both); the default role is used"#,
+            r#"socktune: SOCKTUNE_DEFER_ACCEPT="x" is not valid (accepted: whole seconds from 0 to 3600); defer-accept is off"#,
+            r#"socktune: SOCKTUNE_CORK="x" is not valid (accepted: 1/0, true/false, yes/no, on/off); cork-per-response is off"#,
+            r#"socktune: SOCKTUNE_CORK_FLUSH_MS="x" is not valid (accepted: whole milliseconds from 1 to 200); the default of 2 ms is used"#,
+            r#"socktune: SOCKTUNE_QUICKACK="x" is not valid (accepted: 1/0, true/false, yes/no, on/off); quickack-off is off"#,
+            r#"socktune: SOCKTUNE_FASTOPEN="x" is not valid (accepted: a queue length from 0 to 65535); server Fast Open is off"#,
+            r#"socktune: SOCKTUNE_FASTOPEN_CONNECT="x" is not valid (accepted: 1/0, true/false, yes/no, on/off); client Fast Open is off"#,
+            r#"socktune: SOCKTUNE_NODELAY="x" is not valid (accepted: 1/0, true/false, yes/no, on/off); nodelay is off"#,
+            r#"socktune: SOCKTUNE_BACKLOG="x" is not valid (accepted: a whole number from 1 to 2147483647); the program's own backlog is used"#,
+            r#"socktune: SOCKTUNE_PORTS="x" is not valid (accepted: a comma list of ports and ranges, e.g. 80,8080,9000-9100); every behaviour is off"#,
+            r#"socktune: SOCKTUNE_CORK_ROLE="x" is not valid (accepted: server, client or both); the default role is used"#,
+            r#"socktune: SOCKTUNE_QUICKACK_ROLE="x" is not valid (accepted: server, client or both); the default role is used"#,
+            r#"socktune: SOCKTUNE_NODELAY_ROLE="x" is not valid (accepted: server, client or both); the default role is used"#,
+            r#"socktune: SOCKTUNE_LOG="x" is not valid (accepted: error, info or debug); level error is used"#,
+            r#"socktune: SOCKTUNE_AB="x" is not valid (accepted: a whole percent from 0 to 100); there is no A/B split"#,
+        ];
+        assert_eq!(parse(vars).problems, want);
+    }
+
+    #[test]
+    fn effective_settings_word_for_word() {
+        let defaults = "\
+socktune: effective settings
+  defer_accept      off
+  cork              off (role both, flush after 2 ms)
+  quickack_off      off (role both)
+  fastopen          off
+  fastopen_connect  off
+  nodelay           off (role both)
+  backlog           off
+  ports             all
+  stats             off
+  stats_prom        off
+  ab                off";
+        assert_eq!(Config::default().to_string(), defaults);
+        let p = env(&[
+            ("SOCKTUNE_DEFER_ACCEPT", "5"),
+            ("SOCKTUNE_CORK", "1"),
+            ("SOCKTUNE_CORK_FLUSH_MS", "7"),
+            ("SOCKTUNE_QUICKACK", "0"),
+            ("SOCKTUNE_FASTOPEN", "16"),
+            ("SOCKTUNE_FASTOPEN_CONNECT", "1"),
+            ("SOCKTUNE_BACKLOG", "64"),
+            ("SOCKTUNE_PORTS", "80,8000-8100"),
+            ("SOCKTUNE_ROLE", "client"),
+            ("SOCKTUNE_NODELAY_ROLE", "server"),
+            ("SOCKTUNE_STATS", "/tmp/s.jsonl"),
+            ("SOCKTUNE_STATS_PROM", "/tmp/s.prom"),
+            ("SOCKTUNE_AB", "50"),
+            ("SOCKTUNE_LOG", "debug"),
+            ("SOCKTUNE_LOG_FILE", "/tmp/l"),
+        ]);
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        let everything = "\
+socktune: effective settings
+  defer_accept      5
+  cork              on (role client, flush after 7 ms)
+  quickack_off      on (role client)
+  fastopen          16
+  fastopen_connect  on
+  nodelay           off (role server) (on for corked sockets: cork sets it)
+  backlog           64
+  ports             80,8000-8100
+  stats             /tmp/s.jsonl
+  stats_prom        /tmp/s.prom
+  ab                50% of connections in arm B";
+        assert_eq!(p.config.to_string(), everything);
+        let nodelay = env(&[("SOCKTUNE_NODELAY", "1")]).config.to_string();
+        assert!(
+            nodelay.contains("\n  nodelay           on (role both)\n"),
+            "{nodelay}"
+        );
+    }
+
+    #[test]
+    fn names_are_warned_about_exactly_as_they_are_read() {
+        for name in ["SOCKTUNE_cork", "SOCKTUNE_SOCKTUNE_CORK"] {
+            let p = env(&[(name, "1")]);
+            assert!(
+                !p.config.cork,
+                "{name} is reported as ignored, so it must be"
+            );
+            assert_eq!(p.problems.len(), 1, "{name}: {:?}", p.problems);
+        }
+    }
+
+    #[test]
+    fn the_table_holds_together() {
+        for (i, s) in SETTINGS.iter().enumerate() {
+            assert!(
+                !s.name.is_empty() && s.name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
+                "{}: flags and docs are made from the name",
+                s.name
+            );
+            assert!(
+                SETTINGS[..i].iter().all(|t| t.name != s.name),
+                "{} twice",
+                s.name
+            );
+            let path = matches!(s.kind, Kind::Path { .. });
+            assert_eq!(
+                path,
+                s.arg == Arg::Path,
+                "{}: a path is a path flag",
+                s.name
+            );
+            if s.arg == Arg::Switch {
+                assert!(
+                    matches!(s.kind, Kind::Bool { .. }),
+                    "{}: a switch is a boolean",
+                    s.name
+                );
+            }
+            // A documented default that is also a value must leave the config as it was.
+            let mut config = Config::default();
+            if !path && s.kind.apply(s.default, &mut config).is_ok() {
+                assert_eq!(
+                    config,
+                    Config::default(),
+                    "{}'s default of {:?}",
+                    s.name,
+                    s.default
+                );
+            }
+        }
+    }
+
     /// Property tests over arbitrary names and values (proptest; 1000 cases each, well under a
     /// second in release).
     mod fuzz {
@@ -733,49 +1100,21 @@ mod tests {
         use proptest::prelude::*;
         use proptest::sample::select;
 
-        /// Valid settings for every variable, so that any problem comes from the one changed.
-        const GOOD: &[(&str, &str)] = &[
-            ("DEFER_ACCEPT", "5"),
-            ("CORK", "1"),
-            ("CORK_FLUSH_MS", "3"),
-            ("QUICKACK", "0"),
-            ("FASTOPEN", "16"),
-            ("FASTOPEN_CONNECT", "yes"),
-            ("NODELAY", "on"),
-            ("BACKLOG", "64"),
-            ("PORTS", "80,8000-8100"),
-            ("ROLE", "server"),
-            ("CORK_ROLE", "both"),
-            ("QUICKACK_ROLE", "client"),
-            ("NODELAY_ROLE", "both"),
-            ("LOG", "info"),
-            ("LOG_FILE", "/tmp/socktune.log"),
-            ("STATS", "/tmp/socktune.jsonl"),
-            ("STATS_PROM", "/tmp/socktune.prom"),
-            ("AB", "50"),
-        ];
+        /// A valid value for `s`, so that with one for every variable any problem comes from the
+        /// one changed.
+        fn good(s: &Setting) -> String {
+            match s.kind {
+                Kind::Bool { .. } => "yes".into(),
+                Kind::Number { min, max, .. } => (min + (max - min) / 2).to_string(),
+                Kind::Ports { .. } => "80,8000-8100".into(),
+                Kind::Role { .. } => "client".into(),
+                Kind::Level { .. } => "info".into(),
+                Kind::Path { .. } => format!("/tmp/socktune-{}", s.name.to_ascii_lowercase()),
+            }
+        }
 
-        /// Each variable's effect on the config, by variable name.
-        fn effects(c: &Config) -> Vec<(&'static str, String)> {
-            vec![
-                ("DEFER_ACCEPT", format!("{:?}", c.defer_accept)),
-                ("CORK", format!("{:?}", c.cork)),
-                ("CORK_FLUSH_MS", format!("{:?}", c.cork_flush_ms)),
-                ("QUICKACK", format!("{:?}", c.quickack_off)),
-                ("FASTOPEN", format!("{:?}", c.fastopen)),
-                ("FASTOPEN_CONNECT", format!("{:?}", c.fastopen_connect)),
-                ("NODELAY", format!("{:?}", c.nodelay)),
-                ("BACKLOG", format!("{:?}", c.backlog)),
-                ("PORTS", format!("{:?}", c.ports)),
-                ("CORK_ROLE", format!("{:?}", c.cork_role)),
-                ("QUICKACK_ROLE", format!("{:?}", c.quickack_role)),
-                ("NODELAY_ROLE", format!("{:?}", c.nodelay_role)),
-                ("LOG", format!("{:?}", c.log)),
-                ("LOG_FILE", format!("{:?}", c.log_file)),
-                ("STATS", format!("{:?}", c.stats)),
-                ("STATS_PROM", format!("{:?}", c.stats_prom)),
-                ("AB", format!("{:?}", c.ab)),
-            ]
+        fn names() -> Vec<&'static str> {
+            SETTINGS.iter().map(|s| s.name).collect()
         }
 
         /// Values: anything, digits and separators, and near-misses of the accepted forms.
@@ -804,7 +1143,7 @@ mod tests {
         /// Names: ours, near-misses of ours, and anything at all.
         fn name() -> impl Strategy<Value = String> {
             prop_oneof![
-                select(KNOWN).prop_map(|k| format!("{PREFIX}{k}")),
+                select(names()).prop_map(|k| format!("{PREFIX}{k}")),
                 "[A-Z_]{0,14}".prop_map(|k| format!("{PREFIX}{k}")),
                 any::<String>(),
             ]
@@ -829,31 +1168,35 @@ mod tests {
 
             #[test]
             fn a_bad_value_turns_off_only_its_own_behaviour(
-                changed in select(KNOWN), v in value()
+                changed in 0..SETTINGS.len(), v in value()
             ) {
+                let changed = &SETTINGS[changed];
                 let env = |changed_to: Option<&str>| {
-                    parse(GOOD.iter().map(|(k, good)| {
-                        let v = if *k == changed { changed_to.unwrap_or(good) } else { good };
-                        (format!("{PREFIX}{k}"), v.to_string())
+                    parse(SETTINGS.iter().filter_map(|s| {
+                        let v = if s.name == changed.name { changed_to? } else { &good(s) };
+                        Some((s.var(), v.to_string()))
                     }))
                 };
-                let (good, p) = (env(None), env(Some(&v)));
-                prop_assert!(good.problems.is_empty(), "{:?}", good.problems);
-                let named = format!("{PREFIX}{changed}=");
+                let (good_env, p) = (env(Some(&good(changed))), env(Some(&v)));
+                prop_assert!(good_env.problems.is_empty(), "{:?}", good_env.problems);
+                let named = format!("{}=", changed.var());
                 prop_assert!(p.problems.len() <= 1, "{:?}", p.problems);
                 if let Some(line) = p.problems.first() {
                     prop_assert!(line.starts_with(&format!("socktune: {named}")), "{line:?}");
-                    if changed == "PORTS" {
+                    if matches!(changed.kind, Kind::Ports { .. }) {
                         // A bad port list switches every behaviour off rather than widening.
                         prop_assert!(!p.config.cork && p.config.defer_accept.is_none());
                         return Ok(());
                     }
+                    prop_assert_eq!(&p.config, &env(None).config, "a bad {}{:?} is as if unset", named, v);
                 }
-                // The shared role is the default of the three per-behaviour roles, all set here.
-                for ((var, want), (_, got)) in effects(&good.config).iter().zip(effects(&p.config)) {
-                    if *var != changed {
-                        prop_assert_eq!(want, &got, "{} changed by {}{}={:?}", var, PREFIX, changed, v);
-                    }
+                // Every other variable's own part of the config is as its value set it: setting
+                // it again changes nothing. The shared role only supplies the default of the
+                // three per-behaviour roles, all set here, so it is left out.
+                for other in SETTINGS.iter().filter(|s| s.name != changed.name && s.name != "ROLE") {
+                    let mut again = p.config.clone();
+                    prop_assert!(other.kind.apply(&good(other), &mut again).is_ok());
+                    prop_assert_eq!(&again, &p.config, "{} changed by {}{:?}", other.var(), named, v);
                 }
             }
         }
