@@ -24,7 +24,13 @@ fn panicking_lib() -> &'static Path {
         let release = lib().parent().is_some_and(|d| d.ends_with("release"));
         let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()));
         cargo
-            .args(["build", "-p", "socktune-preload", "--features", "panic-in-logic"])
+            .args([
+                "build",
+                "-p",
+                "socktune-preload",
+                "--features",
+                "panic-in-logic",
+            ])
             .arg("--manifest-path")
             .arg(repo().join("Cargo.toml"))
             .arg("--target-dir")

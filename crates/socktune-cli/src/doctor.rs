@@ -574,6 +574,7 @@ fn c_path(path: &Path) -> Option<CString> {
 
 fn nosuid_mount(path: &Path) -> bool {
     let Some(c) = c_path(path) else { return false };
+    // SAFETY: statvfs is plain data; all zeroes is a valid value for statvfs() to overwrite.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: statvfs with a NUL-terminated path and a zeroed struct of the right type.
     unsafe { libc::statvfs(c.as_ptr(), &mut st) == 0 && st.f_flag & libc::ST_NOSUID != 0 }

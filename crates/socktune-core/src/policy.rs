@@ -199,7 +199,11 @@ mod tests {
     fn arm_a_drops_socktunes_behaviours_but_keeps_what_the_program_did() {
         let m = FdState::new(
             Kind::Server,
-            FdState::CORK | FdState::QUICKACK_OFF | FdState::NODELAY | FdState::APP_NAGLE | FdState::LINGER,
+            FdState::CORK
+                | FdState::QUICKACK_OFF
+                | FdState::NODELAY
+                | FdState::APP_NAGLE
+                | FdState::LINGER,
             80,
         );
         let a = m.without_behaviours();

@@ -229,7 +229,10 @@ mod tests {
         assert_eq!((s.kind(), s.port()), (Kind::Client, 443));
         assert_eq!(s.with(u64::MAX), s);
         let bare = s.without(u64::MAX);
-        assert_eq!((bare.kind(), bare.port(), bare.flags(u64::MAX)), (Kind::Client, 443, 0));
+        assert_eq!(
+            (bare.kind(), bare.port(), bare.flags(u64::MAX)),
+            (Kind::Client, 443, 0)
+        );
     }
 
     #[test]

@@ -76,7 +76,11 @@ fn an_accepted_socket_gets_the_listeners_plan() {
     assert_eq!(state.kind(), Kind::Server);
     assert!(state.corks() && state.reapplies_quickack() && state.has(FdState::RECORDED));
     assert_eq!(tcp_option(fd, libc::TCP_NODELAY), 1, "cork sets nodelay");
-    assert_eq!(tcp_option(fd, libc::TCP_CORK), 0, "nothing corked before a write");
+    assert_eq!(
+        tcp_option(fd, libc::TCP_CORK),
+        0,
+        "nothing corked before a write"
+    );
     let listener_state = fdtable::lookup(a.listener.as_raw_fd()).unwrap().load();
     assert_eq!(listener_state.kind(), Kind::Listener);
 }
@@ -128,21 +132,47 @@ fn the_programs_own_nodelay_off_takes_cork_over_and_releases_the_hold() {
     let a = accepted();
     let fd = a.server.as_raw_fd();
     cork::before_write(fd, a.slot, a.slot.load(), false);
-    own_options::program_sets(fd, a.slot, libc::IPPROTO_TCP, libc::TCP_NODELAY, Some(0), None);
-    assert_eq!(tcp_option(fd, libc::TCP_CORK), 0, "held data never waits on the program");
+    own_options::program_sets(
+        fd,
+        a.slot,
+        libc::IPPROTO_TCP,
+        libc::TCP_NODELAY,
+        Some(0),
+        None,
+    );
+    assert_eq!(
+        tcp_option(fd, libc::TCP_CORK),
+        0,
+        "held data never waits on the program"
+    );
     let state = a.slot.load();
     assert!(state.has(FdState::APP_NAGLE) && !state.corks());
     drop(a);
     // Nodelay on agrees with cork: the next fd keeps corking, and a gathered response goes as is.
     let b = accepted();
     let fd = b.server.as_raw_fd();
-    own_options::program_sets(fd, b.slot, libc::IPPROTO_TCP, libc::TCP_NODELAY, Some(1), None);
+    own_options::program_sets(
+        fd,
+        b.slot,
+        libc::IPPROTO_TCP,
+        libc::TCP_NODELAY,
+        Some(1),
+        None,
+    );
     let state = b.slot.load();
     assert!(state.corks() && state.has(FdState::APP_NODELAY));
     cork::before_write(fd, b.slot, state, true);
-    assert_eq!(tcp_option(fd, libc::TCP_CORK), 0, "gathered write under program nodelay");
+    assert_eq!(
+        tcp_option(fd, libc::TCP_CORK),
+        0,
+        "gathered write under program nodelay"
+    );
     cork::before_write(fd, b.slot, state, false);
-    assert_eq!(tcp_option(fd, libc::TCP_CORK), 1, "a response written in pieces is corked");
+    assert_eq!(
+        tcp_option(fd, libc::TCP_CORK),
+        1,
+        "a response written in pieces is corked"
+    );
 }
 
 #[test]
@@ -164,7 +194,11 @@ fn a_quickack_off_client_is_armed_until_it_reads_or_writes() {
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
     crate::track::created(fd, libc::AF_INET, libc::SOCK_STREAM, 0);
     let connecting = setup::before_connect(fd, port).expect("a TCP client is planned");
-    assert_eq!(tcp_option(fd, libc::TCP_QUICKACK), 0, "delayed ACKs before connect");
+    assert_eq!(
+        tcp_option(fd, libc::TCP_QUICKACK),
+        0,
+        "delayed ACKs before connect"
+    );
     let addr = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: port.to_be(),
@@ -185,12 +219,19 @@ fn a_quickack_off_client_is_armed_until_it_reads_or_writes() {
     armed::after_connect(fd, connecting, r, crate::errno::get());
     let state = slot.load();
     assert_eq!(state.kind(), Kind::Client);
-    assert!(state.has(FdState::ARMED), "the last handshake ACK waits for the first write");
+    assert!(
+        state.has(FdState::ARMED),
+        "the last handshake ACK waits for the first write"
+    );
     let before = fdtable::armed_count();
     armed::before_read(fd, slot, state);
     assert!(!slot.load().has(FdState::ARMED), "a read first kicks it");
     assert_eq!(fdtable::armed_count(), before - 1);
-    assert_eq!(tcp_option(fd, libc::TCP_QUICKACK), 0, "delayed ACKs again after the kick");
+    assert_eq!(
+        tcp_option(fd, libc::TCP_QUICKACK),
+        0,
+        "delayed ACKs again after the kick"
+    );
     slot.clear();
     // SAFETY: closes our own fd.
     unsafe { libc::close(fd) };

@@ -99,7 +99,11 @@ pub unsafe fn patch(envp: *const *const c_char, out: &mut EnvBuffers) -> bool {
     let entry = |i: usize| unsafe { CStr::from_ptr(*envp.add(i)) }.to_bytes();
     let ours: [&[u8]; MAX_VARS] =
         std::array::from_fn(|k| inh.vars.get(k).map_or(&[][..], |v| v.to_bytes()));
-    let patch = inherit::plan((0..count).map(entry), &inh.lib_name, &ours[..inh.vars.len()]);
+    let patch = inherit::plan(
+        (0..count).map(entry),
+        &inh.lib_name,
+        &ours[..inh.vars.len()],
+    );
     if patch.is_noop() || count + inh.vars.len() + 2 > MAX_ENTRIES {
         return false;
     }

@@ -107,7 +107,9 @@ pub fn after_listen(fd: c_int, listening: Listening) {
         // TCP_INFO's tcpi_sacked is a listener's backlog limit.
         match sys::tcp_info(fd).map(|i| i.tcpi_sacked) {
             Some(max) if i64::from(max) < i64::from(asked) => {
-                info!("fd {fd}: backlog {asked} clamped by the kernel to {max} (net.core.somaxconn)")
+                info!(
+                    "fd {fd}: backlog {asked} clamped by the kernel to {max} (net.core.somaxconn)"
+                )
             }
             _ => debug!("fd {fd}: backlog {asked}"),
         }

@@ -1,6 +1,6 @@
 //! The read family: turning to read ends the response written before it.
 
-use crate::fdtable;
+use crate::fdtable::{self, Slot};
 use crate::guard::act;
 use crate::{armed, cork, quickack, real, stats};
 use libc::{c_int, c_void, iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
@@ -8,8 +8,8 @@ use socktune_core::state::FdState;
 
 /// Counts the read, flushes the response before it, kicks an armed connection, and re-enters
 /// delayed-ACK mode after it. Only connections can need any of it; reads of files and pipes
-/// cost one table lookup.
-#[inline]
+/// cost one table lookup, inline.
+#[inline(always)]
 fn around(fd: c_int, call: &str, real_read: impl FnOnce() -> ssize_t) -> ssize_t {
     let Some(slot) = fdtable::lookup(fd) else {
         return real_read();
@@ -19,21 +19,26 @@ fn around(fd: c_int, call: &str, real_read: impl FnOnce() -> ssize_t) -> ssize_t
         return real_read();
     }
     if state.has(FdState::RECORDED) || state.acts_before_io() {
-        act(call, || {
-            if state.has(FdState::RECORDED) {
-                stats::read(slot);
-            }
-            cork::before_read(fd, slot);
-            if state.has(FdState::ARMED) {
-                armed::before_read(fd, slot, state);
-            }
-        });
+        act_before(fd, call, slot, state);
     }
     let n = real_read();
     if n > 0 && state.reapplies_quickack() {
         act(call, || quickack::after_read(fd, slot));
     }
     n
+}
+
+#[inline(never)]
+fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState) {
+    act(call, || {
+        if state.has(FdState::RECORDED) {
+            stats::read(slot);
+        }
+        cork::before_read(fd, slot);
+        if state.has(FdState::ARMED) {
+            armed::before_read(fd, slot, state);
+        }
+    });
 }
 
 /// Replaces read(2).

@@ -18,7 +18,8 @@ pub unsafe extern "C" fn setsockopt(
     if let Some(slot) = fdtable::lookup(fd).filter(|s| s.load().is_tcp()) {
         let holds = |size: usize| !value.is_null() && len as usize >= size;
         // SAFETY: the program passes `len` readable bytes at `value`.
-        let int = holds(size_of::<c_int>()).then(|| unsafe { value.cast::<c_int>().read_unaligned() });
+        let int =
+            holds(size_of::<c_int>()).then(|| unsafe { value.cast::<c_int>().read_unaligned() });
         // SAFETY: as above.
         let linger = holds(size_of::<libc::linger>())
             .then(|| unsafe { value.cast::<libc::linger>().read_unaligned() }.l_onoff != 0);

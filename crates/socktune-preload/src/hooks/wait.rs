@@ -38,17 +38,21 @@ impl Interest for SelectInterest {
 }
 
 /// Before any wait. Inline: a wait with nothing held or armed anywhere costs two loads.
-#[inline]
+#[inline(always)]
 fn before(call: &str, interest: &impl Interest) {
-    let (held, armed) = (fdtable::held_count() != 0, fdtable::armed_count() != 0);
-    if held || armed {
-        act(call, || {
-            cork::before_wait();
-            if fdtable::armed_count() != 0 {
-                armed::before_wait(interest);
-            }
-        });
+    if fdtable::held_count() != 0 || fdtable::armed_count() != 0 {
+        settle(call, interest);
     }
+}
+
+#[inline(never)]
+fn settle(call: &str, interest: &impl Interest) {
+    act(call, || {
+        cork::before_wait();
+        if fdtable::armed_count() != 0 {
+            armed::before_wait(interest);
+        }
+    });
 }
 
 /// Replaces poll(2).

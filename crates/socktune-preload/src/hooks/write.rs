@@ -1,23 +1,27 @@
 //! The write family: each call may start a response, which is corked until its boundary.
 
-use crate::fdtable;
+use crate::fdtable::{self, Slot};
 use crate::guard::act;
 use crate::{armed, cork, real, stats};
 use libc::{c_int, c_void, iovec, msghdr, off64_t, off_t, size_t, sockaddr, socklen_t, ssize_t};
 use socktune_core::state::FdState;
 
 /// Counts the write, disarms an armed connection, and corks a new response. Only connections
-/// can need any of it; writes to files, pipes and listeners cost one table lookup.
+/// can need any of it; writes to files, pipes and listeners cost one table lookup, inline.
 /// `gathered`: the call hands over several buffers at once.
-#[inline]
+#[inline(always)]
 fn before(fd: c_int, call: &str, gathered: bool) {
     let Some(slot) = fdtable::lookup(fd) else {
         return;
     };
     let state = slot.load();
-    if !state.is_connection() || !(state.has(FdState::RECORDED) || state.acts_before_io()) {
-        return;
+    if state.is_connection() && (state.has(FdState::RECORDED) || state.acts_before_io()) {
+        act_before(fd, call, slot, state, gathered);
     }
+}
+
+#[inline(never)]
+fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState, gathered: bool) {
     act(call, || {
         if state.has(FdState::RECORDED) {
             stats::wrote(slot);
