@@ -89,6 +89,18 @@ missing_components() { # rustfmt and clippy, by what cargo runs
     cargo clippy --version >/dev/null 2>&1 || echo clippy
 }
 
+quietly() { # quietly TOOL WHAT COMMAND...: runs COMMAND with its output in a log, shown on failure
+    local tool=$1 what=$2 log
+    shift 2
+    log=$(mktemp)
+    if ! "$@" </dev/null >"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        rm -f "$log"
+        fail "$tool could not install $what (its last lines are above)"
+    fi
+    rm -f "$log"
+}
+
 command -v cargo >/dev/null ||
     fail "cargo is missing: install a Rust toolchain with rustup (this script cannot fetch one)"
 
@@ -96,15 +108,10 @@ mapfile -t want_debs < <(missing_debs)
 if [ "${#want_debs[@]}" -gt 0 ] && [ -z "$check" ]; then
     [ "$(id -u)" = 0 ] || fail "missing Debian packages ${want_debs[*]}: run as root: bash scripts/setup.sh"
     command -v apt-get >/dev/null || fail "missing Debian packages ${want_debs[*]}, and there is no apt-get"
-    log=$(mktemp)
     echo "setup: installing Debian packages ${want_debs[*]} (apt-get)" >&2
     export DEBIAN_FRONTEND=noninteractive
-    if ! { apt-get update -qq && apt-get install -y -qq "${want_debs[@]}"; } </dev/null >"$log" 2>&1; then
-        tail -n 30 "$log" >&2
-        rm -f "$log"
-        fail "apt-get could not install ${want_debs[*]} (its last lines are above)"
-    fi
-    rm -f "$log"
+    quietly apt-get "${want_debs[*]}" apt-get update -qq
+    quietly apt-get "${want_debs[*]}" apt-get install -y -qq "${want_debs[@]}"
     mapfile -t still < <(missing_debs)
     [ "${#still[@]}" -eq 0 ] || fail "apt-get ran, but ${still[*]} still missing (a command or file it should bring is not there)"
 fi
@@ -115,14 +122,8 @@ if [ "${#want_pips[@]}" -gt 0 ] && [ -z "$check" ]; then
     py=$(python3 -c 'import sys; print(sys.executable)') || fail "python3 is missing"
     [ "$(id -u)" = 0 ] || fail "missing Python packages ${want_pips[*]} for $py: run as root: bash scripts/setup.sh"
     echo "setup: installing Python packages ${want_pips[*]} (pip, for $py)" >&2
-    log=$(mktemp)
-    if ! PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
-        "$py" -m pip install -q "${want_pips[@]}" </dev/null >"$log" 2>&1; then
-        tail -n 30 "$log" >&2
-        rm -f "$log"
-        fail "pip could not install ${want_pips[*]} for $py (its last lines are above)"
-    fi
-    rm -f "$log"
+    quietly pip "${want_pips[*]} for $py" env PIP_DISABLE_PIP_VERSION_CHECK=1 \
+        PIP_ROOT_USER_ACTION=ignore "$py" -m pip install -q "${want_pips[@]}"
     mapfile -t still < <(missing_pips)
     [ "${#still[@]}" -eq 0 ] || fail "pip ran, but ${still[*]} still missing for $py"
 fi

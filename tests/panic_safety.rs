@@ -12,41 +12,17 @@
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 /// target/panic-in-logic/<profile>/libsocktune.so, built once per test binary.
 fn panicking_lib() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let target = repo().join("target/panic-in-logic");
-        let release = lib().parent().is_some_and(|d| d.ends_with("release"));
-        let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()));
-        cargo
-            .args([
-                "build",
-                "-p",
-                "socktune-preload",
-                "--features",
-                "panic-in-logic",
-            ])
-            .arg("--manifest-path")
-            .arg(repo().join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target);
-        if release {
-            cargo.arg("--release");
-        }
-        let out = run_bounded(&mut cargo, Duration::from_secs(600));
-        assert!(
-            out.status.success(),
-            "building the panic-in-logic library failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
+        let profile_dir = cargo_build(
+            &["-p", "socktune-preload", "--features", "panic-in-logic"],
+            Some(&repo().join("target/panic-in-logic")),
         );
-        let path = target
-            .join(if release { "release" } else { "debug" })
-            .join("libsocktune.so");
+        let path = profile_dir.join("libsocktune.so");
         assert!(path.is_file(), "no {}", path.display());
         path
     })

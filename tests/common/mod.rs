@@ -131,32 +131,7 @@ pub fn launcher() -> PathBuf {
 fn built() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let exe = std::env::current_exe().expect("current_exe");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test binary has no grandparent")
-            .to_path_buf();
-        let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()));
-        cargo
-            .args([
-                "build",
-                "-p",
-                "socktune-preload",
-                "-p",
-                "socktune-cli",
-                "--manifest-path",
-            ])
-            .arg(repo().join("Cargo.toml"));
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cargo.arg("--release");
-        }
-        let out = run_bounded(&mut cargo, Duration::from_secs(600));
-        assert!(
-            out.status.success(),
-            "building libsocktune.so and socktune failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let profile_dir = cargo_build(&["-p", "socktune-preload", "-p", "socktune-cli"], None);
         for artefact in ["libsocktune.so", "socktune"] {
             let path = profile_dir.join(artefact);
             assert!(
@@ -167,6 +142,39 @@ fn built() -> &'static Path {
         }
         profile_dir
     })
+}
+
+/// `cargo build ARGS` with the test binary's profile (release for `cargo test --release`), into
+/// `target_dir` or the test binary's own target directory; returns the profile's directory.
+pub fn cargo_build(args: &[&str], target_dir: Option<&Path>) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary has no grandparent");
+    let profile = profile_dir.file_name().expect("a profile directory");
+    let target_dir = target_dir
+        .or(profile_dir.parent())
+        .expect("a target directory");
+    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()));
+    cargo
+        .arg("build")
+        .args(args)
+        .arg("--manifest-path")
+        .arg(repo().join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir);
+    if profile == "release" {
+        cargo.arg("--release");
+    }
+    let out = run_bounded(&mut cargo, Duration::from_secs(600));
+    assert!(
+        out.status.success(),
+        "cargo build {} failed:\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target_dir.join(profile)
 }
 
 /// A fresh, empty directory for one test's files, named after the test and this process.
