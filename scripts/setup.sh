@@ -45,6 +45,8 @@ debs=(
     nginx:nginx-light           # load (nginx under wrk); the full benchmark
     wrk:wrk                     # load; the full benchmark
     tcpdump:tcpdump             # packet traces: SOCKTUNE_TEST_TRACE=1 (netns.py --trace)
+    prometheus-node-exporter:prometheus-node-exporter  # node_exporter: the textfile read for real
+    promtool:prometheus         # node_exporter: promtool check metrics
 )
 if [ -n "$bench" ]; then
     debs+=(starman:starman plackup:libplack-perl)
