@@ -10,6 +10,10 @@ behaviour on (SHIM_ENV), alternating which goes first in each of R repetitions:
              TCP connections, both ends) of which 8 are ready, ns per call;
   keepalive  tests/progs/ka_pair.c: one keep-alive connection, 20,000 requests, µs per request;
              the server (one write per response) runs with or without the shim, the client never.
+  start-up   bench/overhead/spawn_loop.c: /bin/true started 300 times under no preload, a one-hook
+             C preload (bench/overhead/minimal_preload.c, the floor any preload costs), socktune
+             with no SOCKTUNE_* set and socktune with every behaviour on; µs per start, and under
+             callgrind the instructions of one whole run, the dynamic linker's included.
 Prints the median of each side and their ratio (with / without). Then nginx under wrk, 1,000
 keep-alive connections for LOAD_SECONDS each way (tests/harness/load.py with --sendfile off, so
 that nginx sends each response in one writev and the shim has no stall to remove: the
@@ -169,6 +173,53 @@ def nginx_load(args):
     return res
 
 
+STARTS = 300
+
+
+def startup_variants(args):
+    """(name, LD_PRELOAD or "-", settings) for each start-up measurement."""
+    return [("no preload", "-", []), ("one-hook C preload", os.path.join(args.bin, "minimal_preload.so"), []),
+            ("socktune, nothing set", args.lib, []), ("socktune, every behaviour", args.lib, SHIM_ENV)]
+
+
+def startup_env(args, preload, pairs):
+    """No preload for the spawning loop itself; `pairs`, and LD_PRELOAD=preload unless "-"."""
+    env = netns.child_env(args, False, [])
+    env.update(kv.split("=", 1) for kv in pairs)
+    if preload != "-":
+        env["LD_PRELOAD"] = preload
+    return env
+
+
+def startup(args):
+    """µs per start (median of alternating rounds) and instructions per run, per variant."""
+    variants = startup_variants(args)
+    times = {name: [] for name, _, _ in variants}
+    spawn_loop = os.path.join(args.bin, "spawn_loop")
+    for rep in range(args.reps):
+        for name, preload, pairs in variants if rep % 2 == 0 else variants[::-1]:
+            out = subprocess.run([spawn_loop, str(STARTS), preload, "/bin/true"], env=startup_env(args, "-", pairs),
+                                 stdin=subprocess.DEVNULL, capture_output=True, text=True, check=True, timeout=600)
+            times[name].append(figure(out.stdout, "us_per_run"))
+    res = {}
+    for name, preload, pairs in variants:
+        env = startup_env(args, preload, pairs)
+        with tempfile.NamedTemporaryFile(dir=args.bin, suffix=".cg") as out:
+            subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out.name, "/bin/true"],
+                           env=env, stdin=subprocess.DEVNULL, capture_output=True, check=True, timeout=120)
+            total = int(re.search(r"^totals: (\d+)", open(out.name).read(), re.M).group(1))
+        res[name] = {"us_per_start": statistics.median(times[name]), "all_us": times[name], "instructions": total}
+    base = res["no preload"]
+    floor = res["one-hook C preload"]
+    for name, r in res.items():
+        added_us, added_ir = r["us_per_start"] - base["us_per_start"], r["instructions"] - base["instructions"]
+        floor_ir = floor["instructions"] - base["instructions"]
+        print("%-26s %8.1f %+8.1f  %9d %+9d  %6.1f" % (name, r["us_per_start"], added_us, r["instructions"],
+                                                       added_ir, added_ir / floor_ir if floor_ir else 0),
+              flush=True)
+    return res
+
+
 def measure(args):
     netns.setup_namespace(None)
     # One CPU for every program, so that a request loop's client and server always meet on it:
@@ -188,14 +239,20 @@ def measure(args):
     print("\ninstructions per call (callgrind; user space; N and 2N iterations, difference / N)")
     print("%-10s %10s %10s %10s" % ("", "without", "with", "added"), flush=True)
     res["instructions"] = instructions(args)
+    print("\nstart-up: /bin/true, %d starts per round, median of %d alternating rounds; callgrind: one run"
+          % (STARTS, args.reps))
+    print("%-26s %8s %8s  %9s %9s  %6s" % ("", "µs", "added", "instr.", "added", "×floor"), flush=True)
+    res["startup"] = startup(args)
     with open(args.json, "w") as f:
         json.dump(res, f, indent=1)
 
 
 def compile_all(work):
     for name, src in (("write_loop", "bench/overhead/write_loop.c"), ("epoll_loop", "bench/overhead/epoll_loop.c"),
-                      ("ka_pair", "tests/progs/ka_pair.c")):
-        cc = subprocess.run(["cc", "-O2", "-g", "-o", os.path.join(work, name), os.path.join(REPO, src)],
+                      ("ka_pair", "tests/progs/ka_pair.c"), ("spawn_loop", "bench/overhead/spawn_loop.c"),
+                      ("minimal_preload.so", "bench/overhead/minimal_preload.c")):
+        shared = ["-shared", "-fPIC"] if name.endswith(".so") else []
+        cc = subprocess.run(["cc", "-O2", "-g"] + shared + ["-o", os.path.join(work, name), os.path.join(REPO, src)],
                             capture_output=True, text=True)
         if cc.returncode:
             netns.die("cc %s failed:\n%s" % (src, cc.stderr))

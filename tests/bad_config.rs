@@ -178,3 +178,27 @@ fn debug_log_file_takes_the_lines_off_stderr() {
         );
     }
 }
+
+/// The environment a shimmed program sees: `SOCKTUNE__REPORTED` appears only where socktune said
+/// something on stderr (so that its children need not say it again), never where it had nothing
+/// to say.
+#[test]
+fn a_process_with_nothing_to_report_leaves_its_environment_alone() {
+    let show_env = [
+        python().to_string(),
+        "-c".into(),
+        "import os; print(os.environ.get('SOCKTUNE__REPORTED', 'absent'))".into(),
+    ];
+    let environment_seen = |env: &[&str]| {
+        let out = run(&show_env, Some(env));
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(environment_seen(&["SOCKTUNE_CORK=1"]), "absent");
+    assert_eq!(environment_seen(&[]), "absent");
+    assert_ne!(
+        environment_seen(&["SOCKTUNE_CORKK=1"]),
+        "absent",
+        "a process that reported a problem marks its tree"
+    );
+}

@@ -4,6 +4,7 @@
 //! The patched environment is built in buffers on the hook's stack, without malloc, since execve
 //! may run in a vfork child that shares the parent's heap.
 
+use crate::sys;
 use libc::c_char;
 use once_cell::sync::OnceCell;
 use socktune_core::config::PREFIX;
@@ -38,14 +39,9 @@ pub fn capture() {
     let lib_path = unsafe { CStr::from_ptr(info.dli_fname) }
         .to_bytes()
         .to_vec();
-    let vars = std::env::vars_os()
-        .filter(|(k, _)| k.to_str().is_some_and(|k| k.starts_with(PREFIX)))
-        .filter_map(|(k, v)| {
-            let mut entry = k.into_encoded_bytes();
-            entry.push(b'=');
-            entry.extend(v.into_encoded_bytes());
-            CString::new(entry).ok()
-        })
+    // SAFETY: called from the constructor, before the program can change its environment.
+    let vars = unsafe { sys::environ_entries(PREFIX.as_bytes()) }
+        .filter_map(|entry| CString::new(entry).ok())
         .take(MAX_VARS)
         .collect();
     let Ok(preload) = CString::new([b"LD_PRELOAD=".as_slice(), &lib_path].concat()) else {

@@ -2,9 +2,9 @@
 //! not matter: nginx, for one, clears it before forking its workers.
 
 use crate::errno::KeepErrno;
-use crate::{guard, log};
+use crate::{guard, log, sys};
 use once_cell::sync::OnceCell;
-use socktune_core::config::{self, Config};
+use socktune_core::config::{self, Config, Level};
 
 static CONFIG: OnceCell<Config> = OnceCell::new();
 
@@ -21,12 +21,19 @@ fn load() -> Config {
     if unsafe { libc::getauxval(libc::AT_SECURE) } != 0 {
         return Config::default(); // setuid/setgid: a preload library must not act
     }
+    // Most processes under a preload have nothing set for it: a raw scan of environ finds that
+    // out without copying or allocating anything.
+    // SAFETY: environ is glibc's NULL-terminated array of NUL-terminated strings; at load no
+    // other thread of the program can be changing it.
+    let ours = unsafe { sys::environ_entries(config::PREFIX.as_bytes()) };
+    if ours.clone().next().is_none() {
+        return Config::default();
+    }
     // Lossy, so that a value that is not UTF-8 is reported as invalid rather than ignored.
-    let parsed = config::parse(std::env::vars_os().map(|(k, v)| {
-        (
-            k.to_string_lossy().into_owned(),
-            v.to_string_lossy().into_owned(),
-        )
+    let parsed = config::parse(ours.map(|entry| {
+        let text = String::from_utf8_lossy(entry);
+        let (k, v) = text.split_once('=').unwrap_or((&text, ""));
+        (k.to_owned(), v.to_owned())
     }));
     let cfg = parsed.config;
     log::init(cfg.log, cfg.log_file.as_deref());
@@ -34,14 +41,18 @@ fn load() -> Config {
         for problem in &parsed.problems {
             log::stderr(problem);
         }
-        if !cfg.inert() {
+        let says_settings = !cfg.inert() && log::enabled(Level::Info);
+        if says_settings {
             for line in cfg.to_string().lines() {
                 log::info!("{line}");
             }
         }
-        // Runs from the library's constructor (or a hook called before it), before main() can
-        // have started threads that read the environment.
-        std::env::set_var(config::REPORTED_VAR, &parsed.fingerprint);
+        // Children with the same settings need not say the same again. A process that said
+        // nothing leaves its environment alone. Runs from the library's constructor (or a hook
+        // called before it), before main() can have started threads that read the environment.
+        if says_settings || !parsed.problems.is_empty() {
+            std::env::set_var(config::REPORTED_VAR, &parsed.fingerprint);
+        }
     }
     cfg
 }

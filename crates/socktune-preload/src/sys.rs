@@ -169,3 +169,38 @@ pub fn read_proc_int(path: &CStr) -> Option<i64> {
         text.split_whitespace().next()?.parse().ok()
     }
 }
+
+extern "C" {
+    static environ: *const *const libc::c_char;
+}
+
+/// The process's environment entries (`NAME=value`) that start with `prefix`, read in place.
+///
+/// # Safety
+/// Nothing may change the environment while the iterator is in use.
+pub unsafe fn environ_entries(
+    prefix: &'static [u8],
+) -> impl Iterator<Item = &'static [u8]> + Clone {
+    // SAFETY: glibc's environ, read once; the caller keeps it unchanged.
+    let env = unsafe { environ };
+    let count = if env.is_null() {
+        0
+    } else {
+        // SAFETY: the array is NULL-terminated.
+        (0..)
+            .take_while(|&i| unsafe { !(*env.add(i)).is_null() })
+            .count()
+    };
+    (0..count)
+        // SAFETY: below `count`, every entry is a NUL-terminated string.
+        .map(move |i| unsafe { *env.add(i) })
+        .filter(move |&entry| {
+            // SAFETY: stops at the first byte that differs, at the latest the entry's NUL.
+            prefix
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| unsafe { *entry.add(i) } as u8 == b)
+        })
+        // SAFETY: each entry is a NUL-terminated string that lives as long as the environment.
+        .map(|entry| unsafe { CStr::from_ptr(entry) }.to_bytes())
+}
