@@ -39,6 +39,7 @@ debs=(
     dpkg:libc6-dev              # their headers, and libc.a for the static binary doctor inspects
     perl:perl                   # prefork: examples/perl-server.pl
     node:nodejs                 # self_tuned: Node.js http; the benchmark's Node.js server
+    javac:openjdk-17-jdk-headless  # thread_pool: the JDK's HttpServer
     curl:curl                   # the benchmark's curl client
     valgrind:valgrind           # memcheck
     dpkg:libc6-dbg              # glibc's symbols, which valgrind needs to redirect its functions

@@ -4,9 +4,10 @@
 //! pointer. A function this glibc lacks is never a panic: the call fails with ENOSYS.
 
 use libc::{
-    c_char, c_int, c_uint, c_ulong, c_void, epoll_event, fd_set, iovec, msghdr, nfds_t, off64_t,
-    off_t, pid_t, pollfd, posix_spawn_file_actions_t, posix_spawnattr_t, sigset_t, size_t,
-    sockaddr, socklen_t, ssize_t, timespec, timeval,
+    c_char, c_int, c_uint, c_ulong, c_void, clockid_t, epoll_event, fd_set, iovec, msghdr, nfds_t,
+    off64_t, off_t, pid_t, pollfd, posix_spawn_file_actions_t, posix_spawnattr_t, pthread_cond_t,
+    pthread_mutex_t, sem_t, siginfo_t, sigset_t, size_t, sockaddr, socklen_t, ssize_t, timespec,
+    timeval, useconds_t,
 };
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicUsize, Ordering::Acquire, Ordering::Release};
@@ -50,6 +51,14 @@ impl Missing for c_int {
     fn missing() -> c_int {
         crate::errno::set(libc::ENOSYS);
         -1
+    }
+}
+
+/// sleep(3), which every glibc has: were it missing, it would return at once.
+impl Missing for c_uint {
+    fn missing() -> c_uint {
+        crate::errno::set(libc::ENOSYS);
+        0
     }
 }
 
@@ -119,6 +128,19 @@ real_functions! {
     epoll_pwait(epfd: c_int, events: *mut epoll_event, max: c_int, timeout: c_int, mask: *const sigset_t) -> c_int;
     epoll_pwait2(epfd: c_int, events: *mut epoll_event, max: c_int, timeout: *const timespec, mask: *const sigset_t) -> c_int;
     epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: *mut epoll_event) -> c_int;
+
+    pthread_cond_wait(cond: *mut pthread_cond_t, mutex: *mut pthread_mutex_t) -> c_int;
+    pthread_cond_clockwait(cond: *mut pthread_cond_t, mutex: *mut pthread_mutex_t, clock: clockid_t, abstime: *const timespec) -> c_int;
+    sem_wait(sem: *mut sem_t) -> c_int;
+    sem_timedwait(sem: *mut sem_t, abstime: *const timespec) -> c_int;
+    sem_clockwait(sem: *mut sem_t, clock: clockid_t, abstime: *const timespec) -> c_int;
+    nanosleep(request: *const timespec, remain: *mut timespec) -> c_int;
+    clock_nanosleep(clock: clockid_t, flags: c_int, request: *const timespec, remain: *mut timespec) -> c_int;
+    usleep(usec: useconds_t) -> c_int;
+    sleep(seconds: c_uint) -> c_uint;
+    sigwait(set: *const sigset_t, sig: *mut c_int) -> c_int;
+    sigwaitinfo(set: *const sigset_t, info: *mut siginfo_t) -> c_int;
+    sigtimedwait(set: *const sigset_t, info: *mut siginfo_t, timeout: *const timespec) -> c_int;
 
     close(fd: c_int) -> c_int;
     shutdown(fd: c_int, how: c_int) -> c_int;
