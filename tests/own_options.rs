@@ -76,3 +76,31 @@ fn the_programs_own_cork_and_nodelay_win() {
         }
     }
 }
+
+/// A program's own MSG_MORE is its own cork: tests/progs/more_server.py sends each header with
+/// MSG_MORE, waits 5 ms for its "backend" (select on a pipe), then sends the body. Without
+/// socktune the kernel sends header and body together; socktune, which would uncork the header
+/// alone at that select, leaves such a connection's responses to the program.
+#[test]
+fn the_programs_own_msg_more_wins() {
+    needs_root!(NETNS);
+    let proxy = |name: &str| {
+        keepalive(
+            name,
+            "python3 {progs}/more_server.py 127.0.0.1 {port}",
+            "127.0.0.1",
+            40,
+        )
+    };
+    let runs = run_all(&[
+        proxy("without socktune"),
+        proxy("cork").server_env(&["SOCKTUNE_CORK=1"]),
+    ]);
+    for r in &runs {
+        check(
+            r.num("packets_per_request") <= 2.2,
+            r,
+            "the header waits for its body, as the program asked",
+        );
+    }
+}

@@ -1,4 +1,4 @@
-//! The program's own socket options win: once it sets an option socktune would manage, socktune
+//! The program's own socket options and packet hints win: once it sets an option socktune would manage, socktune
 //! leaves that option to it on this socket (and, for a listener, on the sockets it accepts).
 
 use crate::cork;
@@ -47,4 +47,13 @@ pub fn program_sets(
     if !before.has(flag) {
         debug!("fd {fd}: the program sets {option} ({value:?}) itself; socktune leaves it to the program");
     }
+}
+
+/// A send with the program's own MSG_MORE on a connection we cork: like its own TCP_CORK, it
+/// says itself where a response ends, so this connection's responses are left to it. (Our
+/// uncork at its next wait would push the part it is holding back alone.)
+pub fn program_sends_more(fd: c_int, slot: Slot) {
+    cork::program_takes_over(fd, slot);
+    slot.set(FdState::APP_NAGLE);
+    debug!("fd {fd}: the program sends with MSG_MORE itself; socktune leaves its responses to it");
 }

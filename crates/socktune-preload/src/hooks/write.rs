@@ -2,26 +2,46 @@
 
 use crate::fdtable::{self, Slot};
 use crate::guard::act;
-use crate::{armed, cork, real, stats};
+use crate::{armed, cork, own_options, real, stats};
 use libc::{c_int, c_void, iovec, msghdr, off64_t, off_t, size_t, sockaddr, socklen_t, ssize_t};
 use socktune_core::state::FdState;
 
+/// How a write hands its data over.
+#[derive(Clone, Copy)]
+struct Shape {
+    /// Several buffers at once (writev, sendmsg).
+    gathered: bool,
+    /// The program's own MSG_MORE: more of this response follows, and it says when it ends.
+    more: bool,
+}
+
+const PLAIN: Shape = Shape {
+    gathered: false,
+    more: false,
+};
+
+fn sent_with(flags: c_int) -> Shape {
+    Shape {
+        gathered: false,
+        more: flags & libc::MSG_MORE != 0,
+    }
+}
+
 /// Counts the write, disarms an armed connection, and corks a new response. Only connections
 /// can need any of it; writes to files, pipes and listeners cost one table lookup, inline.
-/// `gathered`: the call hands over several buffers at once.
 #[inline(always)]
-fn before(fd: c_int, call: &str, gathered: bool) {
+fn before(fd: c_int, call: &str, shape: Shape) {
     let Some(slot) = fdtable::lookup(fd) else {
         return;
     };
     let state = slot.load();
     if state.is_connection() && (state.has(FdState::RECORDED) || state.acts_before_io()) {
-        act_before(fd, call, slot, state, gathered);
+        act_before(fd, call, slot, state, shape);
     }
 }
 
 #[inline(never)]
-fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState, gathered: bool) {
+fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState, shape: Shape) {
     act(call, || {
         if state.has(FdState::RECORDED) {
             stats::wrote(slot);
@@ -30,7 +50,11 @@ fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState, gathered: bool)
             armed::before_write(slot);
         }
         if state.corks() {
-            cork::before_write(fd, slot, state, gathered);
+            if shape.more {
+                own_options::program_sends_more(fd, slot);
+            } else {
+                cork::before_write(fd, slot, state, shape.gathered);
+            }
         }
     });
 }
@@ -38,21 +62,28 @@ fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState, gathered: bool)
 /// Replaces write(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
-    before(fd, "write", false);
+    before(fd, "write", PLAIN);
     unsafe { real::write(fd, buf, n) }
 }
 
 /// Replaces writev(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
-    before(fd, "writev", count > 1);
+    before(
+        fd,
+        "writev",
+        Shape {
+            gathered: count > 1,
+            more: false,
+        },
+    );
     unsafe { real::writev(fd, iov, count) }
 }
 
 /// Replaces send(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
-    before(fd, "send", false);
+    before(fd, "send", sent_with(flags));
     unsafe { real::send(fd, buf, n, flags) }
 }
 
@@ -66,7 +97,7 @@ pub unsafe extern "C" fn sendto(
     addr: *const sockaddr,
     len: socklen_t,
 ) -> ssize_t {
-    before(fd, "sendto", false);
+    before(fd, "sendto", sent_with(flags));
     unsafe { real::sendto(fd, buf, n, flags, addr, len) }
 }
 
@@ -75,7 +106,14 @@ pub unsafe extern "C" fn sendto(
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
     // SAFETY: the program passes a msghdr to sendmsg, or null, which the real call rejects.
     let gathered = !msg.is_null() && unsafe { (*msg).msg_iovlen } > 1;
-    before(fd, "sendmsg", gathered);
+    before(
+        fd,
+        "sendmsg",
+        Shape {
+            gathered,
+            ..sent_with(flags)
+        },
+    );
     unsafe { real::sendmsg(fd, msg, flags) }
 }
 
@@ -87,7 +125,7 @@ pub unsafe extern "C" fn sendfile(
     offset: *mut off_t,
     count: size_t,
 ) -> ssize_t {
-    before(out, "sendfile", false);
+    before(out, "sendfile", PLAIN);
     unsafe { real::sendfile(out, input, offset, count) }
 }
 
@@ -99,6 +137,6 @@ pub unsafe extern "C" fn sendfile64(
     offset: *mut off64_t,
     count: size_t,
 ) -> ssize_t {
-    before(out, "sendfile64", false);
+    before(out, "sendfile64", PLAIN);
     unsafe { real::sendfile64(out, input, offset, count) }
 }
