@@ -177,6 +177,37 @@ fn forked_children_leaving_by_underscore_exit_lose_no_record() {
     );
 }
 
+/// Children that exit with the connection still open (no close before os._exit) are recorded
+/// at their exit, as the connection stood, with `"end":"exit"`.
+#[test]
+fn connections_left_open_at_exit_are_recorded() {
+    needs_root!(NETNS);
+    let dir = scratch("stats-open-at-exit");
+    let stats = dir.join("conns.jsonl");
+    let r = Scenario::new(
+        "left open",
+        "python3 {progs}/ka_client.py 127.0.0.1 {port} 5 /f100 6",
+    )
+    .server("python3 {progs}/forking_server.py 127.0.0.1 {port} leave-open")
+    .server_env(&[&setting("STATS", &stats)])
+    .run();
+    check_quiet(&r);
+    let records = std::fs::read_to_string(&stats).unwrap_or_default();
+    let ended = |end: &str| records.matches(&format!("\"end\":\"{end}\"")).count();
+    assert_eq!(
+        (ended("exit"), ended("close")),
+        (6, 0),
+        "one record per connection, at each child's exit:\n{records}\n{r}"
+    );
+    let s = Summary::read(&stats, None);
+    expect(
+        s.num("server_none_responses") == 30.0,
+        &s,
+        &r,
+        "5 responses on each",
+    );
+}
+
 /// A corked response that leaves with the FIN at close() is in the record: the snapshot is taken
 /// once it has left, not while the cork still holds it.
 #[test]

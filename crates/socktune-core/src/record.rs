@@ -113,14 +113,17 @@ pub fn applied(state: FdState) -> Applied {
 pub enum End {
     Close,
     Shutdown,
+    /// Still open when the process exited (exit or _exit).
+    Exit,
 }
 
 impl Named for End {
-    const ALL: &'static [End] = &[End::Close, End::Shutdown];
+    const ALL: &'static [End] = &[End::Close, End::Shutdown, End::Exit];
     fn name(self) -> &'static str {
         match self {
             End::Close => "close",
             End::Shutdown => "shutdown",
+            End::Exit => "exit",
         }
     }
 }

@@ -8,7 +8,7 @@
 //! processes add to the same numbers, and any of them can render the textfile.
 
 use crate::errno::{self, KeepErrno};
-use crate::fdtable::Slot;
+use crate::fdtable::{self, Slot};
 use crate::settings::config;
 use crate::{flusher, guard, log, sys};
 use once_cell::sync::OnceCell;
@@ -423,6 +423,13 @@ pub fn at_exit() {
     }
     let _busy = guard::enter();
     let _keep = KeepErrno::now();
+    // Connections the program leaves open (children that exit without closing the client's
+    // socket, clients that leave by _exit) are recorded as they stand.
+    fdtable::for_each_tracked(|fd, slot, state| {
+        if state.is_connection() {
+            ended(fd, slot, state, End::Exit);
+        }
+    });
     // A drain the flusher started has taken its lines: let it finish them (bounded wait).
     for _ in 0..200 {
         if IN_FLIGHT.load(SeqCst) == 0 {
