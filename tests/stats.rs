@@ -208,6 +208,42 @@ fn connections_left_open_at_exit_are_recorded() {
     );
 }
 
+/// The shim's files are its own: it writes records through no symbolic link (one planted where
+/// a privileged server writes would redirect them), and counts into no counters file of another
+/// user's. Each refusal is one warning; the program runs on, corked.
+#[test]
+fn stats_files_are_never_followed_through_a_link_nor_shared_with_another_user() {
+    needs_root!(NETNS);
+    let dir = scratch("stats-own-files");
+    let target = dir.join("elsewhere.jsonl");
+    let link = dir.join("conns.jsonl");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let prom = dir.join("socktune.prom");
+    let counters = dir.join("socktune.prom.counters");
+    std::fs::write(&counters, b"").unwrap();
+    std::os::unix::fs::chown(&counters, Some(65534), Some(65534)).unwrap(); // nobody
+    let runs = run_all(&[
+        keepalive("symlink", HTTP11_SERVER_V4, "127.0.0.1", 20)
+            .server_env(&["SOCKTUNE_CORK=1", &setting("STATS", &link)]),
+        keepalive("another user's counters", HTTP11_SERVER_V4, "127.0.0.1", 20)
+            .server_env(&["SOCKTUNE_CORK=1", &setting("STATS_PROM", &prom)]),
+    ]);
+    for (r, why) in runs
+        .iter()
+        .zip(["Too many levels of symbolic links", "another user"])
+    {
+        check(
+            r.num("srv_socktune_lines") == 1.0,
+            r,
+            "exactly one warning line",
+        );
+        check(r.stderr.contains(why), r, "the warning names the cause");
+        check_corked(r, "cork still works");
+    }
+    assert!(!target.exists(), "nothing was written through the link");
+    assert!(!prom.exists(), "no textfile from another user's counters");
+}
+
 /// A corked response that leaves with the FIN at close() is in the record: the snapshot is taken
 /// once it has left, not while the cork still holds it.
 #[test]

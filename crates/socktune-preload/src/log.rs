@@ -41,7 +41,7 @@ fn sink() -> i32 {
     let fd = unsafe {
         libc::open(
             path.as_ptr(),
-            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC,
+            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | crate::sys::OWN_FILE,
             0o644,
         )
     };

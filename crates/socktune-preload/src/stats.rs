@@ -270,7 +270,7 @@ fn append(lines: &[u8]) {
         return;
     };
     static WARNED: AtomicBool = AtomicBool::new(false);
-    let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC;
+    let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | sys::OWN_FILE;
     match write_file(path, flags, lines) {
         Ok(()) => {}
         Err(e) => {
@@ -345,13 +345,18 @@ fn map_counters(path: &str) {
     unsafe {
         let fd = libc::open(
             cpath.as_ptr(),
-            libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC,
+            libc::O_RDWR | libc::O_CREAT | sys::OWN_FILE,
             0o644,
         );
         if fd < 0 {
             return warn(&std::io::Error::last_os_error().to_string());
         }
         let mut st = std::mem::zeroed::<libc::stat>();
+        if libc::fstat(fd, &mut st) == 0 && st.st_uid != libc::geteuid() {
+            // Shared with whoever owns it: another user's file is not ours to count in.
+            libc::syscall(libc::SYS_close, fd);
+            return warn("it belongs to another user");
+        }
         let sized = libc::fstat(fd, &mut st) == 0
             && (st.st_size >= MAP_LEN as i64 || libc::ftruncate(fd, MAP_LEN as i64) == 0);
         let map = if sized {
@@ -394,7 +399,7 @@ fn write_prom() {
     let snapshot: [u64; COUNTER_SLOTS] = std::array::from_fn(|i| counters[i].load(SeqCst));
     let text = record::render_prom(&snapshot);
     static WARNED: AtomicBool = AtomicBool::new(false);
-    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC;
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | sys::OWN_FILE;
     let result = write_file(&tmp, flags, text.as_bytes()).and_then(|()| {
         // SAFETY: two NUL-terminated paths.
         if unsafe { libc::rename(tmp.as_ptr(), path.as_ptr()) } == 0 {

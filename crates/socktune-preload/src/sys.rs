@@ -154,6 +154,11 @@ pub fn is_listening(fd: c_int) -> bool {
     get_int(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN) == Some(1)
 }
 
+/// How the shim opens its own files: never inherited by the program's children, and never
+/// through a symbolic link, which someone else could have planted where a privileged server
+/// writes.
+pub const OWN_FILE: c_int = libc::O_CLOEXEC | libc::O_NOFOLLOW;
+
 /// First integer in a /proc file, read without std I/O (which would go through our hooks).
 pub fn read_proc_int(path: &CStr) -> Option<i64> {
     // SAFETY: plain open/read/close on a NUL-terminated path into a stack buffer.
