@@ -127,7 +127,8 @@ pub fn help() -> String {
     out += &crate::help::entry(
         "--lib PATH",
         "the libsocktune.so to preload (default: beside this program, then ../lib, \
-         ../lib/socktune, /usr/local/lib, /usr/lib, /usr/lib/x86_64-linux-gnu)",
+         ../lib/socktune, the Debian package's /usr/lib/x86_64-linux-gnu/socktune, /usr/local/lib, \
+         /usr/lib, /usr/lib/x86_64-linux-gnu)",
     );
     out
 }

@@ -41,17 +41,27 @@ pub fn env_help() -> String {
 }
 
 /// Where `run` looks for the library when `--lib` is not given: beside the executable
-/// (target/release holds both after `cargo build --release`), then the usual install places.
+/// (target/release holds both after `cargo build --release`), then the Debian package's place
+/// (scripts/package.sh), then the usual install places.
 fn candidates() -> Vec<PathBuf> {
     let bin_dir = std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(Path::to_path_buf));
+    candidates_for(bin_dir)
+}
+
+fn candidates_for(bin_dir: Option<PathBuf>) -> Vec<PathBuf> {
     let beside = bin_dir
         .into_iter()
         .flat_map(|d| [d.clone(), d.join("../lib"), d.join("../lib/socktune")]);
     let multiarch = format!("/usr/lib/{}-linux-gnu", std::env::consts::ARCH);
+    let packaged = Path::new(&multiarch).join("socktune");
     let usual = ["/usr/local/lib", "/usr/lib", multiarch.as_str()].map(PathBuf::from);
-    beside.chain(usual).map(|d| d.join(LIB_NAME)).collect()
+    beside
+        .chain([packaged])
+        .chain(usual)
+        .map(|d| d.join(LIB_NAME))
+        .collect()
 }
 
 /// The library to preload: `--lib`, or the first candidate that exists, as a canonical path.
@@ -295,6 +305,22 @@ mod tests {
                 Some(OsStr::new("/usr/lib/libjemalloc.so /old/libsocktune.so"))
             ),
             "/opt/st/libsocktune.so:/usr/lib/libjemalloc.so"
+        );
+    }
+
+    #[test]
+    fn the_packaged_library_comes_after_the_build_tree() {
+        let found = candidates_for(Some(PathBuf::from("/src/target/release")));
+        let shown: Vec<String> = found.iter().map(|p| p.display().to_string()).collect();
+        let arch = std::env::consts::ARCH;
+        assert_eq!(
+            shown[..4],
+            [
+                "/src/target/release/libsocktune.so".to_string(),
+                "/src/target/release/../lib/libsocktune.so".into(),
+                "/src/target/release/../lib/socktune/libsocktune.so".into(),
+                format!("/usr/lib/{arch}-linux-gnu/socktune/libsocktune.so"),
+            ]
         );
     }
 

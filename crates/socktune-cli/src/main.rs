@@ -11,9 +11,14 @@
 // The library's own parser, so a bad flag value gets exactly the library's message.
 use socktune_core::config;
 
+// The files made from the settings table, checked (or rewritten) by their tests.
+#[cfg(test)]
+mod completions;
 mod doctor;
 mod elf;
 mod flags;
+#[cfg(test)]
+mod generated;
 mod help;
 mod launch;
 #[cfg(test)]

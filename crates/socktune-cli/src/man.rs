@@ -1,25 +1,46 @@
-//! The settings flags of the man page, made from the library's settings table. The rest of
-//! docs/socktune.1 is written by hand; a test holds the part between the markers to the table
+//! The parts of the man pages made from the library's settings table: the settings flags of
+//! docs/socktune.1 and the variables of docs/socktune.7. The rest of each page is written by
+//! hand; a test holds the part between the markers to the table
 //! (`SOCKTUNE_UPDATE_DOCS=1 cargo test -p socktune-cli man` rewrites it).
 
 use crate::config::{Arg, Setting, SETTINGS};
 use crate::{flags, help};
 
-const BEGIN: &str = concat!(
-    ".\\\" The settings flags, down to the end marker, are made from the settings table:\n",
-    ".\\\" SOCKTUNE_UPDATE_DOCS=1 cargo test -p socktune-cli man\n",
-);
-const END: &str = ".\\\" End of the settings flags made from the table.\n";
 /// Source lines of about this width; roff fills the text itself.
 const WIDTH: usize = 96;
 
-/// `page` with the text between the markers replaced by the table's flags, or `None` without
-/// the markers.
+/// `page` with the text between the markers of `what` replaced by `entry` of each setting, or
+/// `None` without the markers.
+fn with_table(page: &str, what: &str, entry: fn(&Setting) -> String) -> Option<String> {
+    let begin = format!(
+        ".\\\" The {what}, down to the end marker, are made from the settings table:\n\
+         .\\\" SOCKTUNE_UPDATE_DOCS=1 cargo test -p socktune-cli man\n"
+    );
+    let end = format!(".\\\" End of the {what} made from the table.\n");
+    let (head, rest) = page.split_once(&begin)?;
+    let (_, tail) = rest.split_once(&end)?;
+    let made: String = SETTINGS.iter().map(entry).collect();
+    Some(format!("{head}{begin}{made}{end}{tail}"))
+}
+
+/// docs/socktune.1 with the table's flags.
 pub fn with_settings(page: &str) -> Option<String> {
-    let (head, rest) = page.split_once(BEGIN)?;
-    let (_, tail) = rest.split_once(END)?;
-    let flags: String = SETTINGS.iter().map(entry).collect();
-    Some(format!("{head}{BEGIN}{flags}{END}{tail}"))
+    with_table(page, "settings flags", entry)
+}
+
+/// docs/socktune.7 with the table's variables.
+pub fn with_variables(page: &str) -> Option<String> {
+    with_table(page, "variables", variable)
+}
+
+/// `.TP`, the variable, then what it does, what it takes and its launcher flag.
+fn variable(s: &Setting) -> String {
+    let text = format!(
+        "{} Launcher flag: `{}`.",
+        flags::description(s),
+        flags::flag(s.name)
+    );
+    format!(".TP\n.B {}\n{}", s.var(), wrap(&roff(&text)))
 }
 
 /// `.TP`, the flag with its value, then the variable and what it does.
@@ -71,21 +92,20 @@ fn wrap(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::generated;
 
     #[test]
     fn man_page_settings_are_the_tables() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/socktune.1");
-        let page = std::fs::read_to_string(path).unwrap();
-        let made = with_settings(&page).expect("docs/socktune.1 lacks the settings markers");
-        if std::env::var_os("SOCKTUNE_UPDATE_DOCS").is_some_and(|v| v == "1") {
-            std::fs::write(path, &made).unwrap();
-        } else {
-            assert!(
-                page == made,
-                "docs/socktune.1 differs from the settings table; rewrite it with \
-                 SOCKTUNE_UPDATE_DOCS=1 cargo test -p socktune-cli man"
-            );
-        }
+        generated::check("docs/socktune.1", |page| {
+            with_settings(page).expect("docs/socktune.1 lacks the settings markers")
+        });
+    }
+
+    #[test]
+    fn man_page_variables_are_the_tables() {
+        generated::check("docs/socktune.7", |page| {
+            with_variables(page).expect("docs/socktune.7 lacks the variables markers")
+        });
     }
 
     #[test]
