@@ -405,7 +405,10 @@ fn doctor_sees_what_blocks_a_command() {
     expect(
         &static_bin,
         1,
-        &[&format!("FAIL  {static_bin}: statically linked")],
+        &[
+            &format!("FAIL  {static_bin}: statically linked"),
+            "note  instead: for its listeners, systemd socket activation",
+        ],
     );
 
     // A setuid copy of a dynamic program, owned by nobody: secure-execution mode for root.
@@ -575,6 +578,7 @@ fn help_and_man_page_cover_every_flag() {
     for (cmd, flag) in [
         ("env", "--format"),
         ("doctor", "--lib"),
+        ("doctor", "--pid"),
         ("report", "--svg"),
     ] {
         assert!(
