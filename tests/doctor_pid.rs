@@ -1,6 +1,7 @@
 //! `socktune doctor --pid` on running servers on a free loopback port (no namespace, no root):
 //! one with the library loaded, after it served requests (loaded, version, settings, counters);
-//! one started without it (not loaded); one whose LD_PRELOAD names a missing file (skipped).
+//! one started without it (not loaded); one whose LD_PRELOAD names a missing file (skipped);
+//! a static program (what reaches it instead).
 mod common;
 use common::*;
 use std::io::{Read, Write};
@@ -68,20 +69,24 @@ impl Server {
         assert!(reply.starts_with(b"HTTP/1.0 200"), "{reply:?}");
     }
 
-    /// `socktune doctor --pid` on it: the exit status and the output.
     fn doctor(&self) -> (Option<i32>, String) {
-        let out = run_bounded(
-            Command::new(launcher())
-                .args(["doctor", "--pid", &self.child.id().to_string()])
-                .env_remove("LD_PRELOAD"),
-            LIMIT,
-        );
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        (
-            out.status.code(),
-            text + &String::from_utf8_lossy(&out.stderr),
-        )
+        doctor_pid(self.child.id())
     }
+}
+
+/// `socktune doctor --pid PID`: the exit status and the output.
+fn doctor_pid(pid: u32) -> (Option<i32>, String) {
+    let out = run_bounded(
+        Command::new(launcher())
+            .args(["doctor", "--pid", &pid.to_string()])
+            .env_remove("LD_PRELOAD"),
+        LIMIT,
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (
+        out.status.code(),
+        text + &String::from_utf8_lossy(&out.stderr),
+    )
 }
 
 impl Drop for Server {
@@ -132,7 +137,7 @@ fn doctor_pid_sees_the_library_its_settings_and_counters() {
         prom.display()
     );
     let counters = format!("ok    counters: {}.counters", prom.display());
-    let listening = format!("listening on port {}", server.port);
+    let listening = format!("TCP (listening on port {})", server.port);
     assert_has(
         &out,
         &[
@@ -173,6 +178,43 @@ fn doctor_pid_says_skipped_for_a_missing_preload() {
     let skipped = format!("FAIL  library: skipped: LD_PRELOAD names {missing}, but it is not in");
     let why = format!("({missing}: No such file or directory)");
     assert_has(&out, &[&skipped, &why, "SOCKTUNE_CORK=1"]);
+}
+
+#[test]
+fn doctor_pid_names_the_alternatives_for_a_static_program() {
+    let dir = scratch("doctor-pid-static");
+    let src = dir.join("wait.c");
+    std::fs::write(&src, "#include <unistd.h>\nint main(void) { pause(); }\n").unwrap();
+    let program = dir.join("wait-static");
+    let cc = run_bounded(
+        Command::new("cc")
+            .arg("-static")
+            .arg("-o")
+            .arg(&program)
+            .arg(&src),
+        LIMIT,
+    );
+    assert!(
+        cc.status.success(),
+        "cc -static failed; it needs glibc's static libc.a (apt-get install -y libc6-dev): {cc:?}"
+    );
+    let mut child = Command::new(&program).spawn().unwrap();
+    let (code, out) = doctor_pid(child.id());
+    child.kill().ok();
+    child.wait().ok();
+    assert_eq!(code, Some(1), "{out}");
+    let static_line = format!("FAIL  {}: statically linked", program.display());
+    assert_has(
+        &out,
+        &[
+            &static_line,
+            "nor can LD_PRELOAD load it into this program",
+            "note  instead: for its listeners, systemd socket activation sets the options in the .socket unit: NoDelay=, DeferAcceptSec=",
+            "`ip route change ROUTE ... quickack 1`",
+            "cgroup BPF sock_ops program",
+        ],
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

@@ -179,9 +179,14 @@ pub(super) fn check_process(f: &mut Findings, pid: u32) {
         None if maps.is_ok() => {
             let named = socktune_preloads(ld_preload);
             if named.is_empty() {
+                let why = if reachable {
+                    "and its LD_PRELOAD does not name it: start it with `socktune run`"
+                } else {
+                    "nor can LD_PRELOAD load it into this program (above)"
+                };
                 f.add(
                     Tag::Fail,
-                    format!("library: not loaded (not in /proc/{pid}/maps), and its LD_PRELOAD does not name it: start it with `socktune run`"),
+                    format!("library: not loaded (not in /proc/{pid}/maps), {why}"),
                 );
             } else {
                 let why = skip_reasons(&named, &cwd, exe_elf.as_ref(), secure);
@@ -249,10 +254,11 @@ fn report_loaded(f: &mut Findings, proc_dir: &Path, lib: &Mapped) {
     } else {
         std::fs::read(&lib.path)
     };
-    let version = match file.ok().as_deref().map(version_in) {
-        Some(Some(v)) => format!("socktune {v}"),
-        Some(None) => "a version older than 0.1.0, which does not carry it".into(),
-        None => "version unknown: the mapped file cannot be read".into(),
+    let version = file.as_deref().map(version_in);
+    let shown = match &version {
+        Ok(Some(v)) => format!("socktune {v}"),
+        Ok(None) => "a build from before the library carried its version".into(),
+        Err(e) => format!("version unknown: {}", crate::describe(e)),
     };
     let replaced = if lib.deleted {
         "; the file was replaced since, so a restart loads the new one"
@@ -261,10 +267,10 @@ fn report_loaded(f: &mut Findings, proc_dir: &Path, lib: &Mapped) {
     };
     f.add(
         Tag::Ok,
-        format!("library: loaded from {} ({version}){replaced}", lib.path),
+        format!("library: loaded from {} ({shown}){replaced}", lib.path),
     );
     let mine = env!("CARGO_PKG_VERSION");
-    if !version.ends_with(mine) && version.starts_with("socktune") {
+    if version.is_ok_and(|v| v.is_some_and(|v| v != mine)) {
         f.add(
             Tag::Note,
             format!("library: this doctor is socktune {mine}"),
@@ -348,16 +354,19 @@ fn check_sockets(f: &mut Findings, proc_dir: &Path) {
         .filter(|(state, _)| *state == TCP_LISTEN)
         .map(|(_, port)| port.to_string())
         .collect();
-    let others = sockets.len() - listening.len();
-    let ports = if listening.is_empty() {
-        String::new()
+    let connections = sockets.len() - listening.len();
+    let text = if sockets.is_empty() {
+        "sockets: no TCP socket".to_string()
+    } else if listening.is_empty() {
+        format!("sockets: {connections} TCP connections")
     } else {
-        format!(", listening on port {}", listening.join(", "))
+        format!(
+            "sockets: {} TCP (listening on port {}), {connections} connections",
+            sockets.len(),
+            listening.join(", ")
+        )
     };
-    f.add(
-        Tag::Note,
-        format!("sockets: {} TCP{ports}, {others} other", sockets.len()),
-    );
+    f.add(Tag::Note, text);
     f.add(
         Tag::Note,
         format!(
