@@ -183,20 +183,10 @@ fn doctor_pid_says_skipped_for_a_missing_preload() {
 #[test]
 fn doctor_pid_names_the_alternatives_for_a_static_program() {
     let dir = scratch("doctor-pid-static");
-    let src = dir.join("wait.c");
-    std::fs::write(&src, "#include <unistd.h>\nint main(void) { pause(); }\n").unwrap();
-    let program = dir.join("wait-static");
-    let cc = run_bounded(
-        Command::new("cc")
-            .arg("-static")
-            .arg("-o")
-            .arg(&program)
-            .arg(&src),
-        LIMIT,
-    );
-    assert!(
-        cc.status.success(),
-        "cc -static failed; it needs glibc's static libc.a (apt-get install -y libc6-dev): {cc:?}"
+    let program = static_program(
+        &dir,
+        "wait",
+        "#include <unistd.h>\nint main(void) { pause(); }\n",
     );
     let mut child = Command::new(&program).spawn().unwrap();
     let (code, out) = doctor_pid(child.id());
