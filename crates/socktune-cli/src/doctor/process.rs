@@ -159,24 +159,31 @@ pub(super) fn check_process(f: &mut Findings, pid: u32) {
             format!("process {pid}: runs in secure-execution mode (AT_SECURE: setuid, setgid or file capabilities): the loader ignored LD_PRELOAD"),
         );
     }
-    let maps = read("maps").map(|m| String::from_utf8_lossy(&m).into_owned());
-    let loaded = match &maps {
-        Ok(maps) => mapped_library(maps),
-        Err(e) => {
-            f.add(
-                Tag::Warn,
-                format!("process {pid}: /proc/{pid}/maps: {}", crate::describe(e)),
-            );
-            None
-        }
-    };
     let ld_preload = vars
         .iter()
         .find(|(k, _)| k == "LD_PRELOAD")
         .map_or("", |(_, v)| v.as_str());
-    match &loaded {
-        Some(lib) => report_loaded(f, &proc_dir, lib),
-        None if maps.is_ok() => {
+    let maps = match read("maps") {
+        Ok(maps) => String::from_utf8_lossy(&maps).into_owned(),
+        Err(e) => {
+            f.add(
+                Tag::Warn,
+                format!("process {pid}: /proc/{pid}/maps: {}", crate::describe(&e)),
+            );
+            String::new()
+        }
+    };
+    match mapped_library(&maps) {
+        Some(lib) => {
+            report_loaded(f, &proc_dir, &lib);
+            if secure == Some(true) {
+                f.add(
+                    Tag::Fail,
+                    "library: loaded, but under AT_SECURE it does nothing",
+                );
+            }
+        }
+        None if !maps.is_empty() => {
             let named = socktune_preloads(ld_preload);
             if named.is_empty() {
                 let why = if reachable {
