@@ -377,22 +377,7 @@ fn doctor_sees_what_blocks_a_command() {
     needs_root!("runs socktune doctor in a private network namespace, on a setuid file");
     let dir = scratch("launcher-doctor");
     // A static binary: no program interpreter, so the loader never runs.
-    let src = dir.join("hello.c");
-    std::fs::write(&src, "int main(void) { return 0; }\n").unwrap();
-    let static_bin = dir.join("hello-static");
-    let cc = run_bounded(
-        Command::new("cc")
-            .arg("-static")
-            .arg("-o")
-            .arg(&static_bin)
-            .arg(&src),
-        LIMIT,
-    );
-    assert!(
-        cc.status.success(),
-        "cc -static failed; it needs glibc's static libc.a (apt-get install -y libc6-dev):\n{}",
-        describe(&cc)
-    );
+    let static_bin = static_program(&dir, "hello", "int main(void) { return 0; }\n");
     // Runs doctor on `program`: the exit status and the lines its output must hold.
     let expect = |program: &str, status: i32, lines: &[&str]| {
         let (code, out) = doctor(3, &[program]);
@@ -405,7 +390,10 @@ fn doctor_sees_what_blocks_a_command() {
     expect(
         &static_bin,
         1,
-        &[&format!("FAIL  {static_bin}: statically linked")],
+        &[
+            &format!("FAIL  {static_bin}: statically linked"),
+            "note  instead: for its listeners, systemd socket activation",
+        ],
     );
 
     // A setuid copy of a dynamic program, owned by nobody: secure-execution mode for root.
@@ -575,6 +563,7 @@ fn help_and_man_page_cover_every_flag() {
     for (cmd, flag) in [
         ("env", "--format"),
         ("doctor", "--lib"),
+        ("doctor", "--pid"),
         ("report", "--svg"),
     ] {
         assert!(

@@ -177,6 +177,22 @@ pub fn cargo_build(args: &[&str], target_dir: Option<&Path>) -> PathBuf {
     target_dir.join(profile)
 }
 
+/// The C `source` built with `cc -static` as `dir/NAME-static`: a program no preload reaches.
+pub fn static_program(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let src = dir.join(format!("{name}.c"));
+    std::fs::write(&src, source).unwrap();
+    let program = dir.join(format!("{name}-static"));
+    let mut cc = Command::new("cc");
+    cc.arg("-static").arg("-o").arg(&program).arg(&src);
+    let out = run_bounded(&mut cc, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "cc -static failed; it needs glibc's static libc.a (apt-get install -y libc6-dev):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    program
+}
+
 /// A fresh, empty directory for one test's files, named after the test and this process.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("socktune-{name}-{}", std::process::id()));

@@ -9,8 +9,11 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+mod process;
+
 pub const HELP: &str = "\
 usage: socktune doctor [--lib PATH] [CMD [ARGS...]]
+       socktune doctor --pid PID
 
 Checks, without sending any traffic:
   - the library: where it is found (as `socktune run` finds it, or --lib) and whether it loads
@@ -25,6 +28,19 @@ Checks, without sending any traffic:
     interpreter, as Go builds: nothing can be preloaded), another C library's loader, a word
     size other than the library's, setuid/setgid or file capabilities (secure-execution mode:
     the loader ignores LD_PRELOAD and the library stays inert).
+
+With --pid PID, looks into a running process instead (as its user or root):
+  - whether the library is really loaded (/proc/PID/maps), and its version; if LD_PRELOAD
+    names it but it is not mapped, the loader skipped it (a wrong path, another architecture,
+    secure-execution mode) and the program runs untuned;
+  - the SOCKTUNE_* settings it started with (/proc/PID/environ), parsed as the library parsed
+    them at load, with the library's messages and the effective settings;
+  - its counters, when SOCKTUNE_STATS_PROM is set (read from PATH.counters);
+  - its TCP sockets; whether the program set TCP_NODELAY or TCP_CORK itself cannot be seen
+    from outside the process.
+
+For a program the preload cannot reach (static, secure-execution), doctor names what does:
+systemd .socket options, per-route settings (ip route) and cgroup BPF sock_ops programs.
 
 Each line is tagged ok, note, warn (an option will not work) or FAIL (socktune cannot work).
 
@@ -69,6 +85,7 @@ impl Findings {
 pub fn doctor(args: Vec<String>) -> Result<i32, Fail> {
     let mut args = args.into_iter().peekable();
     let mut lib_arg = None;
+    let mut pid = None;
     while let Some(a) = args.next_if(|a| a.starts_with('-')) {
         match a.as_str() {
             "-h" | "--help" => return Err(Fail::Help),
@@ -79,14 +96,23 @@ pub fn doctor(args: Vec<String>) -> Result<i32, Fail> {
                     .ok_or_else(|| Fail::Usage("--lib needs a PATH".into()))?;
                 lib_arg = Some(PathBuf::from(p));
             }
-            _ => match a.strip_prefix("--lib=") {
-                Some(p) => lib_arg = Some(PathBuf::from(p)),
-                None => return Err(Fail::Usage(format!("unknown flag {a}"))),
+            "--pid" => pid = Some(parse_pid(args.next())?),
+            _ => match (a.strip_prefix("--lib="), a.strip_prefix("--pid=")) {
+                (Some(p), _) => lib_arg = Some(PathBuf::from(p)),
+                (_, Some(p)) => pid = Some(parse_pid(Some(p.to_string()))?),
+                _ => return Err(Fail::Usage(format!("unknown flag {a}"))),
             },
         }
     }
     let cmd = args.next();
     let mut f = Findings::default();
+    if let Some(pid) = pid {
+        if cmd.is_some() || lib_arg.is_some() {
+            return Err(Fail::Usage("--pid takes neither a CMD nor --lib".into()));
+        }
+        process::check_process(&mut f, pid);
+        return Ok(verdict(&f));
+    }
     let lib = check_library(&mut f, lib_arg.as_deref());
     check_environment(&mut f);
     check_kernel(&mut f);
@@ -95,14 +121,36 @@ pub fn doctor(args: Vec<String>) -> Result<i32, Fail> {
         let lib_elf = lib.as_deref().and_then(|l| elf::read(l).ok().flatten());
         check_command(&mut f, &cmd, lib_elf.as_ref());
     }
+    Ok(verdict(&f))
+}
+
+fn parse_pid(arg: Option<String>) -> Result<u32, Fail> {
+    arg.as_deref()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| Fail::Usage("--pid needs a process id".into()))
+}
+
+/// Prints the findings and the verdict; the exit status.
+fn verdict(f: &Findings) -> i32 {
     f.print();
-    Ok(if f.blocked() {
+    if f.blocked() {
         println!("verdict: something blocks socktune (the FAIL lines above)");
         1
     } else {
         println!("verdict: nothing blocks socktune");
         0
-    })
+    }
+}
+
+/// What reaches a program that LD_PRELOAD cannot: the kernel's own places for the same options.
+fn offer_alternatives(f: &mut Findings) {
+    for text in [
+        "instead: for its listeners, systemd socket activation sets the options in the .socket unit: NoDelay=, DeferAcceptSec=, KeepAlive=, KeepAliveTimeSec=, KeepAliveIntervalSec=, KeepAliveProbes=, Backlog=, ReceiveBuffer=, SendBuffer= (it has no Fast Open option; net.ipv4.tcp_fastopen bit 0x400 turns it on for every listener)",
+        "instead: per route, `ip route change ROUTE ... quickack 1` (no delayed ACKs), `initcwnd N`, `rto_min T`",
+        "instead: a cgroup BPF sock_ops program (bpftool cgroup attach CGROUP sock_ops) sets keepalive, the congestion control, TCP_NODELAY and buffer sizes on every connection of the cgroup",
+    ] {
+        f.add(Tag::Note, text);
+    }
 }
 
 fn check_library(f: &mut Findings, given: Option<&Path>) -> Option<PathBuf> {
@@ -438,7 +486,9 @@ fn check_command(f: &mut Findings, cmd: &str, lib: Option<&elf::Elf>) {
         match elf::read(&path) {
             Ok(Some(program)) => {
                 let secure = check_secure(f, &path, &meta);
-                check_elf(f, &path, &program, lib, secure);
+                if !check_elf(f, &path, &program, lib, secure) || secure {
+                    offer_alternatives(f);
+                }
             }
             Ok(None) => {
                 f.add(
@@ -469,13 +519,14 @@ fn check_command(f: &mut Findings, cmd: &str, lib: Option<&elf::Elf>) {
 }
 
 /// `secure`: already reported as running in secure-execution mode, where nothing applies.
+/// False when the loader cannot preload the library into it.
 fn check_elf(
     f: &mut Findings,
     path: &Path,
     program: &elf::Elf,
     lib: Option<&elf::Elf>,
     secure: bool,
-) {
+) -> bool {
     let p = path.display();
     let Some(interp) = &program.interp else {
         let kind = if program.dynamic {
@@ -490,13 +541,14 @@ fn check_elf(
                  LD_PRELOAD cannot load {LIB_NAME} (Go programs are built this way)"
             ),
         );
-        return;
+        return false;
     };
     if interp.contains("musl") {
         f.add(
             Tag::Fail,
             format!("{p}: uses musl's loader {interp}; {LIB_NAME} is built for glibc"),
         );
+        return false;
     } else if let Some(lib) = lib.filter(|l| (l.bits, l.machine) != (program.bits, program.machine))
     {
         f.add(
@@ -506,6 +558,7 @@ fn check_elf(
                 program.bits, program.machine, lib.bits, lib.machine
             ),
         );
+        return false;
     } else if secure {
         f.add(
             Tag::Note,
@@ -517,6 +570,7 @@ fn check_elf(
             format!("{p}: dynamically linked (loader {interp}): LD_PRELOAD applies"),
         );
     }
+    true
 }
 
 /// Secure-execution mode (AT_SECURE) starts when exec changes the real user or group into
@@ -612,7 +666,7 @@ mod tests {
             .collect();
         for text in &texts {
             for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
-                if word.starts_with("--") && word != "--lib" {
+                if word.starts_with("--") && !["--lib", "--pid"].contains(&word) {
                     assert!(known.contains(&word.to_string()), "{word} in {text:?}");
                 }
             }

@@ -37,7 +37,7 @@ socktune: TCP tuning for unmodified, dynamically linked Linux programs (LD_PRELO
 usage:
   socktune run [FLAGS] [--] CMD [ARGS...]   run CMD with libsocktune.so preloaded
   socktune env [FLAGS] [--format FORMAT]    print the variables, for shells, systemd, docker
-  socktune doctor [CMD [ARGS...]]           what stands between CMD and the gain
+  socktune doctor [CMD... | --pid PID]     what stands between a program and the gain
   socktune report STATS... [--svg PATH]     compare the arms of a --stats file
   socktune help [COMMAND]                   this text, or a command's (also COMMAND --help)
 

@@ -54,3 +54,8 @@ mod lifecycle;
 
 #[cfg(test)]
 mod behaviour_tests;
+
+/// The version, for `socktune doctor --pid` to find in the file a process has mapped. Exported,
+/// so that neither LTO nor the linker drops it; the NUL ends it for the reader.
+#[no_mangle]
+pub static SOCKTUNE_VERSION: &str = concat!("socktune-version=", env!("CARGO_PKG_VERSION"), "\0");
