@@ -585,6 +585,23 @@ fn help_and_man_page_cover_every_flag() {
     }
 }
 
+#[test]
+fn version_and_unknown_commands() {
+    let want = format!("socktune {}\n", env!("CARGO_PKG_VERSION"));
+    for flag in ["--version", "-V"] {
+        let out = launch(&[flag]);
+        assert_eq!(out.status.code(), Some(0), "{flag}: {}", describe(&out));
+        assert_eq!(text(&out.stdout), want, "{flag}");
+    }
+    let out = launch(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        text(&out.stderr).contains("commands: run, env, doctor, report, help, --version"),
+        "{}",
+        describe(&out)
+    );
+}
+
 /// `text` names `flag` itself, not just a longer flag it begins (--cork in --cork-role).
 fn mentions(text: &str, flag: &str) -> bool {
     text.match_indices(flag).any(|(i, _)| {
