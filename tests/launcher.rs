@@ -166,6 +166,8 @@ fn run_refuses_bad_values_and_reports_missing_commands() {
         ),
         (&["--corkk"], "unknown flag --corkk"),
         (&["--defer-accept"], "--defer-accept needs a value"),
+        // Followed by `-- sh -c ...`: the `--` ends the flags, it is no value.
+        (&["--fastopen"], "--fastopen needs a value (QLEN)"),
     ] {
         let mut all = vec!["run"];
         all.extend_from_slice(args);

@@ -211,15 +211,14 @@ pub fn env(args: Vec<String>) -> Result<(), Fail> {
         }
         let inline = inline.map(str::to_string);
         args.pop_front();
-        let value = inline.or_else(|| args.pop_front());
-        format = match value.as_deref() {
-            Some("sh") => Format::Sh,
-            Some("systemd") => Format::Systemd,
-            Some("docker") => Format::Docker,
+        let value = flags::value(args, "--format", inline.as_deref(), "sh|systemd|docker")?;
+        format = match value.as_str() {
+            "sh" => Format::Sh,
+            "systemd" => Format::Systemd,
+            "docker" => Format::Docker,
             other => {
                 return Err(Fail::Usage(format!(
-                    "--format {}: accepted: sh, systemd, docker",
-                    other.unwrap_or("(missing)")
+                    "--format {other}: accepted: sh, systemd, docker"
                 )))
             }
         };

@@ -1,8 +1,9 @@
 //! `socktune report`: reads `--stats` files and compares the arms of an A/B run.
 
 use crate::stats::{self, Data, Group, Summary};
-use crate::{svg, Fail};
+use crate::{flags, svg, Fail};
 use socktune_core::record::{Arm, Behaviour, Named, Side};
+use std::collections::VecDeque;
 use std::io::BufRead;
 use std::path::PathBuf;
 
@@ -36,17 +37,16 @@ exit status: 0; 1 if a file cannot be read or holds no connection; 2 for a usage
 pub fn report(args: Vec<String>) -> Result<(), Fail> {
     let mut files = Vec::new();
     let mut svg_path = None;
-    let mut args = args.into_iter();
-    while let Some(a) = args.next() {
+    let mut args = VecDeque::from(args);
+    while let Some(a) = args.pop_front() {
+        let (flag, inline) = flags::split_inline(&a);
         match a.as_str() {
             "-h" | "--help" => return Err(Fail::Help),
-            "--svg" => {
-                let p = args
-                    .next()
-                    .ok_or_else(|| Fail::Usage("--svg needs a PATH".into()))?;
-                svg_path = Some(PathBuf::from(p));
+            _ if flag == "--svg" => {
+                svg_path = Some(PathBuf::from(flags::value(
+                    &mut args, flag, inline, "PATH",
+                )?));
             }
-            _ if a.starts_with("--svg=") => svg_path = Some(PathBuf::from(&a["--svg=".len()..])),
             _ if a.starts_with('-') && a.len() > 1 => {
                 return Err(Fail::Usage(format!("unknown flag {a}")))
             }
