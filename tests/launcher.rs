@@ -604,6 +604,29 @@ fn version_and_unknown_commands() {
     );
 }
 
+#[test]
+fn report_names_a_file_without_records() {
+    let dir = scratch("launcher-report-empty");
+    let empty = dir.join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let empty = empty.to_str().unwrap();
+    let says = format!("{empty} holds no connection records");
+
+    let out = launch(&["report", empty]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(text(&out.stderr).contains(&says), "{}", describe(&out));
+    assert!(out.stdout.is_empty(), "no report: {}", describe(&out));
+
+    let out = launch(&["report", &fixture("stats-ab.jsonl"), empty]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        text(&out.stdout).contains(&format!("note: {says}")),
+        "{}",
+        describe(&out)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// `text` names `flag` itself, not just a longer flag it begins (--cork in --cork-role).
 fn mentions(text: &str, flag: &str) -> bool {
     text.match_indices(flag).any(|(i, _)| {
