@@ -317,6 +317,59 @@ fn env_output_sourced_by_sh_sets_what_run_sets() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A program's own preload stays, after the library; a copy of the library from elsewhere goes,
+/// since two copies would interpose every call twice. `env` for sh yields the same value.
+#[test]
+fn run_and_env_keep_the_programs_own_preload_after_the_library() {
+    let dir = scratch("launcher-preload");
+    let own = dir.join("libown.so");
+    std::fs::write(dir.join("own.c"), "int socktune_test_own_preload;\n").unwrap();
+    let cc = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&own)
+        .arg(dir.join("own.c"))
+        .status()
+        .unwrap();
+    assert!(cc.success(), "cc failed");
+    let stale = dir.join("old/libsocktune.so");
+    std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
+    std::fs::copy(lib(), &stale).unwrap();
+    let lib = lib().canonicalize().unwrap();
+    let existing = format!("{} {}", own.display(), stale.display());
+    let want = format!("{}:{}", lib.display(), own.display());
+
+    let mut run = socktune();
+    run.env("LD_PRELOAD", &existing)
+        .args(["run", "--lib", lib.to_str().unwrap(), "--", "sh", "-c"])
+        .arg(r#"echo "$LD_PRELOAD"; cat "/proc/$$/maps""#);
+    let out = run_bounded(&mut run, LIMIT);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = text(&out.stdout);
+    let (preload, maps) = stdout.split_once('\n').unwrap();
+    assert_eq!(preload, want);
+    for loaded in [&lib, &own] {
+        assert!(
+            maps.contains(loaded.to_str().unwrap()),
+            "{} not mapped",
+            loaded.display()
+        );
+    }
+    assert!(
+        !maps.contains(stale.to_str().unwrap()),
+        "the stale copy was loaded"
+    );
+
+    let mut sh = clean("sh");
+    sh.env("LD_PRELOAD", &existing)
+        .args(["-c", r#"eval "$("$0" env --lib "$1")"; echo "$LD_PRELOAD""#])
+        .arg(launcher())
+        .arg(&lib);
+    let out = run_bounded(&mut sh, LIMIT);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(text(&out.stdout), format!("{want}\n"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// `socktune doctor ARGS` run in a private network namespace whose tcp_fastopen is `tfo`.
 fn doctor(tfo: u32, args: &[&str]) -> (Option<i32>, String) {
     lib();
