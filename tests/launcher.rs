@@ -472,17 +472,19 @@ fn doctor_sees_what_blocks_a_command() {
     let setuid_line = format!("FAIL  {suid}: setuid (owner 65534");
     expect(&suid, 1, &[&setuid_line, "secure-execution mode"]);
 
-    // A script (python3 here is one: a pyenv shim) is followed to the ELF that runs it.
+    // A script (python3 here is one: a pyenv shim) is followed to the ELF that runs it, with
+    // the caveat that a shell script may exec a program doctor cannot see.
     let script = dir.join("tool");
     std::fs::write(&script, "#!/usr/bin/env sh\nexec true\n").unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let script = script.display().to_string();
-    let script_line = format!("note  {script}: a #! script run by ");
+    let script_line = format!("note  {script}: a shell script run by ");
     expect(
         &script,
         0,
         &[
             &script_line,
+            "which doctor cannot see",
             "dynamically linked (loader ",
             ": LD_PRELOAD applies",
         ],
