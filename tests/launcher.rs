@@ -166,6 +166,8 @@ fn run_refuses_bad_values_and_reports_missing_commands() {
         ),
         (&["--corkk"], "unknown flag --corkk"),
         (&["--defer-accept"], "--defer-accept needs a value"),
+        // Followed by `-- sh -c ...`: the `--` ends the flags, it is no value.
+        (&["--fastopen"], "--fastopen needs a value (QLEN)"),
     ] {
         let mut all = vec!["run"];
         all.extend_from_slice(args);
@@ -315,6 +317,59 @@ fn env_output_sourced_by_sh_sets_what_run_sets() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A program's own preload stays, after the library; a copy of the library from elsewhere goes,
+/// since two copies would interpose every call twice. `env` for sh yields the same value.
+#[test]
+fn run_and_env_keep_the_programs_own_preload_after_the_library() {
+    let dir = scratch("launcher-preload");
+    let own = dir.join("libown.so");
+    std::fs::write(dir.join("own.c"), "int socktune_test_own_preload;\n").unwrap();
+    let cc = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&own)
+        .arg(dir.join("own.c"))
+        .status()
+        .unwrap();
+    assert!(cc.success(), "cc failed");
+    let stale = dir.join("old/libsocktune.so");
+    std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
+    std::fs::copy(lib(), &stale).unwrap();
+    let lib = lib().canonicalize().unwrap();
+    let existing = format!("{} {}", own.display(), stale.display());
+    let want = format!("{}:{}", lib.display(), own.display());
+
+    let mut run = socktune();
+    run.env("LD_PRELOAD", &existing)
+        .args(["run", "--lib", lib.to_str().unwrap(), "--", "sh", "-c"])
+        .arg(r#"echo "$LD_PRELOAD"; cat "/proc/$$/maps""#);
+    let out = run_bounded(&mut run, LIMIT);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = text(&out.stdout);
+    let (preload, maps) = stdout.split_once('\n').unwrap();
+    assert_eq!(preload, want);
+    for loaded in [&lib, &own] {
+        assert!(
+            maps.contains(loaded.to_str().unwrap()),
+            "{} not mapped",
+            loaded.display()
+        );
+    }
+    assert!(
+        !maps.contains(stale.to_str().unwrap()),
+        "the stale copy was loaded"
+    );
+
+    let mut sh = clean("sh");
+    sh.env("LD_PRELOAD", &existing)
+        .args(["-c", r#"eval "$("$0" env --lib "$1")"; echo "$LD_PRELOAD""#])
+        .arg(launcher())
+        .arg(&lib);
+    let out = run_bounded(&mut sh, LIMIT);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(text(&out.stdout), format!("{want}\n"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// `socktune doctor ARGS` run in a private network namespace whose tcp_fastopen is `tfo`.
 fn doctor(tfo: u32, args: &[&str]) -> (Option<i32>, String) {
     lib();
@@ -405,17 +460,19 @@ fn doctor_sees_what_blocks_a_command() {
     let setuid_line = format!("FAIL  {suid}: setuid (owner 65534");
     expect(&suid, 1, &[&setuid_line, "secure-execution mode"]);
 
-    // A script (python3 here is one: a pyenv shim) is followed to the ELF that runs it.
+    // A script (python3 here is one: a pyenv shim) is followed to the ELF that runs it, with
+    // the caveat that a shell script may exec a program doctor cannot see.
     let script = dir.join("tool");
     std::fs::write(&script, "#!/usr/bin/env sh\nexec true\n").unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let script = script.display().to_string();
-    let script_line = format!("note  {script}: a #! script run by ");
+    let script_line = format!("note  {script}: a shell script run by ");
     expect(
         &script,
         0,
         &[
             &script_line,
+            "which doctor cannot see",
             "dynamically linked (loader ",
             ": LD_PRELOAD applies",
         ],
@@ -572,6 +629,46 @@ fn help_and_man_page_cover_every_flag() {
         );
         assert!(mentions(&man, flag), "the man page lacks {flag}");
     }
+}
+
+#[test]
+fn version_and_unknown_commands() {
+    let want = format!("socktune {}\n", env!("CARGO_PKG_VERSION"));
+    for flag in ["--version", "-V"] {
+        let out = launch(&[flag]);
+        assert_eq!(out.status.code(), Some(0), "{flag}: {}", describe(&out));
+        assert_eq!(text(&out.stdout), want, "{flag}");
+    }
+    let out = launch(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        text(&out.stderr).contains("commands: run, env, doctor, report, help, --version"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn report_names_a_file_without_records() {
+    let dir = scratch("launcher-report-empty");
+    let empty = dir.join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let empty = empty.to_str().unwrap();
+    let says = format!("{empty} holds no connection records");
+
+    let out = launch(&["report", empty]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(text(&out.stderr).contains(&says), "{}", describe(&out));
+    assert!(out.stdout.is_empty(), "no report: {}", describe(&out));
+
+    let out = launch(&["report", &fixture("stats-ab.jsonl"), empty]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        text(&out.stdout).contains(&format!("note: {says}")),
+        "{}",
+        describe(&out)
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// `text` names `flag` itself, not just a longer flag it begins (--cork in --cork-role).

@@ -1,7 +1,7 @@
 //! The README's settings table names every setting of the library's table, and nothing else:
 //! under `## Settings`, the first cell of each row of the first table is one variable in
 //! backticks, such as `` `SOCKTUNE_CORK=1` `` or `` `SOCKTUNE_PORTS=LIST` ``.
-use socktune_core::config::SETTINGS;
+use socktune_core::config::{Kind, SETTINGS};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -22,10 +22,12 @@ fn check(readme: &str) -> Result<(), String> {
     }
     let mut named = BTreeSet::new();
     let mut unreadable = Vec::new();
+    let mut misranged = Vec::new();
     for row in rows {
         match variable(first_cell(row)) {
             Some(name) => {
                 named.insert(name.to_string());
+                misranged.extend(range_problem(name, row));
             }
             None => unreadable.push(row),
         }
@@ -39,6 +41,7 @@ fn check(readme: &str) -> Result<(), String> {
         (!unreadable.is_empty()).then(|| {
             format!("has rows whose first cell is not one `SOCKTUNE_NAME[=...]`: {unreadable:?}")
         }),
+        (!misranged.is_empty()).then(|| misranged.join("; ")),
     ]
     .into_iter()
     .flatten()
@@ -61,6 +64,35 @@ fn first_cell(row: &str) -> &str {
         }
     }
     cells
+}
+
+/// What a row's numeric range (`1–3600`) gets wrong against the settings table, if it has one:
+/// other bounds, or no word that 0 switches the setting off where it does.
+fn range_problem(var: &str, row: &str) -> Option<String> {
+    let setting = SETTINGS.iter().find(|s| s.var() == var)?;
+    let Kind::Number {
+        min,
+        max,
+        zero_is_off,
+        ..
+    } = setting.kind
+    else {
+        return None;
+    };
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    let (before, after) = row.split_once('–')?;
+    let low = digits(&before[before.trim_end_matches(|c: char| c.is_ascii_digit()).len()..]);
+    let high = digits(
+        &after[..after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len()],
+    );
+    let want = format!("{min}–{max}");
+    if format!("{low}–{high}") != want {
+        Some(format!("{var} says {low}–{high}, the table {want}"))
+    } else if zero_is_off && !row.contains("0 is off") {
+        Some(format!("{var} does not say that 0 is off"))
+    } else {
+        None
+    }
 }
 
 /// `SOCKTUNE_CORK` from `` `SOCKTUNE_CORK=1` ``: a cell holding one code span and nothing else.
@@ -107,7 +139,6 @@ fn the_check_names_missing_extra_and_unreadable_rows() {
         "{without_last}| `SOCKTUNE_TRIAL=1` | off | ... |\n| `SOCKTUNE_A`, `SOCKTUNE_B` | x | x |\n"
     );
     let problem = checked(readme(&odd)).unwrap_err();
-    std::fs::remove_file(&file).unwrap();
     assert!(
         problem.contains(&format!("lacks [\"{last}\"]")),
         "{problem}"
@@ -115,4 +146,25 @@ fn the_check_names_missing_extra_and_unreadable_rows() {
     assert!(problem.contains("names [\"SOCKTUNE_TRIAL\"]"), "{problem}");
     assert!(problem.contains("`SOCKTUNE_A`, `SOCKTUNE_B`"), "{problem}");
     assert_eq!(check("# x\n"), Err("no `## Settings` section".into()));
+
+    // A range must be the table's, and say so where 0 is off.
+    let fastopen_row = |behaviour: &str| {
+        let var = "SOCKTUNE_FASTOPEN";
+        table.replace(
+            &row(SETTINGS.iter().find(|s| s.var() == var).unwrap()),
+            &format!("| `{var}=QLEN` | off | {behaviour} |\n"),
+        )
+    };
+    let problem = checked(readme(&fastopen_row("Fast Open (0–65535)."))).unwrap_err();
+    assert!(
+        problem.contains("SOCKTUNE_FASTOPEN says 0–65535, the table 1–65535"),
+        "{problem}"
+    );
+    let problem = checked(readme(&fastopen_row("Fast Open (1–65535)."))).unwrap_err();
+    assert!(problem.contains("does not say that 0 is off"), "{problem}");
+    assert_eq!(
+        checked(readme(&fastopen_row("Fast Open (1–65535, 0 is off)."))),
+        Ok(())
+    );
+    std::fs::remove_file(&file).unwrap();
 }

@@ -24,10 +24,11 @@ Checks, without sending any traffic:
   - net.ipv4.tcp_fastopen (bit 1: client Fast Open, bit 2: server) and net.core.somaxconn
     (the most --backlog can give); both are per network namespace;
   - CMD, if given: found on PATH, #! scripts followed to their interpreter (`#!/usr/bin/env X`
-    to X on PATH), and the program the kernel finally runs: statically linked (no program
-    interpreter, as Go builds: nothing can be preloaded), another C library's loader, a word
-    size other than the library's, setuid/setgid or file capabilities (secure-execution mode:
-    the loader ignores LD_PRELOAD and the library stays inert).
+    to X on PATH; what a shell script execs, doctor cannot see), and the program the kernel
+    finally runs: statically linked (no program interpreter, as Go builds: nothing can be
+    preloaded), another C library's loader, a word size other than the library's,
+    setuid/setgid or file capabilities (secure-execution mode: the loader ignores LD_PRELOAD
+    and the library stays inert).
 
 With --pid PID, looks into a running process instead (as its user or root):
   - whether the library is really loaded (/proc/PID/maps), and its version; if LD_PRELOAD
@@ -430,6 +431,12 @@ fn shebang(path: &Path) -> Option<(String, Option<String>)> {
     Some((interp, arg))
 }
 
+/// Whether `interp` is a shell: what its script runs next is the script's business.
+fn is_shell(interp: &Path) -> bool {
+    let name = interp.file_name().and_then(|n| n.to_str());
+    name.is_some_and(|n| matches!(n, "sh" | "bash" | "dash" | "zsh" | "ksh" | "mksh" | "ash"))
+}
+
 /// Follows `cmd` through #! scripts to the program the kernel runs, and checks that program.
 fn check_command(f: &mut Findings, cmd: &str, lib: Option<&elf::Elf>) {
     let Some(mut path) = resolve(cmd) else {
@@ -471,15 +478,24 @@ fn check_command(f: &mut Findings, cmd: &str, lib: Option<&elf::Elf>) {
                 );
                 return;
             };
-            f.add(
-                Tag::Note,
+            let text = if is_shell(&next) {
+                format!(
+                    "{}: a shell script run by {}, which is what doctor checks next; a shell \
+                     script may exec another program (a pyenv or rbenv shim execs the real \
+                     interpreter), which doctor cannot see: it inherits LD_PRELOAD and \
+                     SOCKTUNE_*, so run `socktune doctor` on that program too",
+                    path.display(),
+                    next.display()
+                )
+            } else {
                 format!(
                     "{}: a #! script run by {}; the library loads into the interpreter and \
                      into the programs it starts (they inherit LD_PRELOAD and SOCKTUNE_*)",
                     path.display(),
                     next.display()
-                ),
-            );
+                )
+            };
+            f.add(Tag::Note, text);
             path = next;
             continue;
         }
@@ -688,5 +704,31 @@ mod tests {
         std::fs::write(&script, "echo hi\n").unwrap();
         assert_eq!(shebang(&script), None);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A shim as pyenv writes it: a script run by `env bash` behind another script. Doctor
+    /// follows both to the shell and says that the shell may exec what it cannot see.
+    #[test]
+    fn a_chain_of_scripts_ends_at_the_shell_with_a_caveat() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("socktune-chain-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let shim = dir.join("shim");
+        let outer = dir.join("outer");
+        std::fs::write(&shim, "#!/usr/bin/env sh\nexec true\n").unwrap();
+        std::fs::write(&outer, format!("#!{}\n", shim.display())).unwrap();
+        for script in [&shim, &outer] {
+            std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let mut f = Findings::default();
+        check_command(&mut f, outer.to_str().unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let texts: Vec<&str> = f.lines.iter().map(|(_, t)| t.as_str()).collect();
+        let sh = resolve("sh").unwrap();
+        let shell_note = format!("{}: a shell script run by {}", shim.display(), sh.display());
+        assert!(texts[0].starts_with(&format!("{}: a #! script run by", outer.display())));
+        assert!(texts[1].starts_with(&shell_note), "{texts:?}");
+        assert!(texts[1].contains("which doctor cannot see"), "{texts:?}");
+        assert!(texts[2].starts_with(&sh.display().to_string()), "{texts:?}");
     }
 }

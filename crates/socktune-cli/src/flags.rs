@@ -4,6 +4,7 @@
 
 use crate::config::{self, Arg, Setting, SETTINGS};
 use crate::Fail;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 /// The flag of the setting `name`: `CORK_FLUSH_MS` → `--cork-flush-ms`.
@@ -72,12 +73,26 @@ pub fn split_inline(arg: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// The value of `flag`: its inline `=VALUE`, else the next argument, unless that is `--` (which
+/// ends the flags, so it is never a value) or there is none.
+pub fn value(
+    args: &mut VecDeque<String>,
+    flag: &str,
+    inline: Option<&str>,
+    meta: &str,
+) -> Result<String, Fail> {
+    if let Some(inline) = inline {
+        return Ok(inline.to_string());
+    }
+    match args.front() {
+        Some(next) if next != "--" => Ok(args.pop_front().unwrap_or_default()),
+        _ => Err(Fail::Usage(format!("{flag} needs a value ({meta})"))),
+    }
+}
+
 /// Consumes one settings flag (or `--lib`) at the front of `args`. Returns `Ok(false)` when the
 /// front is not one of them, so the caller can try its own flags.
-pub fn take(
-    args: &mut std::collections::VecDeque<String>,
-    req: &mut Request,
-) -> Result<bool, Fail> {
+pub fn take(args: &mut VecDeque<String>, req: &mut Request) -> Result<bool, Fail> {
     let Some(front) = args.front() else {
         return Ok(false);
     };
@@ -88,12 +103,7 @@ pub fn take(
         return Ok(false);
     }
     args.pop_front();
-    let mut value = |meta: &str| {
-        inline
-            .clone()
-            .or_else(|| args.pop_front())
-            .ok_or_else(|| Fail::Usage(format!("{flag} needs a value ({meta})")))
-    };
+    let mut value = |meta: &str| value(args, &flag, inline.as_deref(), meta);
     let Some(setting) = setting else {
         req.lib = Some(absolute(Path::new(&value("PATH")?))?);
         return Ok(true);
@@ -136,7 +146,6 @@ pub fn help() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::VecDeque;
 
     fn request(args: &[&str]) -> Result<Request, Fail> {
         let mut args: VecDeque<String> = args.iter().map(|s| s.to_string()).collect();
@@ -205,6 +214,23 @@ mod tests {
             panic!("150% accepted");
         };
         assert!(msg.contains("SOCKTUNE_AB=\"150\" is not valid"), "{msg}");
-        assert!(matches!(request(&["--backlog"]), Err(Fail::Usage(_))));
+    }
+
+    #[test]
+    fn a_value_flag_refuses_the_end_of_flags_or_nothing_as_its_value() {
+        for args in [
+            &["--fastopen", "--"][..],
+            &["--fastopen"],
+            &["--stats", "--"],
+        ] {
+            let mut args: VecDeque<String> = args.iter().map(|s| s.to_string()).collect();
+            let flag = args[0].clone();
+            let Err(Fail::Usage(msg)) = take(&mut args, &mut Request::default()) else {
+                panic!("{flag}: a value was found in {args:?}");
+            };
+            assert!(msg.starts_with(&format!("{flag} needs a value (")), "{msg}");
+        }
+        let req = request(&["--fastopen=--"]).unwrap();
+        assert_eq!(req.vars[0].1, "--", "an inline value is taken as given");
     }
 }

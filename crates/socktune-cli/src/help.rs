@@ -40,6 +40,7 @@ usage:
   socktune doctor [CMD... | --pid PID]     what stands between a program and the gain
   socktune report STATS... [--svg PATH]     compare the arms of a --stats file
   socktune help [COMMAND]                   this text, or a command's (also COMMAND --help)
+  socktune -V|--version                     print socktune's version
 
 Each flag sets one SOCKTUNE_* variable (--cork-flush-ms sets SOCKTUNE_CORK_FLUSH_MS); the
 variables are what the library reads, so `socktune run --cork CMD` and

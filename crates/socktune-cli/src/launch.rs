@@ -30,11 +30,12 @@ pub fn env_help() -> String {
     format!(
         "usage: socktune env [FLAGS] [--format sh|systemd|docker]\n\n\
          Prints the variables `socktune run` with the same flags would set, LD_PRELOAD first:\n\
-         sh (default): export lines, shell-quoted, for eval or a profile; LD_PRELOAD keeps\n\
-         what it held before. systemd: Environment= lines for a unit's [Service] section or a\n\
-         drop-in. docker: KEY=VALUE lines for `docker run --env-file` or a compose env_file.\n\
-         The systemd and docker forms set LD_PRELOAD to the library alone; pass --lib with the\n\
-         library's path on the target system (it is not checked here).\n\nflags:\n{}{}  -h, --help\n",
+         sh (default): export lines, shell-quoted, for eval; LD_PRELOAD as run sets it: the\n\
+         library, then what LD_PRELOAD holds here, less other copies of the library. systemd:\n\
+         Environment= lines for a unit's [Service] section or a drop-in. docker: KEY=VALUE\n\
+         lines for `docker run --env-file` or a compose env_file. The systemd and docker forms\n\
+         set LD_PRELOAD to the library alone; pass --lib with the library's path on the target\n\
+         system (it is not checked here).\n\nflags:\n{}{}  -h, --help\n",
         flags::help(),
         help::entry("--format sh|systemd|docker", "the output form (default sh)")
     )
@@ -221,15 +222,14 @@ pub fn env(args: Vec<String>) -> Result<(), Fail> {
         }
         let inline = inline.map(str::to_string);
         args.pop_front();
-        let value = inline.or_else(|| args.pop_front());
-        format = match value.as_deref() {
-            Some("sh") => Format::Sh,
-            Some("systemd") => Format::Systemd,
-            Some("docker") => Format::Docker,
+        let value = flags::value(args, "--format", inline.as_deref(), "sh|systemd|docker")?;
+        format = match value.as_str() {
+            "sh" => Format::Sh,
+            "systemd" => Format::Systemd,
+            "docker" => Format::Docker,
             other => {
                 return Err(Fail::Usage(format!(
-                    "--format {}: accepted: sh, systemd, docker",
-                    other.unwrap_or("(missing)")
+                    "--format {other}: accepted: sh, systemd, docker"
                 )))
             }
         };
@@ -240,14 +240,12 @@ pub fn env(args: Vec<String>) -> Result<(), Fail> {
         (Some(lib), Format::Systemd | Format::Docker) => lib.clone(),
         _ => find_lib(req.lib.as_deref())?,
     };
-    let lib = lib.to_string_lossy();
-    let mut out = match format {
-        Format::Sh => format!(
-            "export LD_PRELOAD={}\"${{LD_PRELOAD:+:$LD_PRELOAD}}\"\n",
-            sh_quote(&lib)
-        ),
-        _ => line(format, "LD_PRELOAD", &lib)?,
+    // For a shell, what `run` would set from the LD_PRELOAD this shell passed to us.
+    let preload = match format {
+        Format::Sh => preload_value(&lib, std::env::var_os("LD_PRELOAD").as_deref()),
+        _ => lib.to_string_lossy().into_owned(),
     };
+    let mut out = line(format, "LD_PRELOAD", &preload)?;
     for (name, value) in &req.vars {
         out += &line(format, name, value)?;
     }

@@ -42,6 +42,14 @@ pub enum Fail {
 
 const USAGE_STATUS: i32 = 2;
 
+/// Every first argument the launcher takes, as its error messages list them.
+const COMMANDS: &str = "run, env, doctor, report, help, --version";
+
+/// `socktune 0.1.0`, what `--version` prints.
+fn version() -> String {
+    format!("socktune {}", env!("CARGO_PKG_VERSION"))
+}
+
 fn subcommand_help(name: &str) -> Option<String> {
     Some(match name {
         "run" => launch::run_help(),
@@ -89,8 +97,12 @@ fn real_main() -> i32 {
     };
     let name = name.to_string_lossy().into_owned();
     let rest: Vec<OsString> = args.collect();
+    if matches!(name.as_str(), "-V" | "--version") {
+        println!("{}", version());
+        return 0;
+    }
     if !matches!(name.as_str(), "-h" | "--help" | "help") && subcommand_help(&name).is_none() {
-        eprintln!("socktune: unknown command {name:?}; commands: run, env, doctor, report (see socktune --help)");
+        eprintln!("socktune: unknown command {name:?}; commands: {COMMANDS} (see socktune --help)");
         return USAGE_STATUS;
     }
     if matches!(name.as_str(), "-h" | "--help" | "help") {
@@ -98,7 +110,7 @@ fn real_main() -> i32 {
             Some(Some(text)) => print!("{text}"),
             Some(None) => {
                 eprintln!(
-                    "socktune: no help for {:?}; commands: run, env, doctor, report",
+                    "socktune: no help for {:?}; commands: {COMMANDS}",
                     rest[0].to_string_lossy()
                 );
                 return USAGE_STATUS;
@@ -148,4 +160,26 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
     use std::io::Write;
     let _ = std::io::stdout().flush();
     status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_list_names_every_command_of_the_help() {
+        let usage = help::MAIN
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("socktune "));
+        let named: Vec<&str> = usage
+            .map(|l| l.split_whitespace().next().unwrap_or_default())
+            .collect();
+        assert!(named.len() >= 6, "{named:?}");
+        for command in named {
+            let listed = COMMANDS
+                .split(", ")
+                .any(|c| command.split('|').any(|f| f == c));
+            assert!(listed, "{command} is missing from {COMMANDS:?}");
+        }
+    }
 }

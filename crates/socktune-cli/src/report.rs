@@ -1,8 +1,9 @@
 //! `socktune report`: reads `--stats` files and compares the arms of an A/B run.
 
 use crate::stats::{self, Data, Group, Summary};
-use crate::{svg, Fail};
+use crate::{flags, svg, Fail};
 use socktune_core::record::{Arm, Behaviour, Named, Side};
+use std::collections::VecDeque;
 use std::io::BufRead;
 use std::path::PathBuf;
 
@@ -30,23 +31,23 @@ out zero.
   --svg PATH   also draw the packets per response and the p50 RTT of each row as an SVG chart
   -h, --help
 
-exit status: 0; 1 if a file cannot be read or holds no connection; 2 for a usage error.
+exit status: 0; 1 if a file cannot be read or none holds a connection record (a file
+without any is named); 2 for a usage error.
 ";
 
 pub fn report(args: Vec<String>) -> Result<(), Fail> {
     let mut files = Vec::new();
     let mut svg_path = None;
-    let mut args = args.into_iter();
-    while let Some(a) = args.next() {
+    let mut args = VecDeque::from(args);
+    while let Some(a) = args.pop_front() {
+        let (flag, inline) = flags::split_inline(&a);
         match a.as_str() {
             "-h" | "--help" => return Err(Fail::Help),
-            "--svg" => {
-                let p = args
-                    .next()
-                    .ok_or_else(|| Fail::Usage("--svg needs a PATH".into()))?;
-                svg_path = Some(PathBuf::from(p));
+            _ if flag == "--svg" => {
+                svg_path = Some(PathBuf::from(flags::value(
+                    &mut args, flag, inline, "PATH",
+                )?));
             }
-            _ if a.starts_with("--svg=") => svg_path = Some(PathBuf::from(&a["--svg=".len()..])),
             _ if a.starts_with('-') && a.len() > 1 => {
                 return Err(Fail::Usage(format!("unknown flag {a}")))
             }
@@ -57,18 +58,26 @@ pub fn report(args: Vec<String>) -> Result<(), Fail> {
         return Err(Fail::Usage("no STATS file given".into()));
     }
     let mut data = Data::default();
+    let mut empty = Vec::new();
     for path in &files {
+        let before = data.conns.len();
         let file = std::fs::File::open(path).map_err(|e| io_fail(path, &e))?;
         for line in std::io::BufReader::new(file).lines() {
             let line = line.map_err(|e| io_fail(path, &e))?;
             data.add_line(&line);
         }
+        if data.conns.len() == before {
+            empty.push(path.display().to_string());
+        }
     }
+    let no_records =
+        |path: &String| format!("{path} holds no connection records (is it a file --stats wrote?)");
     if data.conns.is_empty() {
-        return Err(Fail::Exit(
-            1,
-            "socktune report: no connection records in the files".into(),
-        ));
+        let lines: Vec<String> = empty
+            .iter()
+            .map(|p| format!("socktune report: {}", no_records(p)))
+            .collect();
+        return Err(Fail::Exit(1, lines.join("\n")));
     }
     let groups = stats::groups(&data.conns);
     let rows: Vec<(String, Summary)> = groups
@@ -79,7 +88,10 @@ pub fn report(args: Vec<String>) -> Result<(), Fail> {
     for line in comparisons(&groups) {
         println!("{line}");
     }
-    for line in notes(&data, &groups) {
+    for line in notes(&data, &groups)
+        .into_iter()
+        .chain(empty.iter().map(no_records))
+    {
         println!("note: {line}");
     }
     if let Some(path) = svg_path {

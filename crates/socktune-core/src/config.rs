@@ -144,10 +144,12 @@ pub enum Kind {
         set: fn(&mut Config, bool),
         if_bad: &'static str,
     },
-    /// Decimal digits only, from `min` to `max`; `unit` names them in the accepted forms.
+    /// Decimal digits only, from `min` to `max`, or 0 too where it switches the setting off;
+    /// `unit` names them in the accepted forms.
     Number {
         min: u32,
         max: u32,
+        zero_is_off: bool,
         unit: &'static str,
         set: fn(&mut Config, u32),
         if_bad: &'static str,
@@ -217,8 +219,9 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "DEFER_ACCEPT",
         kind: Kind::Number {
-            min: 0,
+            min: 1,
             max: 3600,
+            zero_is_off: true,
             unit: "whole seconds",
             set: |c, secs| c.defer_accept = Some(secs).filter(|&s| s > 0),
             if_bad: "defer-accept is off",
@@ -255,6 +258,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Number {
             min: 1,
             max: 200,
+            zero_is_off: false,
             unit: "whole milliseconds",
             set: |c, ms| c.cork_flush_ms = ms,
             if_bad: "the default of 2 ms is used",
@@ -287,8 +291,9 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "FASTOPEN",
         kind: Kind::Number {
-            min: 0,
+            min: 1,
             max: 65535,
+            zero_is_off: true,
             unit: "a queue length",
             set: |c, qlen| c.fastopen = Some(qlen).filter(|&q| q > 0),
             if_bad: "server Fast Open is off",
@@ -339,6 +344,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Number {
             min: 1,
             max: i32::MAX as u32,
+            zero_is_off: false,
             unit: "a whole number",
             set: |c, n| c.backlog = Some(n as i32),
             if_bad: "the program's own backlog is used",
@@ -452,6 +458,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Number {
             min: 0,
             max: 100,
+            zero_is_off: false,
             unit: "a whole percent",
             set: |c, pct| c.ab = Some(pct as u8),
             if_bad: "there is no A/B split",
@@ -490,7 +497,16 @@ impl Kind {
     pub fn forms(&self) -> String {
         match self {
             Kind::Bool { .. } => BOOL_FORMS.into(),
-            Kind::Number { min, max, unit, .. } => format!("{unit} from {min} to {max}"),
+            Kind::Number {
+                min,
+                max,
+                zero_is_off,
+                unit,
+                ..
+            } => {
+                let off = if *zero_is_off { "0 (off) or " } else { "" };
+                format!("{off}{unit} from {min} to {max}")
+            }
             Kind::Ports { .. } => "a comma list of ports and ranges, e.g. 80,8080,9000-9100".into(),
             Kind::Role { .. } => "server, client or both".into(),
             Kind::Level { .. } => "error, info or debug".into(),
@@ -516,10 +532,14 @@ impl Kind {
             Kind::Number {
                 min,
                 max,
+                zero_is_off,
                 set,
                 if_bad,
                 ..
-            } => put(config, parse_uint(v, min, max), set, if_bad),
+            } => {
+                let least = if zero_is_off { 0 } else { min };
+                put(config, parse_uint(v, least, max), set, if_bad)
+            }
             Kind::Ports { set, if_bad } => put(config, parse_ports(v), set, if_bad),
             Kind::Role { set, if_bad } => put(config, parse_role(v), set, if_bad),
             Kind::Level { set, if_bad } => put(config, parse_level(v), set, if_bad),
@@ -825,6 +845,23 @@ mod tests {
     }
 
     #[test]
+    fn fastopen_zero_is_off_and_the_range_is_one_to_65535() {
+        for (v, want) in [("0", None), ("1", Some(1)), ("65535", Some(65535))] {
+            let p = env(&[("SOCKTUNE_FASTOPEN", v)]);
+            assert_eq!(p.config.fastopen, want, "{v:?}");
+            assert!(p.problems.is_empty(), "{v:?}: {:?}", p.problems);
+        }
+        let p = env(&[("SOCKTUNE_FASTOPEN", "65536")]);
+        assert!(
+            p.problems[0].contains("(accepted: 0 (off) or a queue length from 1 to 65535)"),
+            "{:?}",
+            p.problems
+        );
+        // Where 0 is not off, it stays out of range.
+        assert_eq!(env(&[("SOCKTUNE_CORK_FLUSH_MS", "0")]).problems.len(), 1);
+    }
+
+    #[test]
     fn stats_alone_tracks_connections_and_ab_takes_a_percent() {
         let p = env(&[("SOCKTUNE_STATS", "/tmp/s.jsonl"), ("SOCKTUNE_AB", "50")]);
         assert!(p.problems.is_empty(), "{:?}", p.problems);
@@ -967,11 +1004,11 @@ mod tests {
             "socktune: unknown variable SOCKTUNE_CORKK ignored (did you mean SOCKTUNE_CORK?)",
             "socktune: unknown variable SOCKTUNE_WHATEVER ignored",
             r#"socktune: SOCKTUNE_ROLE="x" is not valid (accepted: server, client or both); the default role is used"#,
-            r#"socktune: SOCKTUNE_DEFER_ACCEPT="x" is not valid (accepted: whole seconds from 0 to 3600); defer-accept is off"#,
+            r#"socktune: SOCKTUNE_DEFER_ACCEPT="x" is not valid (accepted: 0 (off) or whole seconds from 1 to 3600); defer-accept is off"#,
             r#"socktune: SOCKTUNE_CORK="x" is not valid (accepted: 1/0, true/false, yes/no, on/off); cork-per-response is off"#,
             r#"socktune: SOCKTUNE_CORK_FLUSH_MS="x" is not valid (accepted: whole milliseconds from 1 to 200); the default of 2 ms is used"#,
             r#"socktune: SOCKTUNE_QUICKACK="x" is not valid (accepted: 1/0, true/false, yes/no, on/off); quickack-off is off"#,
-            r#"socktune: SOCKTUNE_FASTOPEN="x" is not valid (accepted: a queue length from 0 to 65535); server Fast Open is off"#,
+            r#"socktune: SOCKTUNE_FASTOPEN="x" is not valid (accepted: 0 (off) or a queue length from 1 to 65535); server Fast Open is off"#,
             r#"socktune: SOCKTUNE_FASTOPEN_CONNECT="x" is not valid (accepted: 1/0, true/false, yes/no, on/off); client Fast Open is off"#,
             r#"socktune: SOCKTUNE_NODELAY="x" is not valid (accepted: 1/0, true/false, yes/no, on/off); nodelay is off"#,
             r#"socktune: SOCKTUNE_BACKLOG="x" is not valid (accepted: a whole number from 1 to 2147483647); the program's own backlog is used"#,
