@@ -9,25 +9,17 @@ import select
 import socket
 import sys
 
-from netutil import family_of
+from netutil import connections
 
 host, port = sys.argv[1], int(sys.argv[2])
 body = b"x" * 100
 header = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
 backend, _ = os.pipe()
 
-s = socket.socket(family_of(host))
-s.bind((host, port))
-s.listen(16)
-while True:
-    c, _ = s.accept()
-    with c, c.makefile("rb") as requests:
-        while True:
-            line = requests.readline()
-            if not line:
-                break
-            if line.strip():
-                continue  # the request line and headers, up to the blank line
-            c.send(header, socket.MSG_MORE)
-            select.select([backend], [], [], 0.005)
-            c.sendall(body)
+for c, requests in connections(host, port):
+    for line in requests:
+        if line.strip():
+            continue  # the request line and headers, up to the blank line
+        c.send(header, socket.MSG_MORE)
+        select.select([backend], [], [], 0.005)
+        c.sendall(body)

@@ -33,6 +33,18 @@ def family_of(host):
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
+def connections(host, port):
+    """Listens on HOST:PORT and yields each accepted connection with a reader of its input, one
+    connection at a time, closing both when the caller moves on."""
+    s = socket.socket(family_of(host))
+    s.bind((host, port))
+    s.listen(16)
+    while True:
+        c, _ = s.accept()
+        with c, c.makefile("rb") as requests:
+            yield c, requests
+
+
 def recv_until_close(sock):
     got = b""
     while True:

@@ -12,7 +12,7 @@ import socket
 import sys
 import tempfile
 
-from netutil import body_bytes, family_of
+from netutil import body_bytes, connections
 
 host, port, style = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 body = tempfile.TemporaryFile()
@@ -34,11 +34,6 @@ def reply(c, size):
         sent += os.sendfile(c.fileno(), body.fileno(), sent, size - sent)
 
 
-s = socket.socket(family_of(host))
-s.bind((host, port))
-s.listen(16)
-while True:
-    c, _ = s.accept()
-    with c, c.makefile("rb") as requests:
-        for line in requests:
-            reply(c, int(line))
+for c, requests in connections(host, port):
+    for line in requests:
+        reply(c, int(line))
