@@ -36,6 +36,9 @@ install -d "$root/DEBIAN"
 docs=$root/usr/share/doc/socktune
 install -D -m 0755 "$bin" "$root/usr/bin/socktune"
 install -D -m 0644 "$lib" "$root/usr/lib/$triplet/socktune/libsocktune.so"
+# As Debian ships binaries: without debug information (the library is loaded into every
+# process started under it), symbols kept for backtraces.
+strip --strip-debug "$root/usr/bin/socktune" "$root/usr/lib/$triplet/socktune/libsocktune.so"
 for page in socktune.1 socktune.7; do
     section=man${page##*.}
     install -d "$root/usr/share/man/$section"
