@@ -1,8 +1,8 @@
 //! The `socktune` launcher, run as a user runs it: `run` becomes the command (pid, exit status,
 //! signal dispositions) with the library loaded and tuning real traffic; bad values and missing
 //! commands get the conventional exit codes; `env` output, sourced by sh, sets what `run` sets;
-//! `doctor` on a static binary, a setuid one and a script; `report` on stats files; `--help`
-//! and the man page cover every flag.
+//! `doctor` on a static binary, a setuid one, a script and a version-manager shim; `report` on
+//! stats files; `--help` and the man page cover every flag.
 mod common;
 use common::*;
 use std::os::unix::ffi::OsStrExt;
@@ -460,8 +460,8 @@ fn doctor_sees_what_blocks_a_command() {
     let setuid_line = format!("FAIL  {suid}: setuid (owner 65534");
     expect(&suid, 1, &[&setuid_line, "secure-execution mode"]);
 
-    // A script (python3 here is one: a pyenv shim) is followed to the ELF that runs it, with
-    // the caveat that a shell script may exec a program doctor cannot see.
+    // A shell script that is no shim is followed to the ELF that runs it, with the caveat that
+    // it may exec a program doctor cannot see.
     let script = dir.join("tool");
     std::fs::write(&script, "#!/usr/bin/env sh\nexec true\n").unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -485,6 +485,46 @@ fn doctor_sees_what_blocks_a_command() {
         &["FAIL  socktune-no-such-command: command not found"],
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A version manager's shim, made here in the shape pyenv and rbenv write: doctor asks its tool
+/// `which` program it runs and checks that program, ending with that program's verdict.
+#[test]
+fn doctor_follows_a_version_manager_shim() {
+    needs_root!("runs socktune doctor in a private network namespace");
+    let dir = scratch("launcher-shim");
+    let tool = dir.join("libexec/fakeenv");
+    let shim = dir.join("shims/tool");
+    for dir in [tool.parent().unwrap(), shim.parent().unwrap()] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let answer = "#!/bin/sh\n[ \"$1 $2\" = \"which tool\" ] && exec echo /bin/true\nexit 1\n";
+    std::fs::write(&tool, answer).unwrap();
+    let exec_line = format!("exec \"{}\" exec \"$program\" \"$@\"", tool.display());
+    let shim_text = format!("#!/usr/bin/env bash\nset -e\nprogram=\"${{0##*/}}\"\n{exec_line}\n");
+    std::fs::write(&shim, shim_text).unwrap();
+    for script in [&tool, &shim] {
+        std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let (code, out) = doctor(3, &[shim.to_str().unwrap()]);
+    let (true_code, true_out) = doctor(3, &["/bin/true"]);
+    std::fs::remove_dir_all(&dir).ok();
+    let resolved = format!(
+        "note  {}: a fakeenv shim; the program it runs is /bin/true (fakeenv which tool)",
+        shim.display()
+    );
+    assert!(out.contains(&resolved), "want {resolved:?} in:\n{out}");
+    assert!(out.contains("ok    /bin/true: dynamically linked"), "{out}");
+    assert!(!out.contains("which doctor cannot see"), "{out}");
+    assert_eq!(
+        (code, out.lines().last()),
+        (true_code, true_out.lines().last())
+    );
+
+    if Path::new("/root/.pyenv").exists() {
+        let (_, out) = doctor(3, &["python3"]);
+        eprintln!("socktune doctor python3 (pyenv here):\n{out}");
+    }
 }
 
 fn fixture(name: &str) -> String {

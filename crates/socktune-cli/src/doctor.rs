@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 mod process;
+mod shim;
 
 pub const HELP: &str = "\
 usage: socktune doctor [--lib PATH] [CMD [ARGS...]]
@@ -24,11 +25,12 @@ Checks, without sending any traffic:
   - net.ipv4.tcp_fastopen (bit 1: client Fast Open, bit 2: server) and net.core.somaxconn
     (the most --backlog can give); both are per network namespace;
   - CMD, if given: found on PATH, #! scripts followed to their interpreter (`#!/usr/bin/env X`
-    to X on PATH; what a shell script execs, doctor cannot see), and the program the kernel
-    finally runs: statically linked (no program interpreter, as Go builds: nothing can be
-    preloaded), another C library's loader, a word size other than the library's,
-    setuid/setgid or file capabilities (secure-execution mode: the loader ignores LD_PRELOAD
-    and the library stays inert).
+    to X on PATH), a version manager's shim (pyenv, rbenv, nodenv, goenv, jenv) to the
+    program `TOOL which` names (what any other shell script execs, doctor cannot see), and
+    the program the kernel finally runs: statically linked (no program interpreter, as Go
+    builds: nothing can be preloaded), another C library's loader, a word size other than
+    the library's, setuid/setgid or file capabilities (secure-execution mode: the loader
+    ignores LD_PRELOAD and the library stays inert).
 
 With --pid PID, looks into a running process instead (as its user or root):
   - whether the library is really loaded (/proc/PID/maps), and its version; if LD_PRELOAD
@@ -478,6 +480,21 @@ fn check_command(f: &mut Findings, cmd: &str, lib: Option<&elf::Elf>) {
                 );
                 return;
             };
+            let shim = is_shell(&next).then(|| shim::resolve(&path)).flatten();
+            if let Some(shim) = shim {
+                f.add(
+                    Tag::Note,
+                    format!(
+                        "{}: a {} shim; the program it runs is {} ({})",
+                        path.display(),
+                        shim.tool,
+                        shim.program.display(),
+                        shim.asked
+                    ),
+                );
+                path = shim.program;
+                continue;
+            }
             let text = if is_shell(&next) {
                 format!(
                     "{}: a shell script run by {}, which is what doctor checks next; a shell \
@@ -706,7 +723,7 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// A shim as pyenv writes it: a script run by `env bash` behind another script. Doctor
+    /// A script run by `env sh` behind another script, execing no version manager. Doctor
     /// follows both to the shell and says that the shell may exec what it cannot see.
     #[test]
     fn a_chain_of_scripts_ends_at_the_shell_with_a_caveat() {
