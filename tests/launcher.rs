@@ -411,6 +411,10 @@ fn doctor_reports_the_library_the_kernel_and_the_sysctls() {
     );
     assert!(out.contains("net.core.somaxconn = "), "{out}");
     assert!(out.contains("verdict: nothing blocks socktune"), "{out}");
+    assert!(
+        out.contains("note  children: one the program execs with an environment of its own"),
+        "doctor says which inheritance mode is on:\n{out}"
+    );
 
     // With the sysctl at 0 the kernel itself refuses client Fast Open: a warning, not a block.
     let (code, out) = doctor(0, &[]);

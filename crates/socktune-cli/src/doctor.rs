@@ -218,18 +218,34 @@ fn check_environment(f: &mut Findings) {
         })
         .filter(|(k, _)| k.starts_with(config::PREFIX) && k != config::REPORTED_VAR)
         .collect();
-    if vars.is_empty() {
-        return;
-    }
     let names: Vec<&str> = vars.iter().map(|(k, _)| k.as_str()).collect();
+    if !names.is_empty() {
+        f.add(
+            Tag::Note,
+            format!(
+                "environment: sets {} (kept by socktune run)",
+                names.join(" ")
+            ),
+        );
+    }
+    let parsed = config::parse(vars);
     f.add(
         Tag::Note,
-        format!(
-            "environment: sets {} (kept by socktune run)",
-            names.join(" ")
-        ),
+        match parsed.config.inherit {
+            config::Inherit::Chosen => {
+                "children: one the program execs with an environment of \
+                its own choosing gets that environment, untuned (SOCKTUNE_INHERIT=always puts \
+                the settings back)"
+            }
+            config::Inherit::Always => {
+                "children: LD_PRELOAD and SOCKTUNE_* are put back into \
+                an environment the program chose for a child it execs, unless the process \
+                changed its user or group (SOCKTUNE_INHERIT=always)"
+            }
+        }
+        .to_string(),
     );
-    for problem in config::parse(vars).problems {
+    for problem in parsed.problems {
         f.add(
             Tag::Warn,
             format!("environment: {}", problem.trim_start_matches("socktune: ")),

@@ -14,6 +14,17 @@ pub const PREFIX: &str = "SOCKTUNE_";
 /// [`Parsed::fingerprint`]; a child with other settings reports again.
 pub const REPORTED_VAR: &str = "SOCKTUNE__REPORTED";
 
+/// Whether a child exec'd with an environment of the program's own choosing gets `LD_PRELOAD`
+/// and the `SOCKTUNE_*` variables back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inherit {
+    /// The child gets the environment the program chose.
+    Chosen,
+    /// They are put back, for daemons that scrub their environment before exec'ing workers;
+    /// never once the process's user or group changed.
+    Always,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     Error,
@@ -70,6 +81,7 @@ pub struct Config {
     pub stats_prom: Option<String>,
     /// Percent of connections in arm B (behaviours on); the rest get none.
     pub ab: Option<u8>,
+    pub inherit: Inherit,
 }
 
 pub const DEFAULT_CORK_FLUSH_MS: u32 = 2;
@@ -94,6 +106,7 @@ impl Default for Config {
             stats: None,
             stats_prom: None,
             ab: None,
+            inherit: Inherit::Chosen,
         }
     }
 }
@@ -169,6 +182,12 @@ pub enum Kind {
     },
     /// Any text; an empty one leaves the setting unset.
     Path { set: fn(&mut Config, String) },
+    /// One of `names`, in any case; `set` gets its index.
+    Choice {
+        names: &'static [&'static str],
+        set: fn(&mut Config, usize),
+        if_bad: &'static str,
+    },
 }
 
 /// What a bad `SOCKTUNE_PORTS` does to a setting.
@@ -475,6 +494,23 @@ pub const SETTINGS: &[Setting] = &[
                (arm B), the rest none (arm A); the arm is recorded by --stats. Listener options \
                (defer-accept, fastopen) apply to both arms",
     },
+    Setting {
+        name: "INHERIT",
+        kind: Kind::Choice {
+            names: &["chosen", "always"],
+            set: |c, i| c.inherit = [Inherit::Chosen, Inherit::Always][i],
+            if_bad: "children get the environment the program chose",
+        },
+        default: "chosen",
+        part: Part::Output,
+        effective: None,
+        arg: Arg::Value("chosen|always"),
+        help:
+            "chosen: a child the program execs with an environment of its own choosing gets that \
+               environment; always: LD_PRELOAD and SOCKTUNE_* are put back (for daemons that \
+               scrub their environment before exec'ing workers), never once the process's user or \
+               group changed",
+    },
 ];
 
 impl Setting {
@@ -511,6 +547,11 @@ impl Kind {
             Kind::Role { .. } => "server, client or both".into(),
             Kind::Level { .. } => "error, info or debug".into(),
             Kind::Path { .. } => "a file path".into(),
+            Kind::Choice { names, .. } => match names.split_last() {
+                Some((last, [])) => (*last).into(),
+                Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                None => String::new(),
+            },
         }
     }
 
@@ -550,6 +591,12 @@ impl Kind {
                 }
                 Ok(())
             }
+            Kind::Choice { names, set, if_bad } => put(
+                config,
+                names.iter().position(|n| n.eq_ignore_ascii_case(v)),
+                set,
+                if_bad,
+            ),
         }
     }
 }
@@ -1147,6 +1194,7 @@ socktune: effective settings
                 Kind::Role { .. } => "client".into(),
                 Kind::Level { .. } => "info".into(),
                 Kind::Path { .. } => format!("/tmp/socktune-{}", s.name.to_ascii_lowercase()),
+                Kind::Choice { names, .. } => names[names.len() - 1].into(),
             }
         }
 

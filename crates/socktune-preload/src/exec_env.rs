@@ -1,13 +1,16 @@
-//! The environment an exec'd program gets: our `LD_PRELOAD` and `SOCKTUNE_*` entries back if
-//! the caller's environment lost them (the plan is `socktune_core::inherit`'s).
+//! The environment an exec'd program gets. By default the one the program chose; under
+//! `SOCKTUNE_INHERIT=always`, with our `LD_PRELOAD` and `SOCKTUNE_*` entries back if it lost
+//! them (the plan is `socktune_core::inherit`'s), unless the process changed user or group
+//! since it started: what socktune was told then is not for another user's programs.
 //!
 //! The patched environment is built in buffers on the hook's stack, without malloc, since execve
 //! may run in a vfork child that shares the parent's heap.
 
+use crate::settings::config;
 use crate::sys;
 use libc::c_char;
 use once_cell::sync::OnceCell;
-use socktune_core::config::PREFIX;
+use socktune_core::config::{Inherit, PREFIX};
 use socktune_core::inherit::{self, Preload, MAX_VARS};
 use std::ffi::{CStr, CString};
 
@@ -21,6 +24,20 @@ struct Inherited {
     lib_path: Vec<u8>,
     /// `SOCKTUNE_*=...` entries.
     vars: Vec<CString>,
+    /// The real and effective user and group ids at load.
+    credentials: [u32; 4],
+}
+
+fn credentials() -> [u32; 4] {
+    // SAFETY: these calls have no preconditions and cannot fail.
+    unsafe {
+        [
+            libc::getuid(),
+            libc::geteuid(),
+            libc::getgid(),
+            libc::getegid(),
+        ]
+    }
 }
 
 static INHERITED: OnceCell<Inherited> = OnceCell::new();
@@ -52,6 +69,7 @@ pub fn capture() {
         preload,
         lib_path,
         vars,
+        credentials: credentials(),
     });
 }
 
@@ -77,8 +95,8 @@ impl EnvBuffers {
     }
 }
 
-/// Fills `out` with `envp` plus our missing entries; false if `envp` needs nothing (or there
-/// is no room), so the exec should get `envp` as it is.
+/// Fills `out` with `envp` plus our missing entries; false if they are not to be put back,
+/// `envp` needs nothing, or there is no room: then the exec gets `envp` as it is.
 ///
 /// # Safety
 /// `envp` is null or a NULL-terminated array of NUL-terminated strings, as exec takes.
@@ -86,6 +104,9 @@ pub unsafe fn patch(envp: *const *const c_char, out: &mut EnvBuffers) -> bool {
     let Some(inh) = INHERITED.get() else {
         return false;
     };
+    if config().inherit != Inherit::Always || credentials() != inh.credentials {
+        return false;
+    }
     let mut count = 0;
     // SAFETY: the caller's envp is NULL-terminated.
     while !envp.is_null() && unsafe { !(*envp.add(count)).is_null() } {
