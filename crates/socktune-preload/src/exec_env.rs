@@ -6,11 +6,10 @@
 //! The patched environment is built in buffers on the hook's stack, without malloc, since execve
 //! may run in a vfork child that shares the parent's heap.
 
-use crate::settings::config;
 use crate::sys;
 use libc::c_char;
 use once_cell::sync::OnceCell;
-use socktune_core::config::{Inherit, PREFIX};
+use socktune_core::config::PREFIX;
 use socktune_core::inherit::{self, Preload, MAX_VARS};
 use std::ffi::{CStr, CString};
 
@@ -42,7 +41,8 @@ fn credentials() -> [u32; 4] {
 
 static INHERITED: OnceCell<Inherited> = OnceCell::new();
 
-/// Records this library's path and the `SOCKTUNE_*` entries; called once at load.
+/// Records this library's path and the `SOCKTUNE_*` entries; called once at load under
+/// `SOCKTUNE_INHERIT=always`, so that [`patch`] has something to put back only then.
 pub fn capture() {
     // SAFETY: Dl_info is plain data; all zeroes is a valid value for dladdr to overwrite.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
@@ -104,7 +104,7 @@ pub unsafe fn patch(envp: *const *const c_char, out: &mut EnvBuffers) -> bool {
     let Some(inh) = INHERITED.get() else {
         return false;
     };
-    if config().inherit != Inherit::Always || credentials() != inh.credentials {
+    if credentials() != inh.credentials {
         return false;
     }
     let mut count = 0;

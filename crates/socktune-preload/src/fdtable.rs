@@ -133,20 +133,19 @@ impl Slot {
     }
 
     /// Registers a new state, replacing whatever a previous fd of this number left: its holds
-    /// and its response count go too.
-    pub fn reset(self, state: FdState) {
+    /// and its response count go too. Returns the state it replaced.
+    pub fn reset(self, state: FdState) -> FdState {
         self.take_held();
         let e = self.entry();
         e.responses.store(0, SeqCst);
         let old = FdState(e.state.swap(state.0, SeqCst));
         armed_delta(old, state);
+        old
     }
 
     /// Forgets the fd (closed, or found not to be a socket). Returns its state before.
     pub fn clear(self) -> FdState {
-        let old = FdState(self.entry().state.load(SeqCst));
-        self.reset(FdState::default());
-        old
+        self.reset(FdState::default())
     }
 
     /// Applies `f` atomically; returns the state before and after.

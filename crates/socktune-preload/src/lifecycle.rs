@@ -4,6 +4,7 @@
 
 use crate::settings::config;
 use crate::{cork, exec_env, fdtable, flusher, guard, stats, track};
+use socktune_core::config::Inherit;
 
 /// The library's constructor: settings, fork handlers, the exec environment, recording.
 extern "C" fn init() {
@@ -13,7 +14,9 @@ extern "C" fn init() {
     guard::note_pid();
     // SAFETY: registers plain extern "C" handlers that only touch atomics.
     unsafe { libc::pthread_atfork(None, Some(after_fork_in_parent), Some(after_fork_in_child)) };
-    exec_env::capture();
+    if config().inherit == Inherit::Always {
+        exec_env::capture(); // only what is put back needs keeping
+    }
     stats::init();
     flusher::set_jobs(&[cork::release_aged, stats::tick]);
 }

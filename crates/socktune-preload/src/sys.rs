@@ -175,8 +175,16 @@ pub fn read_proc_int(path: &CStr) -> Option<i64> {
     }
 }
 
-extern "C" {
-    static environ: *const *const libc::c_char;
+mod glibc {
+    extern "C" {
+        pub static environ: *const *const libc::c_char;
+    }
+}
+
+/// glibc's `environ`: the process's current environment.
+pub fn environ() -> *const *const libc::c_char {
+    // SAFETY: reading the pointer itself; what it points to is the caller's to read with care.
+    unsafe { glibc::environ }
 }
 
 /// The process's environment entries (`NAME=value`) that start with `prefix`, read in place.
@@ -186,19 +194,11 @@ extern "C" {
 pub unsafe fn environ_entries(
     prefix: &'static [u8],
 ) -> impl Iterator<Item = &'static [u8]> + Clone {
-    // SAFETY: glibc's environ, read once; the caller keeps it unchanged.
-    let env = unsafe { environ };
-    let count = if env.is_null() {
-        0
-    } else {
-        // SAFETY: the array is NULL-terminated.
-        (0..)
-            .take_while(|&i| unsafe { !(*env.add(i)).is_null() })
-            .count()
-    };
-    (0..count)
-        // SAFETY: below `count`, every entry is a NUL-terminated string.
-        .map(move |i| unsafe { *env.add(i) })
+    let env = environ();
+    (0..)
+        // SAFETY: a non-null environ is NULL-terminated; the walk stops at that NULL.
+        .map_while(move |i| (!env.is_null()).then(|| unsafe { *env.add(i) }))
+        .take_while(|entry| !entry.is_null())
         .filter(move |&entry| {
             // SAFETY: stops at the first byte that differs, at the latest the entry's NUL.
             prefix

@@ -1,8 +1,9 @@
 //! close, shutdown, close_range, dup, dup2, dup3 and fcntl(F_DUPFD): an fd's entry dies before the
 //! real close and is copied when the fd is duplicated.
 
+use crate::fdtable::{self, Slot};
 use crate::guard::{self, act};
-use crate::{cork, fdtable, log, real, stats, track};
+use crate::{cork, log, real, stats, track};
 use libc::{c_int, c_uint, c_ulong};
 use socktune_core::record::End;
 use socktune_core::state::{FdState, Kind};
@@ -11,10 +12,12 @@ use socktune_core::state::{FdState, Kind};
 /// what is held, record the connection, and forget the fd *before* the close, so a number
 /// reused by another thread is never confused with it.
 fn forget(fd: c_int) {
-    let Some(slot) = fdtable::lookup(fd) else {
-        return;
-    };
-    let state = slot.load();
+    if let Some(slot) = fdtable::lookup(fd) {
+        forget_slot(fd, slot, slot.load());
+    }
+}
+
+fn forget_slot(fd: c_int, slot: Slot, state: FdState) {
     if state.kind() == Kind::Empty || guard::in_vfork_child() {
         return;
     }
@@ -89,9 +92,9 @@ pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
     if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 && !guard::in_vfork_child() {
-        fdtable::for_each_tracked(|fd, _, _| {
+        fdtable::for_each_tracked(|fd, slot, state| {
             if (first..=last).contains(&(fd as c_uint)) {
-                forget(fd);
+                forget_slot(fd, slot, state);
             }
         });
     }

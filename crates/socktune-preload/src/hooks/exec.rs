@@ -3,12 +3,8 @@
 
 use crate::exec_env::{self, EnvBuffers};
 use crate::guard::act;
-use crate::{lifecycle, real};
+use crate::{lifecycle, real, sys};
 use libc::{c_char, c_int, pid_t, posix_spawn_file_actions_t, posix_spawnattr_t};
-
-extern "C" {
-    static environ: *const *const c_char;
-}
 
 /// The environment to exec with: `envp`, or the patched copy in `buffers`.
 unsafe fn our_env(
@@ -54,14 +50,14 @@ pub unsafe extern "C" fn execvpe(
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
     let mut buffers = EnvBuffers::new();
-    unsafe { real::execve(path, argv, our_env("execv", environ, &mut buffers)) }
+    unsafe { real::execve(path, argv, our_env("execv", sys::environ(), &mut buffers)) }
 }
 
 /// Replaces execvp(3), which passes the current environment.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
     let mut buffers = EnvBuffers::new();
-    unsafe { real::execvpe(file, argv, our_env("execvp", environ, &mut buffers)) }
+    unsafe { real::execvpe(file, argv, our_env("execvp", sys::environ(), &mut buffers)) }
 }
 
 /// Replaces posix_spawn(3).
