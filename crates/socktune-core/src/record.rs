@@ -115,15 +115,18 @@ pub enum End {
     Shutdown,
     /// Still open when the process exited (exit or _exit).
     Exit,
+    /// Still open when the process exec'd another program, which may use it on.
+    Exec,
 }
 
 impl Named for End {
-    const ALL: &'static [End] = &[End::Close, End::Shutdown, End::Exit];
+    const ALL: &'static [End] = &[End::Close, End::Shutdown, End::Exit, End::Exec];
     fn name(self) -> &'static str {
         match self {
             End::Close => "close",
             End::Shutdown => "shutdown",
             End::Exit => "exit",
+            End::Exec => "exec",
         }
     }
 }

@@ -46,6 +46,7 @@ mod cork;
 mod own_options;
 mod quickack;
 mod setup;
+mod speaks_first;
 
 // The process's life, and the exported hooks.
 mod exec_env;

@@ -18,7 +18,7 @@ fn around(fd: c_int, call: &str, real_read: impl FnOnce() -> ssize_t) -> ssize_t
     if !state.is_connection() {
         return real_read();
     }
-    if state.has(FdState::RECORDED) || state.acts_before_io() {
+    if state.has(FdState::RECORDED) || state.acts_before_io() || fdtable::armed_count() != 0 {
         act_before(fd, call, slot, state);
     }
     let n = real_read();
@@ -35,7 +35,11 @@ fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState) {
             stats::read(slot);
         }
         cork::before_read(fd, slot);
-        if state.has(FdState::ARMED) {
+        if fdtable::armed_count() != 0 {
+            // A read may wait: what this thread armed elsewhere must not make its peer wait.
+            armed::before_thread_blocks();
+        }
+        if state.has(FdState::WAITS_FOR_WRITE) {
             armed::before_read(fd, slot, state);
         }
     });
