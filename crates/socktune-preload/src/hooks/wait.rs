@@ -42,20 +42,23 @@ impl Interest for SelectInterest {
 /// anywhere, and no ACK this thread delayed, costs two loads and a thread-local read.
 #[inline(always)]
 fn before(call: &str, interest: &impl Interest, waits: bool) {
-    let acks = waits && quickack::pending_here();
-    if fdtable::held_count() != 0 || fdtable::armed_count() != 0 || acks {
-        settle(call, interest, acks);
+    if fdtable::held_count() != 0
+        || (waits && (fdtable::armed_count() != 0 || quickack::pending_here()))
+    {
+        settle(call, interest, waits);
     }
 }
 
+/// A wait that cannot block (zero timeout) makes no peer wait: armed connections and delayed
+/// ACKs stay as they are (the armed deadline still bounds a loop that only polls).
 #[inline(never)]
-fn settle(call: &str, interest: &impl Interest, acks: bool) {
+fn settle(call: &str, interest: &impl Interest, waits: bool) {
     act(call, || {
         cork::before_wait();
-        if fdtable::armed_count() != 0 {
+        if waits && fdtable::armed_count() != 0 {
             armed::before_wait(interest);
         }
-        if acks {
+        if waits && quickack::pending_here() {
             quickack::before_wait(interest);
         }
     });
