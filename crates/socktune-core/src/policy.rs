@@ -212,8 +212,13 @@ pub fn armed_end_waits_for_handshake(state: FdState) -> bool {
 /// the peer's Nagle may be holding that very data until it sees the ACK. A read of data already
 /// queued, or one that returns EAGAIN at once (an event loop draining its socket before it
 /// writes the response), keeps the ACK for the response to carry.
-pub fn acks_before_read(state: FdState, queued: usize, will_block: bool) -> bool {
-    state.has(FdState::ACK_PENDING) && queued == 0 && will_block
+/// The queue and the blocking mode are asked only as far as needed (each is a system call).
+pub fn acks_before_read(
+    state: FdState,
+    queued: impl FnOnce() -> usize,
+    will_block: impl FnOnce() -> bool,
+) -> bool {
+    state.has(FdState::ACK_PENDING) && queued() == 0 && will_block()
 }
 
 #[cfg(test)]
@@ -414,15 +419,16 @@ mod tests {
             FdState::QUICKACK_OFF | FdState::ACK_PENDING,
             80,
         );
-        assert!(acks_before_read(m, 0, true));
+        assert!(acks_before_read(m, || 0, || true));
         assert!(
-            !acks_before_read(m, 10, true),
+            !acks_before_read(m, || 10, || unreachable!()),
             "data queued: the read does not wait"
         );
         assert!(
-            !acks_before_read(m, 0, false),
+            !acks_before_read(m, || 0, || false),
             "EAGAIN at once: the response carries it"
         );
-        assert!(!acks_before_read(m.without(FdState::ACK_PENDING), 0, true));
+        let answered = m.without(FdState::ACK_PENDING);
+        assert!(!acks_before_read(answered, || unreachable!(), || true));
     }
 }

@@ -20,6 +20,12 @@ use crate::{flusher, guard, quickack, speaks_first, sys};
 use libc::{c_int, sockaddr, socklen_t};
 use socktune_core::policy::{self, ArmedWait};
 use socktune_core::state::FdState;
+use std::cell::Cell;
+
+thread_local! {
+    /// This thread armed a connection that may still be armed: its blocking calls release it.
+    static ARMED_HERE: Cell<bool> = const { Cell::new(false) };
+}
 
 /// Nothing stays armed longer than this without a write: a program that connects and then works
 /// or blocks in a call we do not see gets its connection completed anyway.
@@ -66,6 +72,7 @@ pub fn after_connect(fd: c_int, c: Connecting, result: c_int, errno: c_int) -> O
 }
 
 fn arm(slot: Slot, flags: u64) {
+    let _ = ARMED_HERE.try_with(|h| h.set(true));
     slot.stamp_armed(flusher::now(), guard::thread_token());
     slot.set(flags);
     flusher::ensure_running();
@@ -74,6 +81,9 @@ fn arm(slot: Slot, flags: u64) {
 /// The program writes: what waited for its first write (or for its response) leaves with it.
 pub fn before_write(fd: c_int, slot: Slot, state: FdState) {
     slot.unset(ARMED_FLAGS | FdState::ACK_PENDING | FdState::DEFER_WATCH);
+    if state.has(FdState::ACK_PENDING) {
+        quickack::answered(fd);
+    }
     if state.has(FdState::DEFER_WATCH) {
         speaks_first::server_wrote_first(fd, state);
     }
@@ -87,9 +97,7 @@ pub fn before_read(fd: c_int, slot: Slot, state: FdState) {
     if state.has(FdState::DEFER_WATCH) {
         slot.unset(FdState::DEFER_WATCH); // the client spoke first: defer-accept is right here
     }
-    if state.has(FdState::ACK_PENDING)
-        && policy::acks_before_read(state, sys::unread_bytes(fd), !sys::nonblocking(fd))
-    {
+    if policy::acks_before_read(state, || sys::unread_bytes(fd), || !sys::nonblocking(fd)) {
         quickack::ack_now(
             fd,
             slot,
@@ -225,11 +233,30 @@ pub fn before_wait(interest: &impl Interest) {
     });
 }
 
+/// This thread may have armed a connection still armed (one thread-local read).
+#[inline]
+pub fn armed_here() -> bool {
+    ARMED_HERE.try_with(Cell::get).unwrap_or(false)
+}
+
 /// Before this thread accepts, or blocks in a call that waits on no fd (a condition variable, a
 /// semaphore, a sleep, a signal): what it armed leaves now.
 pub fn before_thread_blocks() {
+    if !armed_here() {
+        return;
+    }
+    let _ = ARMED_HERE.try_with(|h| h.set(false));
     let me = guard::thread_token();
     release_where(|_, by| by == me);
+}
+
+/// Before a read of `fd` by a thread that armed a connection: a blocking read may wait for a
+/// peer that waits for that connection (the passive-FTP client reads its control connection).
+/// A non-blocking read does not wait; the wait after it is where the release comes.
+pub fn before_read_elsewhere(fd: c_int) {
+    if armed_here() && !sys::nonblocking(fd) {
+        before_thread_blocks();
+    }
 }
 
 /// The flusher's job: releases what stayed armed [`DEADLINE_MS`] with no write; true while any
@@ -250,6 +277,9 @@ fn release_where(pick: impl Fn(u32, u32) -> bool) {
             let (since, by) = slot.armed_stamp();
             if pick(since, by) {
                 kick(fd, slot, state);
+                if slot.load().has(FdState::ARMED) && by == guard::thread_token() {
+                    let _ = ARMED_HERE.try_with(|h| h.set(true)); // its ACK is still to come
+                }
             }
         }
     });

@@ -62,10 +62,23 @@ pub fn ack_now(fd: c_int, slot: Slot, why: &str) {
     }
 }
 
+/// The program wrote on `fd`: its ACK rides on the write, nothing to watch.
+pub fn answered(fd: c_int) {
+    let _ = PENDING.try_with(|p| {
+        for c in p {
+            if c.get() == fd {
+                c.set(-1);
+            }
+        }
+    });
+}
+
 /// This thread read a connection it has not answered yet: a cheap check before waits.
 #[inline]
 pub fn pending_here() -> bool {
-    PENDING.try_with(|p| p[0].get() >= 0).unwrap_or(false)
+    PENDING
+        .try_with(|p| p.iter().any(|c| c.get() >= 0))
+        .unwrap_or(false)
 }
 
 /// Before this thread waits for events: the connections it read and has not answered, if the

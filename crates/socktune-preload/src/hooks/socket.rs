@@ -45,7 +45,7 @@ pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
 /// emulation connects, then accepts).
 #[inline]
 fn before_accept(call: &str) {
-    if fdtable::armed_count() != 0 {
+    if fdtable::armed_count() != 0 && armed::armed_here() {
         act(call, armed::before_thread_blocks);
     }
 }
