@@ -42,3 +42,40 @@ fn a_nagle_writing_server_is_not_held_by_a_quickack_off_client() {
         "quickack-off must still save packets (the handshake ACK rides on the request)",
     );
 }
+
+/// A reverse proxy, both roles in one process, under every behaviour, in front of the same
+/// backend (tests/progs/relay_proxy.py starts it unshimmed): its client side's delayed ACK must
+/// not hold the backend's body either (each request is a new connection through it).
+#[test]
+fn a_proxy_under_every_behaviour_is_not_held_by_its_backends_nagle() {
+    needs_root!(NETNS);
+    let through = |name: &str| {
+        Scenario::new(
+            name,
+            "python3 {progs}/curl_times.py http://127.0.0.1:{port}/f100 20",
+        )
+        .server("python3 {progs}/relay_proxy.py {port} 8081 {www}")
+        .tfo()
+    };
+    let runs = run_all(&[
+        through("untuned"),
+        through("every behaviour").server_env(ALL_BEHAVIOURS),
+    ]);
+    let (base, tuned) = (&runs[0], &runs[1]);
+    for r in &runs {
+        check_quiet(r);
+        eprintln!(
+            "proxy {:<16} p50 {} ms, slowest {} ms, {} packets per connection",
+            r.name,
+            r.get("p50_ms"),
+            r.get("max_ms"),
+            r.get("packets_per_conn")
+        );
+        check(r.num("p50_ms") < 20.0, r, "no response may wait for a delayed ACK");
+    }
+    check(
+        tuned.num("packets_per_conn") < base.num("packets_per_conn"),
+        tuned,
+        "the behaviours must still save packets",
+    );
+}

@@ -15,6 +15,7 @@
 //! first on a deferred listener (`speaks_first`).
 
 use crate::fdtable::{self, Slot};
+use crate::interest::Interest;
 use crate::log::debug;
 use crate::{flusher, guard, quickack, speaks_first, sys};
 use libc::{c_int, sockaddr, socklen_t};
@@ -182,30 +183,6 @@ pub unsafe fn peer_name(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> 
     }
     debug!("fd {fd}: getpeername answered for a Fast Open SYN that waits for data");
     true
-}
-
-/// How a wait call describes its interest in an fd: (read, write), or `None` if not waited on.
-pub trait Interest {
-    fn of(&self, fd: c_int, state: FdState) -> Option<(bool, bool)>;
-    /// The wait may be for input on any connection (epoll: its set is the kernel's).
-    fn any_input(&self) -> bool {
-        false
-    }
-}
-
-/// epoll: what epoll_ctl told us (see [`epoll_registered`]); unknown means read and write. An
-/// fd never registered with epoll is not waited on.
-pub struct EpollInterest;
-
-impl Interest for EpollInterest {
-    fn of(&self, _fd: c_int, state: FdState) -> Option<(bool, bool)> {
-        state
-            .has(FdState::EPOLL_REGISTERED)
-            .then_some((true, !state.has(FdState::EPOLL_READ_ONLY)))
-    }
-    fn any_input(&self) -> bool {
-        true
-    }
 }
 
 /// Before poll/select/epoll, with connections armed: none may be waited on for input that

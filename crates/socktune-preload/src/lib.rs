@@ -13,7 +13,9 @@
 //! - The behaviours, one module each: `setup` (the options set once, at listen, accept and
 //!   connect, from `socktune_core::policy`'s plans), `cork` (cork per response), `armed` (client
 //!   connections that wait for the first write: Fast Open and quickack-off), `quickack` (delayed
-//!   ACKs re-entered after reads), `own_options` (the program's own setsockopt wins).
+//!   ACKs re-entered after reads, and sent when the program reads or waits on before it writes),
+//!   `speaks_first` (defer-accept off a listener whose server writes first), `own_options` (the
+//!   program's own setsockopt wins).
 //! - `stats` records each connection's TCP_INFO at its end, for `SOCKTUNE_STATS` and
 //!   `SOCKTUNE_STATS_PROM`, and draws the A/B arm; the `flusher` thread writes the records and
 //!   releases corks no boundary released.
@@ -35,6 +37,7 @@ mod sys;
 // Services.
 mod flusher;
 mod guard;
+mod interest;
 mod log;
 mod settings;
 mod stats;

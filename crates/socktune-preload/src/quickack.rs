@@ -8,8 +8,8 @@
 //! again and that read would wait (`armed::before_read`), or its thread waits for input on the
 //! connection (`before_wait`), the ACK leaves at once.
 
-use crate::armed::Interest;
 use crate::fdtable::{self, Slot};
+use crate::interest::Interest;
 use crate::log::debug;
 use crate::{sys, track};
 use libc::c_int;

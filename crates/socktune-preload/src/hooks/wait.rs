@@ -2,8 +2,9 @@
 //! wrote, must never wait forever on an armed connection (see `armed`), and sends the ACKs it
 //! delayed on connections it waits on for input (see `quickack`).
 
-use crate::armed::{self, EpollInterest, Interest};
+use crate::armed;
 use crate::guard::act;
+use crate::interest::{EpollInterest, Interest};
 use crate::{cork, fdtable, quickack, real};
 use libc::{c_int, epoll_event, fd_set, nfds_t, pollfd, sigset_t, size_t, timespec, timeval};
 use socktune_core::state::FdState;
