@@ -12,9 +12,15 @@ fn only_the_first_connection_to_a_greeting_server_pays_for_defer_accept() {
         Scenario::new(name, "python3 {progs}/greet_times.py 127.0.0.1 {port} 4")
             .server("python3 {progs}/greet_server.py 127.0.0.1 {port}")
     };
+    let stats = scratch("defer_heal").join("stats.jsonl");
+    let record = format!("SOCKTUNE_STATS={}", stats.display());
     let runs = run_all(&[
         greet("untuned"),
-        greet("defer-accept").server_env(&["SOCKTUNE_DEFER_ACCEPT=1", "SOCKTUNE_LOG=info"]),
+        greet("defer-accept").server_env(&[
+            "SOCKTUNE_DEFER_ACCEPT=1",
+            "SOCKTUNE_LOG=info",
+            &record,
+        ]),
     ]);
     let (base, tuned) = (&runs[0], &runs[1]);
     check_quiet(base);
@@ -47,4 +53,15 @@ fn only_the_first_connection_to_a_greeting_server_pays_for_defer_accept() {
         .filter(|l| l.contains("speaks first"))
         .count();
     check(notes == 1, tuned, "the heal is logged once, at info");
+    let text = std::fs::read_to_string(&stats).unwrap_or_default();
+    let conns = text
+        .lines()
+        .filter(|l| l.contains("\"type\":\"conn\""))
+        .count();
+    let healed = text.matches("\"defer-accept-off\"").count();
+    check(
+        conns == 4 && healed == 1,
+        tuned,
+        &format!("4 records, one marked defer-accept-off expected:\n{text}"),
+    );
 }

@@ -71,7 +71,11 @@ fn a_proxy_under_every_behaviour_is_not_held_by_its_backends_nagle() {
             r.get("max_ms"),
             r.get("packets_per_conn")
         );
-        check(r.num("p50_ms") < 20.0, r, "no response may wait for a delayed ACK");
+        check(
+            r.num("p50_ms") < 20.0,
+            r,
+            "no response may wait for a delayed ACK",
+        );
     }
     check(
         tuned.num("packets_per_conn") < base.num("packets_per_conn"),

@@ -4,7 +4,7 @@
 //! The word holds the fd's [`Kind`], a port (the local port of a listener, the remote port of a
 //! client), and flags: the behaviours planned for it, what the program took over itself, the
 //! armed states of client connections, and its recording state for `SOCKTUNE_STATS`. Flags on a
-//! listener describe the plan for the sockets it accepts. Bits 28 to 47 are free.
+//! listener describe the plan for the sockets it accepts. Bits 29 to 47 are free.
 
 /// The A/B arm of a connection under `SOCKTUNE_AB`; `None` when there is no split. Arm A sorts
 /// first: it is the baseline of a report.
@@ -116,6 +116,9 @@ impl FdState {
     pub const DEFER_WATCH: u64 = bit(26);
     /// An armed fd was registered with epoll: an epoll wait may be waiting on it.
     pub const EPOLL_REGISTERED: u64 = bit(27);
+    /// This connection's first write, before any read, turned defer-accept off on its listener
+    /// (see `DEFER_WATCH`): recorded, so the one connection that paid for it is known.
+    pub const DEFER_HEALED: u64 = bit(28);
     /// What a write ends: something that waits for the program's first write or next response.
     pub const WAITS_FOR_WRITE: u64 = Self::ARMED | Self::ACK_PENDING | Self::DEFER_WATCH;
 

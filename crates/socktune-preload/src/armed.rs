@@ -85,8 +85,8 @@ pub fn before_write(fd: c_int, slot: Slot, state: FdState) {
     if state.has(FdState::ACK_PENDING) {
         quickack::answered(fd);
     }
-    if state.has(FdState::DEFER_WATCH) {
-        speaks_first::server_wrote_first(fd, state);
+    if state.has(FdState::DEFER_WATCH) && speaks_first::server_wrote_first(fd, state) {
+        slot.set(FdState::DEFER_HEALED);
     }
 }
 

@@ -11,8 +11,10 @@ use libc::c_int;
 use socktune_core::state::{FdState, Kind};
 
 /// The program wrote first on `fd`, accepted from a listener we deferred (on `state.port()`).
-pub fn server_wrote_first(fd: c_int, state: FdState) {
+/// True if this call turned defer-accept off.
+pub fn server_wrote_first(fd: c_int, state: FdState) -> bool {
     let port = state.port();
+    let mut healed = false;
     fdtable::for_each_tracked(|listener, slot, ls| {
         let ours = ls.kind() == Kind::Listener
             && ls.port() == port
@@ -28,11 +30,15 @@ pub fn server_wrote_first(fd: c_int, state: FdState) {
             return; // another process sharing the listener healed it
         }
         match sys::set_int(listener, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, 0) {
-            Ok(()) => info!(
-                "port {port}: the server speaks first (fd {fd} written before it was read): \
+            Ok(()) => {
+                healed = true;
+                info!(
+                    "port {port}: the server speaks first (fd {fd} written before it was read): \
                  TCP_DEFER_ACCEPT off on its listener, fd {listener}"
-            ),
+                )
+            }
             Err(e) => info!("port {port}: TCP_DEFER_ACCEPT off failed (errno {e})"),
         }
     });
+    healed
 }
