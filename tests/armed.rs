@@ -105,3 +105,35 @@ fn armed_connections_behave_as_plain_connects() {
         "a second connect answers as for a connection in progress or made",
     );
 }
+
+/// curl asks getpeername() right after connect(); answered without sending the SYN, its request
+/// still rides in the SYN from the second connection on (the first fetches the cookie).
+#[test]
+fn curl_keeps_its_request_in_the_syn() {
+    needs_root!(NETNS);
+    let fetch = |name: &str| {
+        Scenario::new(name, "sh {progs}/curl_tfo.sh {port} 3")
+            .server(HTTP11_SERVER_V4)
+            .tfo()
+    };
+    let runs = run_all(&[
+        fetch("untuned"),
+        fetch("fast open")
+            .server_env(&["SOCKTUNE_FASTOPEN=256"])
+            .client_env(&["SOCKTUNE_FASTOPEN_CONNECT=1"]),
+    ]);
+    for r in &runs {
+        check_quiet(r);
+        check(r.get("codes") == "200200200", r, "every request answered");
+    }
+    check(
+        runs[0].get("tfo_active") == "0",
+        &runs[0],
+        "untuned: no Fast Open",
+    );
+    check(
+        runs[1].get("tfo_active") == "2",
+        &runs[1],
+        "the 2nd and 3rd requests ride in their SYN",
+    );
+}

@@ -209,16 +209,16 @@ pub fn armed_end_waits_for_handshake(state: FdState) -> bool {
 
 /// Quickack-off, before a read on a connection whose last data read has not been answered
 /// (`FdState::ACK_PENDING`): send the delayed ACK now if the read is going to wait for more, as
-/// the peer's Nagle may be holding that very data until it sees the ACK. A read of data already
-/// queued, or one that returns EAGAIN at once (an event loop draining its socket before it
-/// writes the response), keeps the ACK for the response to carry.
-/// The queue and the blocking mode are asked only as far as needed (each is a system call).
+/// the peer's Nagle may be holding that very data until it sees the ACK. A read of data or an
+/// end already there (`ready`), or one that returns EAGAIN at once (an event loop draining its
+/// socket before it writes the response), keeps the ACK for the response (or the FIN) to carry.
+/// Each is asked only as far as needed: each is a system call.
 pub fn acks_before_read(
     state: FdState,
-    queued: impl FnOnce() -> usize,
-    will_block: impl FnOnce() -> bool,
+    ready: impl FnOnce() -> bool,
+    blocking: impl FnOnce() -> bool,
 ) -> bool {
-    state.has(FdState::ACK_PENDING) && queued() == 0 && will_block()
+    state.has(FdState::ACK_PENDING) && !ready() && blocking()
 }
 
 #[cfg(test)]
@@ -419,13 +419,13 @@ mod tests {
             FdState::QUICKACK_OFF | FdState::ACK_PENDING,
             80,
         );
-        assert!(acks_before_read(m, || 0, || true));
+        assert!(acks_before_read(m, || false, || true));
         assert!(
-            !acks_before_read(m, || 10, || unreachable!()),
-            "data queued: the read does not wait"
+            !acks_before_read(m, || true, || unreachable!()),
+            "data or the peer's FIN there: the read does not wait"
         );
         assert!(
-            !acks_before_read(m, || 0, || false),
+            !acks_before_read(m, || false, || false),
             "EAGAIN at once: the response carries it"
         );
         let answered = m.without(FdState::ACK_PENDING);

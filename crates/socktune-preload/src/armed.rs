@@ -98,7 +98,7 @@ pub fn before_read(fd: c_int, slot: Slot, state: FdState) {
     if state.has(FdState::DEFER_WATCH) {
         slot.unset(FdState::DEFER_WATCH); // the client spoke first: defer-accept is right here
     }
-    if policy::acks_before_read(state, || sys::unread_bytes(fd), || !sys::nonblocking(fd)) {
+    if policy::acks_before_read(state, || sys::readable_now(fd), || !sys::nonblocking(fd)) {
         quickack::ack_now(
             fd,
             slot,

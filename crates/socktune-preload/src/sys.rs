@@ -103,6 +103,17 @@ pub fn nonblocking(fd: c_int) -> bool {
     flags >= 0 && flags as c_int & libc::O_NONBLOCK != 0
 }
 
+/// A read now would not wait: data, the peer's FIN or an error is there.
+pub fn readable_now(fd: c_int) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN | libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one pollfd on our stack, no wait.
+    unsafe { real::poll(&mut p, 1, 0) > 0 }
+}
+
 /// Waits up to `ms` for a connecting socket to finish its handshake (or fail).
 pub fn wait_connected(fd: c_int, ms: c_int) {
     let mut p = libc::pollfd {

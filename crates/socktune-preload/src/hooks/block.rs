@@ -5,6 +5,8 @@
 //! A shorter block changes nothing the flusher would not, and is left alone: taking a lock, or
 //! CPython's GIL (a 5 ms timed wait on a condition variable, whose clock a caller cannot see, so
 //! pthread_cond_timedwait is not hooked), may come between the writes of one response.
+//! A block of at least the armed deadline (`armed::DEADLINE_MS`) also releases the connections
+//! this thread armed: the peer may be waiting for them.
 
 use crate::guard::act;
 use crate::settings::config;
