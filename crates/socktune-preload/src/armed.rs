@@ -134,15 +134,18 @@ fn kick(fd: c_int, slot: Slot, state: FdState) -> bool {
     match sys::tcp_state(fd) {
         Some(sys::TCP_SYN_SENT) => {
             // A Fast Open SYN waiting for data goes now; on a plain connecting socket the
-            // zero-length send does nothing.
-            sys::kick_syn(fd);
+            // zero-length send would do nothing.
+            let fastopen = state.has(FdState::APPLIED_FASTOPEN_CONNECT);
+            if fastopen {
+                sys::kick_syn(fd);
+            }
             if state.reapplies_quickack() {
                 // Still armed: the handshake's last ACK has yet to be sent.
                 slot.unset(FdState::ARMED_IN_PROGRESS | FdState::ARMED_WAITED);
-                return true;
+            } else {
+                slot.unset(ARMED_FLAGS);
             }
-            slot.unset(ARMED_FLAGS);
-            true
+            fastopen
         }
         Some(sys::TCP_ESTABLISHED) if state.reapplies_quickack() => {
             let _ = sys::ack_now(fd);

@@ -44,10 +44,10 @@ extern "C" fn after_fork_in_child() {
 /// handler says so after posix_spawn or vfork; in a vfork child this marks the parent's table.
 /// `replaces_us`: an exec of this process (not a spawn), whose open connections are recorded.
 pub fn before_exec(replaces_us: bool) {
-    track::mark_connections_shared();
     if replaces_us {
-        stats::at_exec();
+        stats::at_exec(); // before they are marked shared, which only the writer records
     }
+    track::mark_connections_shared();
 }
 
 /// Before `_exit`/`_Exit` (exit() drains through atexit): write the buffered records.
