@@ -53,7 +53,7 @@ pub fn after_connect(fd: c_int, c: Connecting, result: c_int, errno: c_int) -> O
     if !connecting || !(c.fastopen || c.quickack_off) {
         return None;
     }
-    let syn_waits = c.fastopen && result == 0 && sys::tcp_state(fd) == Some(sys::TCP_SYN_SENT);
+    let syn_waits = c.fastopen && result == 0 && sys::syn_deferred(fd);
     if syn_waits {
         // Cookie cached: nothing sent yet; the first write carries the SYN.
         let in_progress = policy::reports_in_progress(sys::nonblocking(fd), result, syn_waits);
@@ -167,8 +167,8 @@ fn kick(fd: c_int, slot: Slot, state: FdState) -> bool {
 /// `addr` and `len` are what the program passed to getpeername.
 pub unsafe fn peer_name(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> bool {
     let armed = fdtable::lookup(fd).is_some_and(|s| s.load().has(FdState::ARMED));
-    if !armed || addr.is_null() || len.is_null() || sys::tcp_state(fd) != Some(sys::TCP_SYN_SENT) {
-        return false;
+    if !armed || addr.is_null() || len.is_null() || !sys::syn_deferred(fd) {
+        return false; // a SYN on its way gets ENOTCONN, as from a plain connect in progress
     }
     let Some((ss, got)) = sys::connecting_peer(fd) else {
         return false;

@@ -48,6 +48,11 @@ pub const TCP_ESTABLISHED: u8 = 1;
 pub const TCP_SYN_SENT: u8 = 2;
 pub const TCP_SYN_RECV: u8 = 3;
 
+/// A Fast Open connect() whose SYN waits for data: in SYN-SENT with nothing sent yet.
+pub fn syn_deferred(fd: c_int) -> bool {
+    tcp_info(fd).is_some_and(|i| i.tcpi_state == TCP_SYN_SENT && i.tcpi_segs_out == 0)
+}
+
 /// An accepted Fast Open connection whose handshake ACK has not come yet.
 pub fn handshake_pending(fd: c_int) -> bool {
     tcp_state(fd) == Some(TCP_SYN_RECV)
