@@ -1,9 +1,9 @@
 //! An armed connection (client Fast Open with a cached cookie: connect() sends nothing, the SYN
 //! waits for the first write) must look like a plain connect() whatever the program does first:
 //! close, shutdown, getpeername, a passive-FTP-like wait on another connection, accept() in the
-//! same thread, sendfile, a non-blocking connect driven by asyncio, TLS. tests/progs/armed_cases.py
-//! runs each against peers in its own process, in a namespace with net.ipv4.tcp_fastopen=3 and
-//! a cookie fetched first.
+//! same thread, 50 ms of computing (the 5 ms deadline), sendfile, a non-blocking connect driven
+//! by asyncio, TLS. tests/progs/armed_cases.py runs each against peers in its own process, in a
+//! namespace with net.ipv4.tcp_fastopen=3 and a cookie fetched first.
 mod common;
 use common::*;
 
@@ -13,6 +13,7 @@ const CASES: &[&str] = &[
     "getpeername_in_syn",
     "passive_ftp",
     "connect_then_accept",
+    "deadline",
     "sendfile_first",
     "event_loop",
     "tls",

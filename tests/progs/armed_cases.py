@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 from netutil import report, syn_data
 
@@ -203,6 +204,31 @@ def connect_then_accept():
     return True
 
 
+def tcp_state(sock):
+    """The socket's TCP state from /proc/net/tcp ("01" established, "02" SYN-SENT): reading a
+    file is not a call on the socket."""
+    port = "%04X" % sock.getsockname()[1]
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1].endswith(":" + port):
+                return fields[3]
+    return "?"
+
+
+def deadline():
+    # Connect, then compute for 50 ms without a call the shim sees.
+    c = connect(PORT)
+    t = time.perf_counter()
+    while time.perf_counter() < t + 0.05:
+        pass
+    state = tcp_state(c)
+    ok = ping(c)
+    events.get(timeout=LIMIT)
+    c.close()
+    return ok and state == "01"
+
+
 def sendfile_first():
     c = connect(PORT)
     with tempfile.TemporaryFile() as f:
@@ -273,7 +299,7 @@ def tls():
 
 
 for case in (close_first, shutdown_first, getpeername_in_syn, passive_ftp, connect_then_accept,
-             sendfile_first, event_loop, tls):
+             deadline, sendfile_first, event_loop, tls):
     results[case.__name__] = bounded(case)
     while not events.empty():
         events.get()
