@@ -1168,7 +1168,9 @@ fn parse_list(v: &str, names: &[&str]) -> Option<u32> {
         return Some(0);
     }
     v.split(',').try_fold(0, |bits, item| {
-        let i = names.iter().position(|n| n.eq_ignore_ascii_case(item.trim()))?;
+        let i = names
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(item.trim()))?;
         Some(bits | 1 << i)
     })
 }
@@ -1268,7 +1270,9 @@ fn number_or_off(n: Option<u32>) -> String {
 
 /// An option's line: its value and role, or off.
 fn opt_line(c: &Config, value: Option<String>) -> String {
-    value.map_or("off".into(), |v| format!("{v} (role {})", role_name(c.opts_role)))
+    value.map_or("off".into(), |v| {
+        format!("{v} (role {})", role_name(c.opts_role))
+    })
 }
 
 fn opt_number(c: &Config, o: Opt) -> String {
@@ -1431,14 +1435,23 @@ mod tests {
         assert_eq!(k("30:5"), ka(30, Some(5), None));
         assert_eq!(k(" 30:5:3 "), ka(30, Some(5), Some(3)));
         assert_eq!(k("0"), None);
-        for bad in ["30:", ":5", "30:5:3:1", "30::3", "30:5:128", "32768", "a:b", "-1"] {
+        for bad in [
+            "30:", ":5", "30:5:3:1", "30::3", "30:5:128", "32768", "a:b", "-1",
+        ] {
             let p = env(&[("SOCKTUNE_KEEPALIVE", bad)]);
-            assert_eq!((p.config.opts.keepalive, p.problems.len()), (None, 1), "{bad:?}");
+            assert_eq!(
+                (p.config.opts.keepalive, p.problems.len()),
+                (None, 1),
+                "{bad:?}"
+            );
         }
         let f = env(&[("SOCKTUNE_FORCE", "Nodelay, mark")]).config.force;
         assert_eq!(f, FORCE_NODELAY | Opt::Mark.force_bit());
         assert_eq!(Opt::Syncnt.force_bit(), 0, "not forceable");
-        assert_eq!(env(&[("SOCKTUNE_FORCE", "nodelay,syncnt")]).problems.len(), 1);
+        assert_eq!(
+            env(&[("SOCKTUNE_FORCE", "nodelay,syncnt")]).problems.len(),
+            1
+        );
         assert_eq!(env(&[("SOCKTUNE_FORCE", "none")]).config.force, 0);
         let c = |v: &str| env(&[("SOCKTUNE_CONGESTION", v)]).config.opts.congestion;
         assert_eq!(c("bbr").as_deref(), Some("bbr"));
@@ -1583,7 +1596,12 @@ mod tests {
         let vars = bad
             .iter()
             // "x" would be a congestion control name.
-            .map(|k| (format!("{PREFIX}{k}"), if *k == "CONGESTION" { "X" } else { "x" }.to_string()))
+            .map(|k| {
+                (
+                    format!("{PREFIX}{k}"),
+                    if *k == "CONGESTION" { "X" } else { "x" }.to_string(),
+                )
+            })
             .chain([
                 ("SOCKTUNE_CORKK".to_string(), "1".to_string()),
                 ("SOCKTUNE_WHATEVER".to_string(), "1".to_string()),

@@ -1,20 +1,60 @@
 //! The settings, parsed once at load (see `lifecycle`), so later changes to the environment do
 //! not matter: nginx, for one, clears it before forking its workers.
+//!
+//! They are the top level (the variables over the rules file's top level) and the rules of
+//! `SOCKTUNE_CONFIG` that apply to this program; a socket follows one of them, by its rule
+//! number in its state (see [`for_socket`]).
 
 use crate::errno::KeepErrno;
 use crate::{guard, log, sys};
 use once_cell::sync::OnceCell;
 use socktune_core::config::{self, Config, Level};
+use socktune_core::rules::Rules;
+use std::net::IpAddr;
 
-static CONFIG: OnceCell<Config> = OnceCell::new();
-
-/// The settings; a hook that runs before our constructor parses them inside the program's call.
-#[inline]
-pub fn config() -> &'static Config {
-    CONFIG.get_or_init(load)
+struct Settings {
+    top: Config,
+    rules: Rules,
 }
 
-fn load() -> Config {
+static SETTINGS: OnceCell<Settings> = OnceCell::new();
+
+fn settings() -> &'static Settings {
+    SETTINGS.get_or_init(load)
+}
+
+/// The top-level settings; a hook that runs before our constructor parses them inside the
+/// program's call.
+#[inline]
+pub fn config() -> &'static Config {
+    &settings().top
+}
+
+/// The settings a socket follows, by its rule number (`FdState::rule`): 0 for the top level.
+#[inline]
+pub fn for_socket(rule: u8) -> &'static Config {
+    let s = settings();
+    s.rules.config(rule).unwrap_or(&s.top)
+}
+
+/// The rule number for a socket of one side (server: listening or accepted) at `port` (local
+/// for a server, remote for a client), and its peer where known.
+pub fn rule_for(server: bool, port: u16, peer: Option<IpAddr>) -> u8 {
+    settings().rules.pick(server, port, peer)
+}
+
+/// Some rule matches by peer, so an accepted socket needs its peer's address.
+pub fn rules_by_peer() -> bool {
+    settings().rules.by_peer()
+}
+
+fn load() -> Settings {
+    let top = load_top();
+    let rules = Rules::default();
+    Settings { top, rules }
+}
+
+fn load_top() -> Config {
     let _busy = guard::enter();
     let _keep = KeepErrno::now();
     // SAFETY: getauxval is always safe to call.
@@ -60,5 +100,8 @@ fn load() -> Config {
 /// Unit tests choose the settings instead of reading the environment.
 #[cfg(test)]
 pub fn use_for_tests(cfg: Config) {
-    let _ = CONFIG.set(cfg);
+    let _ = SETTINGS.set(Settings {
+        top: cfg,
+        rules: Rules::default(),
+    });
 }

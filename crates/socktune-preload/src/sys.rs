@@ -8,12 +8,32 @@ use libc::{c_int, socklen_t};
 use socktune_core::state::Kind;
 use std::ffi::CStr;
 use std::mem::{size_of, MaybeUninit};
+use std::net::{IpAddr, SocketAddr};
 
 /// setsockopt with an int value, through the real function; `Err(errno)` on failure.
 pub fn set_int(fd: c_int, level: c_int, name: c_int, value: c_int) -> Result<(), c_int> {
     let len = size_of::<c_int>() as socklen_t;
     // SAFETY: `value` outlives the call and `len` is its size.
     let r = unsafe { real::setsockopt(fd, level, name, (&value as *const c_int).cast(), len) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(errno::get())
+    }
+}
+
+/// setsockopt with a byte string (TCP_CONGESTION), through the real function.
+pub fn set_bytes(fd: c_int, level: c_int, name: c_int, value: &[u8]) -> Result<(), c_int> {
+    // SAFETY: `value` outlives the call and its length is passed.
+    let r = unsafe {
+        real::setsockopt(
+            fd,
+            level,
+            name,
+            value.as_ptr().cast(),
+            value.len() as socklen_t,
+        )
+    };
     if r == 0 {
         Ok(())
     } else {
@@ -108,17 +128,44 @@ pub fn sockaddr_port(addr: *const libc::sockaddr, len: socklen_t) -> Option<u16>
     }
 }
 
+/// The address and port in an IPv4 or IPv6 socket address.
+pub fn sockaddr_ip(addr: *const libc::sockaddr, len: socklen_t) -> Option<SocketAddr> {
+    let port = sockaddr_port(addr, len)?;
+    // SAFETY: sockaddr_port checked the family and that its whole struct is there.
+    let ip = unsafe {
+        match c_int::from((*addr).sa_family) {
+            libc::AF_INET => IpAddr::from(
+                (*addr.cast::<libc::sockaddr_in>())
+                    .sin_addr
+                    .s_addr
+                    .to_ne_bytes(),
+            ),
+            _ => IpAddr::from((*addr.cast::<libc::sockaddr_in6>()).sin6_addr.s6_addr),
+        }
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// The peer's address, for rules by peer.
+pub fn peer_addr(fd: c_int) -> Option<SocketAddr> {
+    address(fd, libc::getpeername)
+}
+
+pub fn is_ipv6(fd: c_int) -> bool {
+    get_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN) == Some(libc::AF_INET6)
+}
+
 pub fn local_port(fd: c_int) -> Option<u16> {
-    address_port(fd, libc::getsockname)
+    address(fd, libc::getsockname).map(|a| a.port())
 }
 
 pub fn peer_port(fd: c_int) -> Option<u16> {
-    address_port(fd, libc::getpeername)
+    peer_addr(fd).map(|a| a.port())
 }
 
 type NameFn = unsafe extern "C" fn(c_int, *mut libc::sockaddr, *mut socklen_t) -> c_int;
 
-fn address_port(fd: c_int, name: NameFn) -> Option<u16> {
+fn address(fd: c_int, name: NameFn) -> Option<SocketAddr> {
     let mut ss = MaybeUninit::<libc::sockaddr_storage>::zeroed();
     let mut len = size_of::<libc::sockaddr_storage>() as socklen_t;
     // SAFETY: the buffer is a sockaddr_storage of `len` bytes.
@@ -126,7 +173,7 @@ fn address_port(fd: c_int, name: NameFn) -> Option<u16> {
     if r != 0 {
         return None;
     }
-    sockaddr_port(ss.as_ptr().cast(), len)
+    sockaddr_ip(ss.as_ptr().cast(), len)
 }
 
 /// The socket type without the SOCK_NONBLOCK and SOCK_CLOEXEC flags socket() also takes.

@@ -9,7 +9,7 @@ use libc::{c_int, sockaddr, socklen_t};
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     let connecting = act("connect", || {
-        setup::before_connect(fd, sys::sockaddr_port(addr, len)?)
+        setup::before_connect(fd, sys::sockaddr_ip(addr, len)?)
     });
     let r = unsafe { real::connect(fd, addr, len) };
     if let Some(c) = connecting {

@@ -1,0 +1,319 @@
+//! The per-socket options (SOCKTUNE_KEEPALIVE to SOCKTUNE_MAXSEG), read back with getsockopt
+//! on the accepted and the connected socket (tests/progs/sockopts.py), IPv4 and IPv6; absent
+//! outside SOCKTUNE_PORTS and the role; kept over the program's own setsockopt only under
+//! SOCKTUNE_FORCE. Keepalive and the user timeout are also shown by their effect: a peer that
+//! stops answering (tests/progs/dead_peer.py) is found dead within their bounds, and not
+//! without them.
+mod common;
+use common::*;
+
+const SERVER: &[&str] = &[
+    "SOCKTUNE_KEEPALIVE=30:5:3",
+    "SOCKTUNE_USER_TIMEOUT=20000",
+    "SOCKTUNE_CONGESTION=reno",
+    "SOCKTUNE_NOTSENT_LOWAT=16384",
+    "SOCKTUNE_SNDBUF=65536",
+    "SOCKTUNE_RCVBUF=131072",
+    "SOCKTUNE_TOS=184",
+    "SOCKTUNE_MARK=7",
+    "SOCKTUNE_PRIORITY=4",
+    "SOCKTUNE_MAXSEG=1000",
+];
+
+const CLIENT: &[&str] = &[
+    "SOCKTUNE_KEEPALIVE=40:6:4",
+    "SOCKTUNE_USER_TIMEOUT=15000",
+    "SOCKTUNE_SYNCNT=2",
+    "SOCKTUNE_CONGESTION=cubic",
+    "SOCKTUNE_NOTSENT_LOWAT=8192",
+    "SOCKTUNE_SNDBUF=32768",
+    "SOCKTUNE_RCVBUF=98304",
+    "SOCKTUNE_TOS=40",
+    "SOCKTUNE_MARK=9",
+    "SOCKTUNE_PRIORITY=3",
+    "SOCKTUNE_MAXSEG=1200",
+];
+
+/// What the server's accepted socket must read back under SERVER (the kernel doubles buffer
+/// sizes), then the client's under CLIENT.
+const SERVER_WANT: &[(&str, &str)] = &[
+    ("ka", "1"),
+    ("ka_idle", "30"),
+    ("ka_intvl", "5"),
+    ("ka_cnt", "3"),
+    ("ut", "20000"),
+    ("cc", "reno"),
+    ("lowat", "16384"),
+    ("sndbuf", "131072"),
+    ("rcvbuf", "262144"),
+    ("tos", "184"),
+    ("mark", "7"),
+    ("prio", "4"),
+];
+const CLIENT_WANT: &[(&str, &str)] = &[
+    ("ka", "1"),
+    ("ka_idle", "40"),
+    ("ka_intvl", "6"),
+    ("ka_cnt", "4"),
+    ("ut", "15000"),
+    ("syncnt", "2"),
+    ("cc", "cubic"),
+    ("lowat", "8192"),
+    ("sndbuf", "65536"),
+    ("rcvbuf", "196608"),
+    ("tos", "40"),
+    ("mark", "9"),
+    ("prio", "3"),
+];
+
+fn probe(name: &str, host: &str, sets: bool) -> Scenario {
+    let sets = if sets { " --sets" } else { "" };
+    let side = |mode| format!("python3 {{progs}}/sockopts.py {mode} {host} {{port}}{sets}");
+    Scenario::new(name, &side("client")).server(&side("server"))
+}
+
+fn with(base: &[&'static str], extra: &[&'static str]) -> Vec<&'static str> {
+    base.iter().chain(extra).copied().collect()
+}
+
+/// The keys of `want` whose value differs in `r` (side prefix `pre`).
+fn differing(r: &Results, pre: &str, want: &[(&str, &str)]) -> Vec<String> {
+    want.iter()
+        .filter(|(k, v)| r.get(&format!("{pre}{k}")) != *v)
+        .map(|(k, v)| format!("{pre}{k}={} (want {v})", r.get(&format!("{pre}{k}"))))
+        .collect()
+}
+
+fn mss(r: &Results, pre: &str) -> f64 {
+    r.num(&format!("{pre}mss"))
+}
+
+#[track_caller]
+fn check_set(r: &Results, pre: &str, want: &[(&str, &str)], maxseg: f64) {
+    let wrong = differing(r, pre, want);
+    check(
+        wrong.is_empty(),
+        r,
+        &format!("options must read back as set: {wrong:?}"),
+    );
+    check(
+        mss(r, pre) <= maxseg,
+        r,
+        &format!("{pre}mss must be at most {maxseg}"),
+    );
+}
+
+#[track_caller]
+fn check_untouched(r: &Results, pre: &str, want: &[(&str, &str)]) {
+    let wrong = differing(r, pre, want);
+    check(
+        wrong.len() == want.len(),
+        r,
+        &format!("{pre}: no option may read back as socktune's: only {wrong:?} differ"),
+    );
+    check(
+        mss(r, pre) > 1200.0,
+        r,
+        "the segment size must be the path's",
+    );
+}
+
+/// The `behaviours` of the one connection recorded in `dir`/s.jsonl.
+fn recorded(dir: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(dir.join("s.jsonl")).unwrap_or_default();
+    let line = text
+        .lines()
+        .find(|l| l.contains("\"type\":\"conn\""))
+        .unwrap_or("");
+    let start = line.find("\"behaviours\":[").map_or(line.len(), |i| i + 14);
+    line[start..]
+        .split(']')
+        .next()
+        .unwrap_or("")
+        .replace('"', "")
+}
+
+fn read_back(host: &str) {
+    let dirs = [
+        scratch(&format!("sockopts-srv-{host}")),
+        scratch(&format!("sockopts-cli-{host}")),
+    ];
+    let stats = dirs
+        .each_ref()
+        .map(|d| format!("SOCKTUNE_STATS={}", d.join("s.jsonl").display()).leak() as &str);
+    let runs = run_all(&[
+        probe("baseline", host, false),
+        probe("both sides", host, false)
+            .server_env(&with(SERVER, &[stats[0]]))
+            .client_env(&with(CLIENT, &[stats[1]])),
+        probe("other ports", host, false)
+            .server_env(&with(SERVER, &["SOCKTUNE_PORTS=9000-9100"]))
+            .client_env(&with(CLIENT, &["SOCKTUNE_PORTS=9000-9100"])),
+        probe("role client", host, false)
+            .server_env(&with(SERVER, &["SOCKTUNE_ROLE=client"]))
+            .client_env(&with(CLIENT, &["SOCKTUNE_ROLE=server"])),
+    ]);
+    for r in &runs {
+        check_quiet(r);
+        eprintln!("{host} {:<12} {r}", r.name);
+    }
+    let [baseline, both, ports, role] = &runs[..] else {
+        unreachable!()
+    };
+    for r in [baseline, ports, role] {
+        check_untouched(r, "srv_", SERVER_WANT);
+        check_untouched(r, "", CLIENT_WANT);
+    }
+    check_set(both, "srv_", SERVER_WANT, 1000.0);
+    check_set(both, "", CLIENT_WANT, 1200.0);
+    let [server, client] = dirs.each_ref().map(|d| recorded(d));
+    let want_server =
+        "keepalive,user-timeout,congestion,notsent-lowat,sndbuf,rcvbuf,tos,mark,priority,maxseg";
+    let want_client = "keepalive,user-timeout,syncnt,congestion,notsent-lowat,sndbuf,rcvbuf,tos,mark,priority,maxseg";
+    check(
+        server == want_server && client == want_client,
+        both,
+        &format!("the records must name the options applied: server {server:?}, client {client:?}"),
+    );
+    for d in dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn options_read_back_on_accepted_and_connected_sockets_ipv4() {
+    needs_root!(NETNS);
+    read_back("127.0.0.1");
+}
+
+#[test]
+fn options_read_back_on_accepted_and_connected_sockets_ipv6() {
+    needs_root!(NETNS);
+    read_back("::1");
+}
+
+/// The program sets every option itself, before listen()/connect() and again after.
+#[test]
+fn force_keeps_socktunes_values_over_the_programs() {
+    needs_root!(NETNS);
+    const ALL: &str =
+        "SOCKTUNE_FORCE=nodelay,keepalive,user_timeout,congestion,sndbuf,rcvbuf,tos,mark,priority";
+    let runs = run_all(&[
+        probe("program alone", "127.0.0.1", true),
+        probe("not forced", "127.0.0.1", true)
+            .server_env(&with(SERVER, &["SOCKTUNE_NODELAY=1"]))
+            .client_env(&with(CLIENT, &["SOCKTUNE_NODELAY=1"])),
+        probe("forced", "127.0.0.1", true)
+            .server_env(&with(SERVER, &["SOCKTUNE_NODELAY=1", ALL]))
+            .client_env(&with(CLIENT, &["SOCKTUNE_NODELAY=1", ALL])),
+    ]);
+    // What the program set (sockopts.py's OWN; buffers doubled, TOS 0x20 read back as 32).
+    let own: &[(&str, &str)] = &[
+        ("ka", "0"),
+        ("ut", "1234"),
+        ("cc", "cubic"),
+        ("lowat", "4321"),
+        ("sndbuf", "40000"),
+        ("rcvbuf", "60000"),
+        ("tos", "32"),
+        ("mark", "99"),
+        ("prio", "1"),
+        ("nodelay", "0"),
+    ];
+    let keys = |want: &[(&'static str, &'static str)]| {
+        let keys: Vec<&str> = own.iter().map(|(k, _)| *k).collect();
+        want.iter()
+            .copied()
+            .filter(|(k, _)| keys.contains(k) && *k != "lowat")
+            .chain([("nodelay", "1")])
+            .collect::<Vec<_>>()
+    };
+    for r in &runs {
+        check_quiet(r);
+        eprintln!("{:<14} {r}", r.name);
+    }
+    for r in &runs[..2] {
+        for pre in ["srv_", ""] {
+            let wrong = differing(r, pre, own);
+            check(
+                wrong.is_empty(),
+                r,
+                &format!("the program's own values must win: {wrong:?}"),
+            );
+        }
+    }
+    let forced = &runs[2];
+    // The client's own congestion choice is cubic, as socktune's: only the server's tells.
+    // Notsent-lowat cannot be forced: the program's value stays.
+    for (pre, want) in [("srv_", keys(SERVER_WANT)), ("", keys(CLIENT_WANT))] {
+        let wrong = differing(forced, pre, &want);
+        check(
+            wrong.is_empty(),
+            forced,
+            &format!("forced values must stay: {wrong:?}"),
+        );
+    }
+}
+
+fn dead_peer(name: &str, host: &str, what: &str) -> Scenario {
+    let side = |args: &str| format!("python3 {{progs}}/dead_peer.py {args}");
+    Scenario::new(name, &side(&format!("client {host} {{port}} {what} 8")))
+        .server(&side(&format!("server {host} {{port}}")))
+}
+
+/// (seconds until the kernel closed the connection, with a timeout error); none within the 8 s
+/// wait gives infinity.
+fn dead_after(r: &Results) -> (f64, bool) {
+    let t = r.get("dead_after_s");
+    let timed_out = ["ETIMEDOUT", "EINVAL"].contains(&r.get("error"));
+    (t.parse().unwrap_or(f64::INFINITY), timed_out)
+}
+
+#[test]
+fn keepalive_and_user_timeout_find_a_silent_peer_within_their_bounds() {
+    needs_root!(NETNS);
+    let mut scenarios = Vec::new();
+    for host in ["127.0.0.1", "::1"] {
+        scenarios.extend([
+            dead_peer("idle, untuned", host, "idle"),
+            dead_peer("idle, keepalive", host, "idle").client_env(&["SOCKTUNE_KEEPALIVE=1:1:2"]),
+            dead_peer("unacked, keepalive", host, "unacked")
+                .client_env(&["SOCKTUNE_KEEPALIVE=1:1:2"]),
+            dead_peer("unacked, user timeout", host, "unacked")
+                .client_env(&["SOCKTUNE_USER_TIMEOUT=2000"]),
+        ]);
+    }
+    let runs = run_all(&scenarios);
+    for r in runs.chunks(4) {
+        for r in r {
+            eprintln!("{:<22} dead after {:?}", r.name, dead_after(r));
+        }
+        let [untuned, keepalive, unacked, user_timeout] = r else {
+            unreachable!()
+        };
+        check(
+            dead_after(untuned).0.is_infinite(),
+            untuned,
+            "untuned, a silent peer goes unnoticed",
+        );
+        // Idle 1 s, then 2 probes 1 s apart: dead at about 3 s.
+        let (t, e) = dead_after(keepalive);
+        check(
+            (2.5..5.0).contains(&t) && e,
+            keepalive,
+            "keepalive finds it at idle + interval x count",
+        );
+        // Keepalive does not probe while data waits for its ACK: that is the user timeout's.
+        check(
+            dead_after(unacked).0.is_infinite(),
+            unacked,
+            "keepalive alone misses a peer that stops acknowledging",
+        );
+        let (t, e) = dead_after(user_timeout);
+        check(
+            (1.8..4.0).contains(&t) && e,
+            user_timeout,
+            "the user timeout aborts within its bound",
+        );
+    }
+}
