@@ -111,11 +111,6 @@ fn check_untouched(r: &Results, pre: &str, want: &[(&str, &str)]) {
         r,
         &format!("{pre}: no option may read back as socktune's: only {wrong:?} differ"),
     );
-    check(
-        mss(r, pre) > 1200.0,
-        r,
-        "the segment size must be the path's",
-    );
 }
 
 /// The `behaviours` of the one connection recorded in `dir`/s.jsonl.
@@ -152,17 +147,40 @@ fn read_back(host: &str) {
         probe("role client", host, false)
             .server_env(&with(SERVER, &["SOCKTUNE_ROLE=client"]))
             .client_env(&with(CLIENT, &["SOCKTUNE_ROLE=server"])),
+        probe("all in arm A", host, false)
+            .server_env(&with(SERVER, &["SOCKTUNE_AB=0"]))
+            .client_env(&with(CLIENT, &["SOCKTUNE_AB=0"])),
     ]);
     for r in &runs {
         check_quiet(r);
         eprintln!("{host} {:<12} {r}", r.name);
     }
-    let [baseline, both, ports, role] = &runs[..] else {
+    let [baseline, both, ports, role, arm_a] = &runs[..] else {
         unreachable!()
     };
+    // Arm A: no option on connections; a listener's buffers reach both arms, as its
+    // defer-accept does.
+    let (buffers, per_connection): (Vec<_>, Vec<_>) = SERVER_WANT
+        .iter()
+        .partition(|(k, _)| ["sndbuf", "rcvbuf"].contains(k));
+    check_untouched(arm_a, "", CLIENT_WANT);
+    let wrong = differing(arm_a, "srv_", &per_connection);
+    check(
+        wrong.len() == per_connection.len(),
+        arm_a,
+        &format!("arm A: only {wrong:?} differ"),
+    );
+    check_set(arm_a, "srv_", &buffers, 1000.0);
     for r in [baseline, ports, role] {
         check_untouched(r, "srv_", SERVER_WANT);
         check_untouched(r, "", CLIENT_WANT);
+        for pre in ["srv_", ""] {
+            check(
+                mss(r, pre) > 1200.0,
+                r,
+                "the segment size must be the path's",
+            );
+        }
     }
     check_set(both, "srv_", SERVER_WANT, 1000.0);
     check_set(both, "", CLIENT_WANT, 1200.0);
@@ -316,4 +334,67 @@ fn keepalive_and_user_timeout_find_a_silent_peer_within_their_bounds() {
             "the user timeout aborts within its bound",
         );
     }
+}
+
+/// A buffer past net.core.wmem_max/rmem_max is clamped by the kernel and logged once at info;
+/// a congestion control the kernel refuses, and a mark without CAP_NET_ADMIN (the client runs
+/// as nobody), are reported once, whatever the level, and the rest still applies.
+#[test]
+fn clamps_and_refusals_are_reported_once() {
+    needs_root!(NETNS);
+    let two = |name: &str, client: &str| {
+        Scenario::new(name, client).server("python3 {progs}/sockopts.py server 127.0.0.1 {port}")
+    };
+    let runs = run_all(&[
+        two(
+            "clamped",
+            "python3 {progs}/sockopts.py client 127.0.0.1 {port}",
+        )
+        .server_env(&[
+            "SOCKTUNE_SNDBUF=1000000000",
+            "SOCKTUNE_RCVBUF=1000000000",
+            "SOCKTUNE_LOG=info",
+        ]),
+        two(
+            "refused",
+            "setpriv --reuid=65534 --regid=65534 --clear-groups python3 {progs}/sockopts.py client 127.0.0.1 {port}",
+        )
+        .client_env(&[
+            "SOCKTUNE_CONGESTION=nosuchalgo",
+            "SOCKTUNE_MARK=5",
+            "SOCKTUNE_TOS=40",
+        ]),
+    ]);
+    let [clamped, refused] = &runs[..] else {
+        unreachable!()
+    };
+    let count = |r: &Results, what: &str| r.stderr.lines().filter(|l| l.contains(what)).count();
+    for what in [
+        "sndbuf 1000000000 clamped by the kernel to",
+        "rcvbuf 1000000000 clamped by the kernel to",
+    ] {
+        check(
+            count(clamped, what) == 1,
+            clamped,
+            &format!("one line: {what}"),
+        );
+    }
+    check(
+        clamped.get("srv_sndbuf") != "2000000000" && clamped.num("srv_sndbuf") > 1_000_000.0,
+        clamped,
+        "the kernel's clamp (twice wmem_max) reads back",
+    );
+    check(
+        count(refused, "not in net.ipv4.tcp_allowed_congestion_control") == 1
+            && count(refused, "SO_MARK 5 refused: it needs CAP_NET_ADMIN") == 1,
+        refused,
+        "each refusal is reported once",
+    );
+    check(
+        refused.get("tos") == "40"
+            && refused.get("mark") == "0"
+            && refused.get("cc") != "nosuchalgo",
+        refused,
+        "what the kernel refused is skipped; the rest applies",
+    );
 }
