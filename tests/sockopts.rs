@@ -398,3 +398,99 @@ fn clamps_and_refusals_are_reported_once() {
         "what the kernel refused is skipped; the rest applies",
     );
 }
+
+/// A reverse proxy's rules: its listeners and its two kinds of outgoing connection each get
+/// their own options; a rule for another program (first in the file, matching every socket)
+/// never applies; a line that is no TOML and an unknown key are reported and skipped.
+#[test]
+fn rules_give_each_side_its_own_options() {
+    needs_root!(NETNS);
+    let dir = scratch("rules");
+    let file = dir.join("socktune.toml");
+    std::fs::write(
+        &file,
+        r#"mark = 1
+
+[[rule]]
+program = "nginx*"
+tos = 4
+mark = 99
+
+[[rule]]
+role = "server"
+ports = "8080"
+tos = 184
+keepalive = "30"
+this line is not toml
+
+[[rule]]
+role = "server"
+ports = "8081"
+tos = 40
+user_timeout = 5000
+corkk = true
+
+[[rule]]
+role = "client"
+ports = "8080"
+peers = "127.0.0.0/8"
+keepalive = "40"
+mark = 2
+
+[[rule]]
+role = "client"
+priority = 5
+"#,
+    )
+    .unwrap();
+    let config = format!("SOCKTUNE_CONFIG={}", file.display());
+    let probe = |name| Scenario::new(name, "python3 {progs}/two_sides.py 8080 8081");
+    let runs = run_all(&[
+        probe("untuned"),
+        probe("rules").client_env(&[config.as_str()]),
+    ]);
+    let [untuned, rules] = &runs[..] else {
+        unreachable!()
+    };
+    eprintln!("{untuned}\n{rules}");
+    let at = |r: &Results, keys: &str| -> Vec<String> {
+        keys.split(' ').map(|k| r.get(k).to_string()).collect()
+    };
+    // (socket: keepalive idle, TOS, mark, priority, user timeout); the kernel gives an IPv4
+    // socket the priority of its TOS (184, DSCP EF: 4).
+    let want = [
+        ("sa", ["30", "184", "1", "4", "0"]),
+        ("sb", ["0", "40", "1", "0", "5000"]),
+        ("ca", ["40", "0", "2", "0", "0"]),
+        ("cb", ["0", "0", "1", "5", "0"]),
+    ];
+    for (sock, want) in want {
+        let keys = format!("{sock}_ka {sock}_tos {sock}_mark {sock}_prio {sock}_ut");
+        check(
+            at(untuned, &keys) == ["0", "0", "0", "0", "0"],
+            untuned,
+            &format!("{sock}: untuned, none is set"),
+        );
+        check(
+            at(rules, &keys) == want,
+            rules,
+            &format!("{sock}: want {want:?}"),
+        );
+    }
+    let path = file.display().to_string();
+    for (line, what) in [(13, "not TOML"), (20, "unknown key corkk ignored")] {
+        let said = format!("socktune: {path}:{line}: ");
+        let n = rules
+            .stderr
+            .lines()
+            .filter(|l| l.contains(&said) && l.contains(what))
+            .count();
+        check(n == 1, rules, &format!("one line for line {line}: {what}"));
+    }
+    check(
+        rules.num("cli_socktune_lines") == 2.0,
+        rules,
+        "nothing else to say",
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -939,12 +939,24 @@ impl Setting {
         format!("{PREFIX}{}", self.name)
     }
 
-    fn problem(&self, value: &str, if_bad: &str) -> String {
-        format!(
-            "socktune: {}={value:?} is not valid (accepted: {}); {if_bad}",
-            self.var(),
-            self.kind.forms()
-        )
+    /// Its key in a rules file: the name in lower case.
+    pub fn key(&self) -> String {
+        self.name.to_ascii_lowercase()
+    }
+
+    /// The line for a bad `value` set at `at`.
+    pub fn problem(&self, value: &str, if_bad: &str, at: Origin<'_>) -> String {
+        let forms = self.kind.forms();
+        match at {
+            Origin::Env => format!(
+                "socktune: {}={value:?} is not valid (accepted: {forms}); {if_bad}",
+                self.var()
+            ),
+            Origin::File { path, line } => format!(
+                "socktune: {path}:{line}: {}={value:?} is not valid (accepted: {forms}); {if_bad}",
+                self.key()
+            ),
+        }
     }
 }
 
@@ -983,7 +995,7 @@ impl Kind {
 
     /// Sets what `value` asks for in `config`; a bad value leaves it as it was and yields what
     /// that leaves.
-    fn apply(&self, value: &str, config: &mut Config) -> Result<(), &'static str> {
+    pub(crate) fn apply(&self, value: &str, config: &mut Config) -> Result<(), &'static str> {
         fn put<T>(
             config: &mut Config,
             parsed: Option<T>,
@@ -1061,23 +1073,10 @@ pub fn parse<I: IntoIterator<Item = (String, String)>>(vars: I) -> Parsed {
             problems.push(unknown_name_message(name));
         }
     }
-    let value = |s: &Setting| {
-        ours.iter()
-            .find(|(k, _)| names(k, s))
-            .map(|(_, v)| v.as_str())
-    };
-    let mut ports_bad = false;
-    let config = read(SETTINGS.iter(), value, |s, v, if_bad| {
-        problems.push(s.problem(v, if_bad));
-        ports_bad |= matches!(s.kind, Kind::Ports { .. });
-    });
-    // A bad port list must not widen the behaviours to every port: it switches them all off.
-    let config = if ports_bad {
-        let output = SETTINGS.iter().filter(|s| s.part == Part::Output);
-        read(output, value, |_, _, _| {})
-    } else {
-        config
-    };
+    let config = build(
+        |s| env_value(&ours, s).map(|v| (v, Origin::Env)),
+        &mut problems,
+    );
     Parsed {
         config,
         problems,
@@ -1086,18 +1085,56 @@ pub fn parse<I: IntoIterator<Item = (String, String)>>(vars: I) -> Parsed {
     }
 }
 
+/// Where a value was set, for its error line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin<'a> {
+    Env,
+    /// A key of the rules file `path`, on this line.
+    File {
+        path: &'a str,
+        line: usize,
+    },
+}
+
+/// The value of setting `s` among `SOCKTUNE_*` pairs.
+pub fn env_value<'a>(vars: &'a [(String, String)], s: &Setting) -> Option<&'a str> {
+    vars.iter()
+        .find(|(k, _)| k.strip_prefix(PREFIX) == Some(s.name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// A config of the values `value` gives, each with where it was set; `problems` gets a line
+/// for each bad one. A bad port list must not widen the behaviours to every port: it switches
+/// them all off.
+pub fn build<'a>(
+    value: impl Fn(&Setting) -> Option<(&'a str, Origin<'a>)>,
+    problems: &mut Vec<String>,
+) -> Config {
+    let mut ports_bad = false;
+    let config = read(SETTINGS.iter(), &value, |s, (v, at), if_bad| {
+        problems.push(s.problem(v, if_bad, at));
+        ports_bad |= matches!(s.kind, Kind::Ports { .. });
+    });
+    if ports_bad {
+        let output = SETTINGS.iter().filter(|s| s.part == Part::Output);
+        read(output, &value, |_, _, _| {})
+    } else {
+        config
+    }
+}
+
 /// A default config with `settings` applied, each to its value if it has one; `bad` hears of
 /// each bad value.
-fn read<'a>(
+fn read<'a, V>(
     settings: impl Iterator<Item = &'a Setting>,
-    value: impl Fn(&Setting) -> Option<&'a str>,
-    mut bad: impl FnMut(&Setting, &str, &str),
+    value: impl Fn(&Setting) -> Option<(&'a str, V)>,
+    mut bad: impl FnMut(&Setting, (&str, V), &str),
 ) -> Config {
     let mut config = Config::default();
     for s in settings {
-        if let Some(v) = value(s) {
+        if let Some((v, at)) = value(s) {
             if let Err(if_bad) = s.kind.apply(v, &mut config) {
-                bad(s, v, if_bad);
+                bad(s, (v, at), if_bad);
             }
         }
     }
@@ -1198,7 +1235,7 @@ pub fn parse_ports(v: &str) -> Option<PortSet> {
     Some(PortSet(ranges))
 }
 
-fn parse_role(v: &str) -> Option<Role> {
+pub fn parse_role(v: &str) -> Option<Role> {
     match v.to_ascii_lowercase().as_str() {
         "server" => Some(Role::Server),
         "client" => Some(Role::Client),
@@ -1218,17 +1255,19 @@ fn parse_level(v: &str) -> Option<Level> {
 
 fn unknown_name_message(name: &str) -> String {
     let bare = &name[PREFIX.len()..];
-    let nearest = SETTINGS
-        .iter()
-        .map(|s| (edit_distance(bare, s.name), s.name))
-        .min()
-        .filter(|(d, _)| *d <= 2);
-    match nearest {
-        Some((_, k)) => {
-            format!("socktune: unknown variable {name} ignored (did you mean {PREFIX}{k}?)")
-        }
+    match nearest(bare, SETTINGS.iter().map(|s| s.name)) {
+        Some(k) => format!("socktune: unknown variable {name} ignored (did you mean {PREFIX}{k}?)"),
         None => format!("socktune: unknown variable {name} ignored"),
     }
+}
+
+/// The name among `names` within two edits of `typed`, if one is.
+pub fn nearest<'a>(typed: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .map(|n| (edit_distance(typed, n), n))
+        .min()
+        .filter(|(d, _)| *d <= 2)
+        .map(|(_, n)| n)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -1248,7 +1287,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-fn role_name(r: Role) -> &'static str {
+pub fn role_name(r: Role) -> &'static str {
     match r {
         Role::Server => "server",
         Role::Client => "client",
@@ -1320,6 +1359,24 @@ impl fmt::Display for Config {
             write!(f, "\n  {label:<18}{}", value(self))?;
         }
         Ok(())
+    }
+}
+
+/// A valid value for `s`, so that with one for every setting any problem comes from the one
+/// changed (for the property tests here and in `rules`).
+#[cfg(test)]
+pub(crate) fn good(s: &Setting) -> String {
+    match s.kind {
+        Kind::Bool { .. } => "yes".into(),
+        Kind::Number { min, max, .. } => (min + (max - min) / 2).to_string(),
+        Kind::Ports { .. } => "80,8000-8100".into(),
+        Kind::Role { .. } => "client".into(),
+        Kind::Level { .. } => "info".into(),
+        Kind::Path { .. } => format!("/tmp/socktune-{}", s.name.to_ascii_lowercase()),
+        Kind::Choice { names, .. } => names[names.len() - 1].into(),
+        Kind::Keepalive { .. } => "30:5:3".into(),
+        Kind::Name { .. } => "reno".into(),
+        Kind::List { .. } => "nodelay,tos".into(),
     }
 }
 
@@ -1794,22 +1851,7 @@ socktune: effective settings
         use proptest::prelude::*;
         use proptest::sample::select;
 
-        /// A valid value for `s`, so that with one for every variable any problem comes from the
-        /// one changed.
-        fn good(s: &Setting) -> String {
-            match s.kind {
-                Kind::Bool { .. } => "yes".into(),
-                Kind::Number { min, max, .. } => (min + (max - min) / 2).to_string(),
-                Kind::Ports { .. } => "80,8000-8100".into(),
-                Kind::Role { .. } => "client".into(),
-                Kind::Level { .. } => "info".into(),
-                Kind::Path { .. } => format!("/tmp/socktune-{}", s.name.to_ascii_lowercase()),
-                Kind::Choice { names, .. } => names[names.len() - 1].into(),
-                Kind::Keepalive { .. } => "30:5:3".into(),
-                Kind::Name { .. } => "reno".into(),
-                Kind::List { .. } => "nodelay,tos".into(),
-            }
-        }
+        use crate::config::good;
 
         fn names() -> Vec<&'static str> {
             SETTINGS.iter().map(|s| s.name).collect()

@@ -9,7 +9,7 @@ use crate::errno::KeepErrno;
 use crate::{guard, log, sys};
 use once_cell::sync::OnceCell;
 use socktune_core::config::{self, Config, Level};
-use socktune_core::rules::Rules;
+use socktune_core::rules::{self, Rules};
 use std::net::IpAddr;
 
 struct Settings {
@@ -49,17 +49,15 @@ pub fn rules_by_peer() -> bool {
 }
 
 fn load() -> Settings {
-    let top = load_top();
-    let rules = Rules::default();
-    Settings { top, rules }
-}
-
-fn load_top() -> Config {
     let _busy = guard::enter();
     let _keep = KeepErrno::now();
+    let inert = || Settings {
+        top: Config::default(),
+        rules: Rules::default(),
+    };
     // SAFETY: getauxval is always safe to call.
     if unsafe { libc::getauxval(libc::AT_SECURE) } != 0 {
-        return Config::default(); // setuid/setgid: a preload library must not act
+        return inert(); // setuid/setgid: a preload library must not act
     }
     // Most processes under a preload have nothing set for it: a raw scan of environ finds that
     // out without copying or allocating anything.
@@ -67,14 +65,38 @@ fn load_top() -> Config {
     // other thread of the program can be changing it.
     let ours = unsafe { sys::environ_entries(config::PREFIX.as_bytes()) };
     if ours.clone().next().is_none() {
-        return Config::default();
+        return inert();
     }
     // Lossy, so that a value that is not UTF-8 is reported as invalid rather than ignored.
-    let parsed = config::parse(ours.map(|entry| {
-        let text = String::from_utf8_lossy(entry);
-        let (k, v) = text.split_once('=').unwrap_or((&text, ""));
-        (k.to_owned(), v.to_owned())
-    }));
+    let vars: Vec<(String, String)> = ours
+        .map(|entry| {
+            let text = String::from_utf8_lossy(entry);
+            let (k, v) = text.split_once('=').unwrap_or((&text, ""));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    let mut parsed = config::parse(vars.iter().cloned());
+    let mut rules = Rules::default();
+    // Only a process given a rules file pays for reading one.
+    if let Some(path) = parsed.config.rules_file.clone() {
+        let loaded = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let names = program_names();
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                rules::load(&path, &text, &vars, Some(&names))
+            }
+            Err(e) => rules::Loaded {
+                top: parsed.config.clone(),
+                rules: Rules::default(),
+                problems: vec![format!(
+                    "socktune: SOCKTUNE_CONFIG={path:?} cannot be read ({e}); only the variables apply"
+                )],
+            },
+        };
+        parsed.config = loaded.top;
+        parsed.problems.extend(loaded.problems);
+        rules = loaded.rules;
+    }
     let cfg = parsed.config;
     log::init(cfg.log, cfg.log_file.as_deref());
     if !parsed.reported {
@@ -86,6 +108,9 @@ fn load_top() -> Config {
             for line in cfg.to_string().lines() {
                 log::info!("{line}");
             }
+            for rule in &rules.0 {
+                log::info!("  rule at {}", rule.describe());
+            }
         }
         // Children with the same settings need not say the same again. A process that said
         // nothing leaves its environment alone. Runs from the library's constructor (or a hook
@@ -94,7 +119,20 @@ fn load_top() -> Config {
             std::env::set_var(config::REPORTED_VAR, &parsed.fingerprint);
         }
     }
-    cfg
+    Settings { top: cfg, rules }
+}
+
+/// The names a rule's `program` glob is matched against: the basenames of /proc/self/exe
+/// (`python3.11`) and of argv[0] (`python3`).
+fn program_names() -> Vec<String> {
+    let exe = std::fs::read_link("/proc/self/exe").ok();
+    let exe = exe.as_deref().and_then(|p| p.file_name());
+    let mut names: Vec<String> = exe
+        .map(|n| n.to_string_lossy().into_owned())
+        .into_iter()
+        .collect();
+    names.extend(sys::argv0_basename());
+    names
 }
 
 /// Unit tests choose the settings instead of reading the environment.

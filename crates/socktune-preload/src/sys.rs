@@ -225,7 +225,21 @@ pub fn read_proc_int(path: &CStr) -> Option<i64> {
 mod glibc {
     extern "C" {
         pub static environ: *const *const libc::c_char;
+        /// The basename of argv[0], set by glibc before any constructor runs.
+        pub static program_invocation_short_name: *const libc::c_char;
     }
+}
+
+/// The basename of the program's argv[0].
+pub fn argv0_basename() -> Option<String> {
+    // SAFETY: glibc sets it once at start to a NUL-terminated string (or leaves it null).
+    let name = unsafe { glibc::program_invocation_short_name };
+    if name.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, so NUL-terminated and never freed.
+    let name = unsafe { CStr::from_ptr(name) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 /// glibc's `environ`: the process's current environment.
