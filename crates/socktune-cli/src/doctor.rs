@@ -2,7 +2,7 @@
 //! tagged ok, note, warn or FAIL; a FAIL (socktune cannot act at all) makes the exit status 1.
 
 use crate::launch::{find_lib, LIB_NAME};
-use crate::{config, elf, flags, Fail};
+use crate::{config, elf, flags, rules, Fail};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -123,7 +123,7 @@ pub fn doctor(args: Vec<String>) -> Result<i32, Fail> {
         return Ok(verdict(&f));
     }
     let lib = check_library(&mut f, lib_arg.as_deref());
-    let cfg = check_environment(&mut f);
+    let cfg = check_environment(&mut f, cmd.as_deref());
     check_kernel(&mut f, &cfg);
     check_sysctls(&mut f);
     if let Some(cmd) = cmd {
@@ -214,8 +214,9 @@ fn check_library(f: &mut Findings, given: Option<&Path>) -> Option<PathBuf> {
     Some(lib)
 }
 
-/// Reports on the `SOCKTUNE_*` variables of the environment; returns the settings they make.
-fn check_environment(f: &mut Findings) -> config::Config {
+/// Reports on the `SOCKTUNE_*` variables of the environment and the rules file they name, for
+/// `cmd` if given; returns the settings they make.
+fn check_environment(f: &mut Findings, cmd: Option<&str>) -> config::Config {
     let vars: Vec<(String, String)> = std::env::vars_os()
         .map(|(k, v)| {
             (
@@ -235,10 +236,14 @@ fn check_environment(f: &mut Findings) -> config::Config {
             ),
         );
     }
-    let parsed = config::parse(vars);
+    let parsed = config::parse(vars.iter().cloned());
+    let cfg = match &parsed.config.rules_file {
+        Some(path) => check_rules(f, path, &vars, cmd).unwrap_or(parsed.config.clone()),
+        None => parsed.config.clone(),
+    };
     f.add(
         Tag::Note,
-        match parsed.config.inherit {
+        match cfg.inherit {
             config::Inherit::Chosen => {
                 "children: one the program execs with an environment of \
                 its own choosing gets that environment, untuned (SOCKTUNE_INHERIT=always puts \
@@ -258,7 +263,59 @@ fn check_environment(f: &mut Findings) -> config::Config {
             format!("environment: {}", problem.trim_start_matches("socktune: ")),
         );
     }
-    parsed.config
+    cfg
+}
+
+/// Prints the rules of `path` as the library reads them, with its problems; for `cmd`, which
+/// rules are its own. Returns the top level, the variables over the file's.
+fn check_rules(
+    f: &mut Findings,
+    path: &str,
+    vars: &[(String, String)],
+    cmd: Option<&str>,
+) -> Option<config::Config> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            f.add(
+                Tag::Warn,
+                format!(
+                    "rules: SOCKTUNE_CONFIG={path:?} cannot be read ({}); only the variables apply",
+                    crate::describe(&e)
+                ),
+            );
+            return None;
+        }
+    };
+    let loaded = rules::load(path, &text, vars, None);
+    for problem in &loaded.problems {
+        f.add(
+            Tag::Warn,
+            format!("rules: {}", problem.trim_start_matches("socktune: ")),
+        );
+    }
+    let program = cmd.map(|c| {
+        Path::new(c)
+            .file_name()
+            .map_or(c.into(), |n| n.to_string_lossy())
+    });
+    f.add(
+        Tag::Note,
+        format!(
+            "rules: {path}: {} rules, tried in order; a socket that matches none gets the top level",
+            loaded.rules.0.len()
+        ),
+    );
+    for rule in &loaded.rules.0 {
+        let theirs = match (&program, &rule.program) {
+            (Some(name), Some(glob)) if !rules::glob_matches(glob, name) => {
+                format!(" (not for {name})")
+            }
+            _ => String::new(),
+        };
+        f.add(Tag::Note, format!("rules: {}{theirs}", rule.describe()));
+    }
+    Some(loaded.top)
 }
 
 /// An option set on a scratch socket: its name, level, number and value, and the settings that
