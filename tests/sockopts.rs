@@ -6,6 +6,8 @@
 //! without them.
 mod common;
 use common::*;
+use std::process::Command;
+use std::time::Duration;
 
 const SERVER: &[&str] = &[
     "SOCKTUNE_KEEPALIVE=30:5:3",
@@ -493,4 +495,66 @@ priority = 5
         "nothing else to say",
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Unmodified outside programs (python3 -m http.server and curl), read from outside with
+/// `ss -tieom`: the server's connection shows its mark and congestion control; curl sets its
+/// own keepalive (60 s), which wins unless SOCKTUNE_FORCE=keepalive.
+#[test]
+fn outside_programs_show_the_options_in_ss() {
+    needs_root!(NETNS);
+    let script = repo().join("tests/progs/outside_ss.sh");
+    let ss = |server: &str, client: &str| {
+        let out = run_bounded(
+            Command::new("unshare")
+                .args(["-n", "sh"])
+                .arg(&script)
+                .arg(lib())
+                .args([server, client]),
+            Duration::from_secs(60),
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        eprintln!("server {server:?}, client {client:?}:\n{text}");
+        assert!(
+            out.status.success(),
+            "{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // (curl's line, the server's line): the one whose peer, or whose own address, is :8000.
+        let line = |column: usize| {
+            let at = |l: &&str| {
+                l.split_whitespace()
+                    .nth(column)
+                    .is_some_and(|a| a.ends_with(":8000"))
+            };
+            text.lines().find(at).unwrap_or_default().to_string()
+        };
+        (line(4), line(3))
+    };
+    // Seconds to curl's next keepalive probe, from `timer:(keepalive,38sec,0)`.
+    let keepalive = |l: &str| -> Option<u32> {
+        let t = l.split("timer:(keepalive,").nth(1)?;
+        t.split("sec").next()?.parse().ok()
+    };
+    let settings = "SOCKTUNE_KEEPALIVE=40 SOCKTUNE_MARK=9";
+    let untuned = ss("none", "none");
+    let own = ss("SOCKTUNE_MARK=7 SOCKTUNE_CONGESTION=reno", settings);
+    let forced = ss("none", &format!("{settings} SOCKTUNE_FORCE=keepalive"));
+    assert!(
+        !untuned.0.contains("fwmark")
+            && !untuned.1.contains("fwmark")
+            && !untuned.1.contains(" reno ")
+    );
+    assert!(
+        own.1.contains("fwmark:0x7") && own.1.contains(" reno "),
+        "server: {}",
+        own.1
+    );
+    assert!(own.0.contains("fwmark:0x9"), "curl: {}", own.0);
+    let [u, o, f] = [&untuned, &own, &forced].map(|(curl, _)| keepalive(curl));
+    assert!(
+        u.is_some_and(|s| s > 40) && o.is_some_and(|s| s > 40),
+        "curl's own 60 s wins: {u:?} {o:?}"
+    );
+    assert!(f.is_some_and(|s| s <= 40), "forced, socktune's 40 s: {f:?}");
 }
