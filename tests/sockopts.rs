@@ -212,20 +212,29 @@ fn options_read_back_on_accepted_and_connected_sockets_ipv6() {
     read_back("::1");
 }
 
-/// The program sets every option itself, before listen()/connect() and again after.
+/// The program sets every option itself, before listen()/connect() and again after
+/// (sockopts.py --sets), TCP_CORK, TCP_QUICKACK and TCP_NODELAY among them.
 #[test]
 fn force_keeps_socktunes_values_over_the_programs() {
     needs_root!(NETNS);
-    const ALL: &str =
-        "SOCKTUNE_FORCE=nodelay,keepalive,user_timeout,congestion,sndbuf,rcvbuf,tos,mark,priority";
+    const ALL: &str = "SOCKTUNE_FORCE=nodelay,cork,quickack,keepalive,user_timeout,congestion,\
+                       sndbuf,rcvbuf,tos,mark,priority,maxseg";
+    const MORE: [&str; 3] = [
+        "SOCKTUNE_NODELAY=1",
+        "SOCKTUNE_CORK=1",
+        "SOCKTUNE_QUICKACK=0",
+    ];
     let runs = run_all(&[
         probe("program alone", "127.0.0.1", true),
+        probe("socktune alone", "127.0.0.1", false)
+            .server_env(&with(SERVER, &MORE))
+            .client_env(&with(CLIENT, &MORE)),
         probe("not forced", "127.0.0.1", true)
-            .server_env(&with(SERVER, &["SOCKTUNE_NODELAY=1"]))
-            .client_env(&with(CLIENT, &["SOCKTUNE_NODELAY=1"])),
+            .server_env(&with(SERVER, &MORE))
+            .client_env(&with(CLIENT, &MORE)),
         probe("forced", "127.0.0.1", true)
-            .server_env(&with(SERVER, &["SOCKTUNE_NODELAY=1", ALL]))
-            .client_env(&with(CLIENT, &["SOCKTUNE_NODELAY=1", ALL])),
+            .server_env(&with(&with(SERVER, &MORE), &[ALL]))
+            .client_env(&with(&with(CLIENT, &MORE), &[ALL])),
     ]);
     // What the program set (sockopts.py's OWN; buffers doubled, TOS 0x20 read back as 32).
     let own: &[(&str, &str)] = &[
@@ -239,20 +248,17 @@ fn force_keeps_socktunes_values_over_the_programs() {
         ("mark", "99"),
         ("prio", "1"),
         ("nodelay", "0"),
+        ("quickack", "1"),
+        ("cork", "1"),
     ];
-    let keys = |want: &[(&'static str, &'static str)]| {
-        let keys: Vec<&str> = own.iter().map(|(k, _)| *k).collect();
-        want.iter()
-            .copied()
-            .filter(|(k, _)| keys.contains(k) && *k != "lowat")
-            .chain([("nodelay", "1")])
-            .collect::<Vec<_>>()
-    };
     for r in &runs {
         check_quiet(r);
         eprintln!("{:<14} {r}", r.name);
     }
-    for r in &runs[..2] {
+    let [_, alone, _, forced] = &runs[..] else {
+        unreachable!()
+    };
+    for r in [&runs[0], &runs[2]] {
         for pre in ["srv_", ""] {
             let wrong = differing(r, pre, own);
             check(
@@ -260,17 +266,35 @@ fn force_keeps_socktunes_values_over_the_programs() {
                 r,
                 &format!("the program's own values must win: {wrong:?}"),
             );
+            check(
+                mss(r, pre) <= 600.0,
+                r,
+                "the program's TCP_MAXSEG of 600 must hold",
+            );
         }
     }
-    let forced = &runs[2];
-    // The client's own congestion choice is cubic, as socktune's: only the server's tells.
-    // Notsent-lowat cannot be forced: the program's value stays.
-    for (pre, want) in [("srv_", keys(SERVER_WANT)), ("", keys(CLIENT_WANT))] {
+    // Forced: each option reads back as under socktune alone (nodelay on, delayed ACKs, not
+    // corked before a write), but notsent-lowat, which cannot be forced: the program's stays.
+    for pre in ["srv_", ""] {
+        let want: Vec<(&str, String)> = own
+            .iter()
+            .map(|&(k, v)| match k {
+                "lowat" => (k, v.to_string()),
+                _ => (k, alone.get(&format!("{pre}{k}")).to_string()),
+            })
+            .collect();
+        let want: Vec<(&str, &str)> = want.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let wrong = differing(forced, pre, &want);
         check(
             wrong.is_empty(),
             forced,
             &format!("forced values must stay: {wrong:?}"),
+        );
+        // socktune's 1000 on the listener, 1200 on the client: 988 with timestamps.
+        check(
+            mss(forced, pre) > 600.0,
+            forced,
+            "socktune's TCP_MAXSEG must hold",
         );
     }
 }

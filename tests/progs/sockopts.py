@@ -36,7 +36,10 @@ OWN = [
     (None, None, 0x20),  # TOS
     (SOL_SOCKET, SO_MARK, 99),
     (SOL_SOCKET, SO_PRIORITY, 1),
+    (SOL_TCP, socket.TCP_MAXSEG, 600),
     (SOL_TCP, socket.TCP_NODELAY, 0),
+    (SOL_TCP, socket.TCP_QUICKACK, 1),
+    (SOL_TCP, socket.TCP_CORK, 1),
 ]
 
 
@@ -66,6 +69,8 @@ def options(sock):
         prio=g(SOL_SOCKET, SO_PRIORITY),
         mss=g(SOL_TCP, socket.TCP_MAXSEG),
         nodelay=g(SOL_TCP, socket.TCP_NODELAY),
+        quickack=g(SOL_TCP, socket.TCP_QUICKACK),
+        cork=g(SOL_TCP, socket.TCP_CORK),
     )
 
 

@@ -2,7 +2,7 @@
 //! port and peer. Plain Rust; the preload library picks a rule once per socket and keeps its
 //! number in the fd state.
 
-use crate::config::{self, Config, Origin, PortSet, Role, Setting, SETTINGS};
+use crate::config::{self, Config, Origin, Part, PortSet, Role, Setting, SETTINGS};
 use std::net::IpAddr;
 use toml_edit::{Document, Item, Table, Value};
 
@@ -180,13 +180,22 @@ pub fn load(path: &str, text: &str, env: &[(String, String)], names: Option<&[&s
         ));
         rules.truncate(usize::from(u8::MAX));
     }
-    // A bad variable or top-level value is met again by each rule that falls back to it.
+    // A bad top-level value is met again by each rule that falls back to it; a bad variable is
+    // `config::parse`'s to report. The rest in the file's order.
+    let mine = format!("socktune: {path}");
     let mut seen = Vec::new();
     problems.retain(|p| {
-        let new = !seen.contains(p);
+        let new = p.starts_with(&mine) && !seen.contains(p);
         seen.push(p.clone());
         new
     });
+    let line = |p: &String| -> usize {
+        let rest = &p[mine.len()..];
+        let digits = rest.strip_prefix(':').unwrap_or("");
+        let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(0);
+        digits[..end].parse().unwrap_or(usize::MAX)
+    };
+    problems.sort_by_key(line);
     Loaded {
         top,
         rules: Rules(rules),
@@ -372,6 +381,13 @@ fn keys(
             ));
             continue;
         }
+        if in_rule && settings().any(|s| s.key() == key && whole_process(s)) {
+            problems.push(format!(
+                "socktune: {path}:{line}: {key} is for the whole process; set it at the top \
+                 level (ignored in a rule)"
+            ));
+            continue;
+        }
         let text = match item.as_value() {
             Some(Value::String(s)) => s.value().clone(),
             Some(Value::Integer(i)) => i.value().to_string(),
@@ -391,6 +407,12 @@ fn keys(
         });
     }
     found
+}
+
+/// A setting read where no socket is known (logs, stats, children, the flusher's period, the
+/// A/B draw): a rule cannot change it.
+fn whole_process(s: &Setting) -> bool {
+    s.part == Part::Output || ["CORK_FLUSH_MS", "AB"].contains(&s.name)
 }
 
 /// `*` is any run of characters, `?` any one; the rest stands for itself.
@@ -550,6 +572,12 @@ nodelay = false
         assert_eq!(l.rules.config(1).unwrap().opts.keepalive.unwrap().idle, 90);
         assert!(l.rules.config(1).unwrap().cork, "the rule leaves cork out");
         assert_eq!(l.rules.config(2).unwrap().opts.keepalive.unwrap().idle, 30);
+        let bad = load_for(PROXY, &[("SOCKTUNE_CORK", "maybe")], None);
+        assert!(
+            bad.problems.is_empty(),
+            "config::parse reports it: {:?}",
+            bad.problems
+        );
     }
 
     #[test]
@@ -585,16 +613,18 @@ program = \"a/b\"
 ports = 8080
 keepalive = 1.5
 user_timeout = 3000
+stats = \"/tmp/s\"
 ";
         let l = load_for(text, &[], None);
         let want = [
-            "socktune: /etc/socktune.toml:4: not TOML (key with no value, expected `=`); the line is skipped",
             "socktune: /etc/socktune.toml:2: unknown key corkk ignored (did you mean cork?)",
             r#"socktune: /etc/socktune.toml:3: cork="maybe" is not valid (accepted: 1/0, true/false, yes/no, on/off); cork-per-response is off"#,
+            "socktune: /etc/socktune.toml:4: not TOML (key with no value, expected `=`); the line is skipped",
             r#"socktune: /etc/socktune.toml:8: ports="80-abc" is not valid (accepted: a comma list of ports and ranges, e.g. 80,8080,9000-9100); this rule matches nothing"#,
             r#"socktune: /etc/socktune.toml:12: peers="10.0.0.0/33" is not valid (accepted: a comma list of address prefixes, e.g. 10.0.0.0/8,::1/128); this rule matches nothing"#,
             r#"socktune: /etc/socktune.toml:15: program="a/b" is not valid (accepted: a glob of the program's name, with * and ?); this rule matches nothing"#,
             r#"socktune: /etc/socktune.toml:19: keepalive="1.5" is not valid (accepted: 0 (off) or IDLE[:INTVL[:CNT]], seconds from 1 to 32767 and a count from 1 to 127); keepalive is left to the program"#,
+            r#"socktune: /etc/socktune.toml:21: stats is for the whole process; set it at the top level (ignored in a rule)"#,
         ];
         assert_eq!(l.problems, want);
         assert!(l.top.nodelay && !l.top.cork && l.top.opts.tos == Some(184));

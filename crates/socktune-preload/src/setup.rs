@@ -8,7 +8,7 @@ use crate::log::{self, debug, info};
 use crate::settings;
 use crate::{armed, stats, sys, track};
 use libc::c_int;
-use socktune_core::config::{Config, Level, Opt, When};
+use socktune_core::config::{Config, Level, Opt, When, FORCE_CORK};
 use socktune_core::policy::{self, ConnectPlan, ListenPlan};
 use socktune_core::record::Behaviour;
 use socktune_core::state::{Arm, FdState, Kind};
@@ -283,6 +283,7 @@ pub fn accepted(listener: c_int, fd: c_int) {
     if state.has(FdState::NODELAY) && !state.has(FdState::APP_NAGLE) {
         set_tcp(fd, libc::TCP_NODELAY, 1, "TCP_NODELAY=1");
     }
+    uncork_forced(fd, state, cfg);
     if state.reapplies_quickack() {
         set_tcp(fd, libc::TCP_QUICKACK, 0, "TCP_QUICKACK=0");
     } else if planned.reapplies_quickack() {
@@ -347,6 +348,7 @@ pub fn before_connect(fd: c_int, remote: SocketAddr) -> Option<armed::Connecting
         };
     let state = stats::start(plan.state.with(applied), arm);
     slot.reset(state);
+    uncork_forced(fd, state, cfg);
     debug!(
         "fd {fd}: connecting to port {remote_port} (arm {arm:?}): {}",
         Plan(state)
@@ -356,6 +358,14 @@ pub fn before_connect(fd: c_int, remote: SocketAddr) -> Option<armed::Connecting
         fastopen,
         quickack_off: plan.quickack_off,
     })
+}
+
+/// Under a forced cork a connection starts uncorked, as cork per response has it, whatever
+/// TCP_CORK the program set before connect() or on the listener (accepted sockets inherit it).
+fn uncork_forced(fd: c_int, state: FdState, cfg: &Config) {
+    if cfg.force & FORCE_CORK != 0 && state.corks() {
+        set_tcp(fd, libc::TCP_CORK, 0, "TCP_CORK=0 (forced cork)");
+    }
 }
 
 /// Lists a plan's behaviours for debug lines.
