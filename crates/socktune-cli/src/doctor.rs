@@ -43,7 +43,8 @@ With --pid PID, looks into a running process instead (as its user or root):
     names it but it is not mapped, the loader skipped it (a wrong path, another architecture,
     secure-execution mode) and the program runs untuned;
   - the SOCKTUNE_* settings it started with (/proc/PID/environ), parsed as the library parsed
-    them at load, with the library's messages and the effective settings;
+    them at load, with the library's messages, the rules of its SOCKTUNE_CONFIG (the file as it
+    is now) and the effective settings;
   - its counters, when SOCKTUNE_STATS_PROM is set (read from PATH.counters);
   - its TCP sockets; whether the program set TCP_NODELAY or TCP_CORK itself cannot be seen
     from outside the process.
