@@ -17,10 +17,11 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 const TCP: c_int = libc::IPPROTO_TCP;
 
-/// Logs `what` once per process at info level.
-fn once(flag: &AtomicBool, what: &str) {
+/// Logs `what` once per process (per `flag`) at `level`: the kernel's refusals at error, so
+/// that they show whatever the log level, its notices at info.
+fn once(flag: &AtomicBool, level: Level, what: std::fmt::Arguments<'_>) {
     if !flag.swap(true, Relaxed) {
-        info!("{what}");
+        log::emit(level, what);
     }
 }
 
@@ -34,13 +35,6 @@ pub fn set_tcp(fd: c_int, name: c_int, value: c_int, what: &str) -> bool {
             debug!("fd {fd}: {what} failed (errno {e})");
             false
         }
-    }
-}
-
-/// Reports `what` once per process, whatever the log level: the kernel refused a setting.
-fn refused_once(flag: &AtomicBool, what: std::fmt::Arguments<'_>) {
-    if !flag.swap(true, Relaxed) {
-        log::emit(Level::Error, what);
     }
 }
 
@@ -69,8 +63,9 @@ fn set_opt(fd: c_int, o: Opt, cfg: &Config) -> bool {
                 Ok(()) => true,
                 Err(e) => {
                     static REFUSED: AtomicBool = AtomicBool::new(false);
-                    refused_once(
+                    once(
                         &REFUSED,
+                        Level::Error,
                         format_args!(
                             "congestion control {algo:?} refused (errno {e}): not in \
                          net.ipv4.tcp_allowed_congestion_control (or not loaded); skipped"
@@ -107,8 +102,9 @@ fn set_opt(fd: c_int, o: Opt, cfg: &Config) -> bool {
                 Err(e) => {
                     if o == Opt::Mark && e == libc::EPERM {
                         static REFUSED: AtomicBool = AtomicBool::new(false);
-                        refused_once(
+                        once(
                             &REFUSED,
+                            Level::Error,
                             format_args!(
                                 "SO_MARK {v} refused: it needs CAP_NET_ADMIN; no mark is set"
                             ),
@@ -135,13 +131,15 @@ fn note_buffer_clamp(fd: c_int, o: Opt, option: c_int, asked: u32) {
             Opt::Sndbuf => (&SNDBUF, "net.core.wmem_max"),
             _ => (&RCVBUF, "net.core.rmem_max"),
         };
-        if !flag.swap(true, Relaxed) {
-            info!(
+        once(
+            flag,
+            Level::Info,
+            format_args!(
                 "fd {fd}: {} {asked} clamped by the kernel to {} ({sysctl})",
                 o.name(),
                 got / 2
-            );
-        }
+            ),
+        );
     }
 }
 
@@ -176,7 +174,7 @@ fn apply_listener_options(fd: c_int, plan: &ListenPlan, cfg: &Config) -> u64 {
             if sys::read_proc_int(c"/proc/sys/net/ipv4/tcp_fastopen")
                 .is_some_and(|v| v & SERVER_BIT == 0)
             {
-                once(&NO_SERVER_BIT, "net.ipv4.tcp_fastopen lacks the server bit (2): server Fast Open will not take effect");
+                once(&NO_SERVER_BIT, Level::Info, format_args!("net.ipv4.tcp_fastopen lacks the server bit (2): server Fast Open will not take effect"));
             }
         }
     }
@@ -336,7 +334,10 @@ pub fn before_connect(fd: c_int, remote: SocketAddr) -> Option<armed::Connecting
         if !fastopen {
             once(
                 &NO_CLIENT_BIT,
-                "net.ipv4.tcp_fastopen lacks the client bit (1): client Fast Open is off",
+                Level::Info,
+                format_args!(
+                    "net.ipv4.tcp_fastopen lacks the client bit (1): client Fast Open is off"
+                ),
             );
         }
     }
