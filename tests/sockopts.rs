@@ -582,3 +582,25 @@ fn outside_programs_show_the_options_in_ss() {
     );
     assert!(f.is_some_and(|s| s <= 40), "forced, socktune's 40 s: {f:?}");
 }
+
+/// An IPv6 listener on [::] accepts IPv4 clients as v4-mapped IPv6 sockets, whose packets take
+/// their TOS from IP_TOS, not IPV6_TCLASS: both are set (tcpdump showed tos 0xb8 on its data).
+#[test]
+fn a_dual_stack_listeners_ipv4_clients_get_the_tos() {
+    needs_root!(NETNS);
+    let probe = |name| Scenario::new(name, "python3 {progs}/dual_stack_tos.py 8080");
+    let runs = run_all(&[
+        probe("untuned"),
+        probe("tos").client_env(&["SOCKTUNE_TOS=184", "SOCKTUNE_ROLE=server"]),
+    ]);
+    check(
+        runs[0].get("peer") == "::ffff:127.0.0.1" && runs[0].get("ip_tos") == "0",
+        &runs[0],
+        "untuned: a v4-mapped peer, TOS 0",
+    );
+    check(
+        runs[1].get("ip_tos") == "184" && runs[1].get("tclass") == "184",
+        &runs[1],
+        "IP_TOS and IPV6_TCLASS both set",
+    );
+}

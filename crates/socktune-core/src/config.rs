@@ -755,7 +755,8 @@ pub const SETTINGS: &[Setting] = &[
         part: Part::Behaviour,
         effective: Some(("tos", |c| opt_number(c, Opt::Tos))),
         arg: Arg::Value("BYTE"),
-        help: "IP_TOS (IPV6_TCLASS on IPv6) on accepted and connected sockets: DSCP << 2 | ECN",
+        help: "IP_TOS on accepted and connected sockets, and IPV6_TCLASS too on IPv6 ones (whose \
+               IPv4-mapped peers take IP_TOS): DSCP << 2 | ECN",
     },
     Setting {
         name: "MARK",

@@ -88,7 +88,12 @@ fn set_opt(fd: c_int, o: Opt, cfg: &Config) -> bool {
                 Opt::Rcvbuf => (SOCKET, libc::SO_RCVBUF),
                 Opt::Mark => (SOCKET, libc::SO_MARK),
                 Opt::Priority => (SOCKET, libc::SO_PRIORITY),
-                Opt::Tos if sys::is_ipv6(fd) => (libc::IPPROTO_IPV6, libc::IPV6_TCLASS),
+                Opt::Tos if sys::is_ipv6(fd) => {
+                    // An IPv6 socket may carry IPv4 (a dual-stack listener's clients, a
+                    // v4-mapped peer), which takes its TOS from IP_TOS.
+                    let _ = sys::set_int(fd, libc::IPPROTO_IP, libc::IP_TOS, v as c_int);
+                    (libc::IPPROTO_IPV6, libc::IPV6_TCLASS)
+                }
                 _ => (libc::IPPROTO_IP, libc::IP_TOS),
             };
             match sys::set_int(fd, level, option, v as c_int) {
