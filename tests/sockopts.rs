@@ -482,11 +482,11 @@ priority = 5
     let at = |r: &Results, keys: &str| -> Vec<String> {
         keys.split(' ').map(|k| r.get(k).to_string()).collect()
     };
-    // (socket: keepalive idle, TOS, mark, priority, user timeout); the kernel gives an IPv4
-    // socket the priority of its TOS (184, DSCP EF: 4).
+    // (socket: keepalive idle, TOS, mark, priority, user timeout); the kernel gives a socket
+    // the priority of its IP_TOS, which IPv6 sockets get too (184, DSCP EF: 4; 40: 2).
     let want = [
         ("sa", ["30", "184", "1", "4", "0"]),
-        ("sb", ["0", "40", "1", "0", "5000"]),
+        ("sb", ["0", "40", "1", "2", "5000"]),
         ("ca", ["40", "0", "2", "0", "0"]),
         ("cb", ["0", "0", "1", "5", "0"]),
     ];
