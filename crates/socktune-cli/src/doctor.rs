@@ -278,12 +278,10 @@ fn check_rules(
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) => {
+            let line = rules::unreadable(path, &crate::describe(&e));
             f.add(
                 Tag::Warn,
-                format!(
-                    "rules: SOCKTUNE_CONFIG={path:?} cannot be read ({}); only the variables apply",
-                    crate::describe(&e)
-                ),
+                format!("rules: {}", line.trim_start_matches("socktune: ")),
             );
             return None;
         }

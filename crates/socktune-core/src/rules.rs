@@ -203,6 +203,11 @@ pub fn load(path: &str, text: &str, env: &[(String, String)], names: Option<&[&s
     }
 }
 
+/// The line for a rules file that cannot be read, for `why`.
+pub fn unreadable(path: &str, why: &str) -> String {
+    format!("socktune: SOCKTUNE_CONFIG={path:?} cannot be read ({why}); only the variables apply")
+}
+
 /// The text and line of setting `s` among `keys`.
 fn file_value<'k>(keys: &'k [Key], s: &Setting) -> Option<(&'k str, usize)> {
     let key = s.key();

@@ -88,9 +88,7 @@ fn load() -> Settings {
             Err(e) => rules::Loaded {
                 top: parsed.config.clone(),
                 rules: Rules::default(),
-                problems: vec![format!(
-                    "socktune: SOCKTUNE_CONFIG={path:?} cannot be read ({e}); only the variables apply"
-                )],
+                problems: vec![rules::unreadable(&path, &e.to_string())],
             },
         };
         parsed.config = loaded.top;
