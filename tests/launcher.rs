@@ -147,7 +147,21 @@ fn run_passes_on_signals_and_dispositions() {
 #[test]
 fn run_refuses_bad_values_and_reports_missing_commands() {
     let ran = "echo ran";
+    let dir = scratch("launcher-rules");
+    let rules = dir.join("bad.toml");
+    std::fs::write(
+        &rules,
+        "nodelay = true\n\n[[rule]]\nports = \"80\"\ntos = 1234\n",
+    )
+    .unwrap();
+    let rules = rules.to_str().unwrap();
+    let missing = dir.join("missing.toml");
+    let missing = missing.to_str().unwrap();
+    let bad_rule = format!("{rules}:5: tos=\"1234\" is not valid (accepted: a byte from 0 to 255)");
+    let unreadable = format!("SOCKTUNE_CONFIG=\"{missing}\" cannot be read");
     for (args, needle) in [
+        (&["--config", rules][..], bad_rule.as_str()),
+        (&["--config", missing], unreadable.as_str()),
         (
             &["--ab", "150"][..],
             r#"SOCKTUNE_AB="150" is not valid (accepted: a whole percent"#,

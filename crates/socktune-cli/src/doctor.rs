@@ -2,7 +2,7 @@
 //! tagged ok, note, warn or FAIL; a FAIL (socktune cannot act at all) makes the exit status 1.
 
 use crate::launch::{find_lib, LIB_NAME};
-use crate::{config, elf, flags, Fail};
+use crate::{config, elf, flags, rules, Fail};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -21,9 +21,15 @@ Checks, without sending any traffic:
     (it runs /bin/true with it preloaded and SOCKTUNE_LOG=info);
   - SOCKTUNE_* variables already in the environment, with the library's own messages;
   - kernel support for each option, set on a scratch socket that is never connected:
-    TCP_DEFER_ACCEPT, TCP_CORK, TCP_QUICKACK, TCP_FASTOPEN, TCP_FASTOPEN_CONNECT, TCP_NODELAY;
-  - net.ipv4.tcp_fastopen (bit 1: client Fast Open, bit 2: server) and net.core.somaxconn
-    (the most --backlog can give); both are per network namespace;
+    TCP_DEFER_ACCEPT, TCP_CORK, TCP_QUICKACK, TCP_FASTOPEN, TCP_FASTOPEN_CONNECT, TCP_NODELAY,
+    SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, TCP_USER_TIMEOUT, TCP_SYNCNT,
+    TCP_NOTSENT_LOWAT, SO_SNDBUF, SO_RCVBUF, IP_TOS, SO_MARK (needs CAP_NET_ADMIN),
+    SO_PRIORITY, TCP_MAXSEG, and TCP_CONGESTION with the configured algorithm;
+  - net.ipv4.tcp_fastopen (bit 1: client Fast Open, bit 2: server), net.core.somaxconn (the
+    most --backlog can give), net.core.wmem_max and rmem_max (the most --sndbuf and --rcvbuf
+    can give) and net.ipv4.tcp_allowed_congestion_control (what --congestion may name); all
+    are per network namespace;
+  - the rules of SOCKTUNE_CONFIG, as the library understands them;
   - CMD, if given: found on PATH, #! scripts followed to their interpreter (`#!/usr/bin/env X`
     to X on PATH), a version manager's shim (pyenv, rbenv, nodenv, goenv, jenv) to the
     program `TOOL which` names (what any other shell script execs, doctor cannot see), and
@@ -37,7 +43,8 @@ With --pid PID, looks into a running process instead (as its user or root):
     names it but it is not mapped, the loader skipped it (a wrong path, another architecture,
     secure-execution mode) and the program runs untuned;
   - the SOCKTUNE_* settings it started with (/proc/PID/environ), parsed as the library parsed
-    them at load, with the library's messages and the effective settings;
+    them at load, with the library's messages, the rules of its SOCKTUNE_CONFIG (the file as it
+    is now) and the effective settings;
   - its counters, when SOCKTUNE_STATS_PROM is set (read from PATH.counters);
   - its TCP sockets; whether the program set TCP_NODELAY or TCP_CORK itself cannot be seen
     from outside the process.
@@ -117,8 +124,8 @@ pub fn doctor(args: Vec<String>) -> Result<i32, Fail> {
         return Ok(verdict(&f));
     }
     let lib = check_library(&mut f, lib_arg.as_deref());
-    check_environment(&mut f);
-    check_kernel(&mut f);
+    let cfg = check_environment(&mut f, cmd.as_deref());
+    check_kernel(&mut f, &cfg);
     check_sysctls(&mut f);
     if let Some(cmd) = cmd {
         let lib_elf = lib.as_deref().and_then(|l| elf::read(l).ok().flatten());
@@ -208,7 +215,9 @@ fn check_library(f: &mut Findings, given: Option<&Path>) -> Option<PathBuf> {
     Some(lib)
 }
 
-fn check_environment(f: &mut Findings) {
+/// Reports on the `SOCKTUNE_*` variables of the environment and the rules file they name, for
+/// `cmd` if given; returns the settings they make.
+fn check_environment(f: &mut Findings, cmd: Option<&str>) -> config::Config {
     let vars: Vec<(String, String)> = std::env::vars_os()
         .map(|(k, v)| {
             (
@@ -228,10 +237,14 @@ fn check_environment(f: &mut Findings) {
             ),
         );
     }
-    let parsed = config::parse(vars);
+    let parsed = config::parse(vars.iter().cloned());
+    let cfg = match &parsed.config.rules_file {
+        Some(path) => check_rules(f, path, &vars, cmd).unwrap_or(parsed.config.clone()),
+        None => parsed.config.clone(),
+    };
     f.add(
         Tag::Note,
-        match parsed.config.inherit {
+        match cfg.inherit {
             config::Inherit::Chosen => {
                 "children: one the program execs with an environment of \
                 its own choosing gets that environment, untuned (SOCKTUNE_INHERIT=always puts \
@@ -251,12 +264,64 @@ fn check_environment(f: &mut Findings) {
             format!("environment: {}", problem.trim_start_matches("socktune: ")),
         );
     }
+    cfg
 }
 
-/// A TCP option set on a scratch socket: its name, number and value, and the settings that need
-/// it, as the variable (without the prefix) and the value asking for it ("" for a switch).
+/// Prints the rules of `path` as the library reads them, with its problems; for `cmd`, which
+/// rules are its own. Returns the top level, the variables over the file's.
+fn check_rules(
+    f: &mut Findings,
+    path: &str,
+    vars: &[(String, String)],
+    cmd: Option<&str>,
+) -> Option<config::Config> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            let line = rules::unreadable(path, &crate::describe(&e));
+            f.add(
+                Tag::Warn,
+                format!("rules: {}", line.trim_start_matches("socktune: ")),
+            );
+            return None;
+        }
+    };
+    let loaded = rules::load(path, &text, vars, None);
+    for problem in &loaded.problems {
+        f.add(
+            Tag::Warn,
+            format!("rules: {}", problem.trim_start_matches("socktune: ")),
+        );
+    }
+    let program = cmd.map(|c| {
+        Path::new(c)
+            .file_name()
+            .map_or(c.into(), |n| n.to_string_lossy())
+    });
+    f.add(
+        Tag::Note,
+        format!(
+            "rules: {path}: {} rules, tried in order; a socket that matches none gets the top level",
+            loaded.rules.0.len()
+        ),
+    );
+    for rule in &loaded.rules.0 {
+        let theirs = match (&program, &rule.program) {
+            (Some(name), Some(glob)) if !rules::glob_matches(glob, name) => {
+                format!(" (not for {name})")
+            }
+            _ => String::new(),
+        };
+        f.add(Tag::Note, format!("rules: {}{theirs}", rule.describe()));
+    }
+    Some(loaded.top)
+}
+
+/// An option set on a scratch socket: its name, level, number and value, and the settings that
+/// need it, as the variable (without the prefix) and the value asking for it ("" for a switch).
 struct Probe {
     option: &'static str,
+    level: libc::c_int,
     id: libc::c_int,
     value: libc::c_int,
     needed_by: &'static [(&'static str, &'static str)],
@@ -265,41 +330,140 @@ struct Probe {
 const PROBES: &[Probe] = &[
     Probe {
         option: "TCP_DEFER_ACCEPT",
+        level: libc::IPPROTO_TCP,
         id: libc::TCP_DEFER_ACCEPT,
         value: 5,
         needed_by: &[("DEFER_ACCEPT", "")],
     },
     Probe {
         option: "TCP_CORK",
+        level: libc::IPPROTO_TCP,
         id: libc::TCP_CORK,
         value: 1,
         needed_by: &[("CORK", "")],
     },
     Probe {
         option: "TCP_QUICKACK",
+        level: libc::IPPROTO_TCP,
         id: libc::TCP_QUICKACK,
         value: 0,
         needed_by: &[("QUICKACK", "off")],
     },
     Probe {
         option: "TCP_FASTOPEN",
+        level: libc::IPPROTO_TCP,
         id: libc::TCP_FASTOPEN,
         value: 16,
         needed_by: &[("FASTOPEN", "")],
     },
     Probe {
         option: "TCP_FASTOPEN_CONNECT",
+        level: libc::IPPROTO_TCP,
         id: libc::TCP_FASTOPEN_CONNECT,
         value: 1,
         needed_by: &[("FASTOPEN_CONNECT", "")],
     },
     Probe {
         option: "TCP_NODELAY",
+        level: libc::IPPROTO_TCP,
         id: libc::TCP_NODELAY,
         value: 1,
         needed_by: &[("NODELAY", ""), ("CORK", "")],
     },
+    Probe {
+        option: "SO_KEEPALIVE",
+        level: libc::SOL_SOCKET,
+        id: libc::SO_KEEPALIVE,
+        value: 1,
+        needed_by: KEEPALIVE,
+    },
+    Probe {
+        option: "TCP_KEEPIDLE",
+        level: libc::IPPROTO_TCP,
+        id: libc::TCP_KEEPIDLE,
+        value: 30,
+        needed_by: KEEPALIVE,
+    },
+    Probe {
+        option: "TCP_KEEPINTVL",
+        level: libc::IPPROTO_TCP,
+        id: libc::TCP_KEEPINTVL,
+        value: 5,
+        needed_by: KEEPALIVE,
+    },
+    Probe {
+        option: "TCP_KEEPCNT",
+        level: libc::IPPROTO_TCP,
+        id: libc::TCP_KEEPCNT,
+        value: 3,
+        needed_by: KEEPALIVE,
+    },
+    Probe {
+        option: "TCP_USER_TIMEOUT",
+        level: libc::IPPROTO_TCP,
+        id: libc::TCP_USER_TIMEOUT,
+        value: 20000,
+        needed_by: &[("USER_TIMEOUT", "MS")],
+    },
+    Probe {
+        option: "TCP_SYNCNT",
+        level: libc::IPPROTO_TCP,
+        id: libc::TCP_SYNCNT,
+        value: 2,
+        needed_by: &[("SYNCNT", "N")],
+    },
+    Probe {
+        option: "TCP_NOTSENT_LOWAT",
+        level: libc::IPPROTO_TCP,
+        id: libc::TCP_NOTSENT_LOWAT,
+        value: 16384,
+        needed_by: &[("NOTSENT_LOWAT", "BYTES")],
+    },
+    Probe {
+        option: "SO_SNDBUF",
+        level: libc::SOL_SOCKET,
+        id: libc::SO_SNDBUF,
+        value: 65536,
+        needed_by: &[("SNDBUF", "BYTES")],
+    },
+    Probe {
+        option: "SO_RCVBUF",
+        level: libc::SOL_SOCKET,
+        id: libc::SO_RCVBUF,
+        value: 65536,
+        needed_by: &[("RCVBUF", "BYTES")],
+    },
+    Probe {
+        option: "IP_TOS",
+        level: libc::IPPROTO_IP,
+        id: libc::IP_TOS,
+        value: 0x10,
+        needed_by: &[("TOS", "BYTE")],
+    },
+    Probe {
+        option: "SO_MARK",
+        level: libc::SOL_SOCKET,
+        id: libc::SO_MARK,
+        value: 1,
+        needed_by: &[("MARK", "N")],
+    },
+    Probe {
+        option: "SO_PRIORITY",
+        level: libc::SOL_SOCKET,
+        id: libc::SO_PRIORITY,
+        value: 1,
+        needed_by: &[("PRIORITY", "N")],
+    },
+    Probe {
+        option: "TCP_MAXSEG",
+        level: libc::IPPROTO_TCP,
+        id: libc::TCP_MAXSEG,
+        value: 1200,
+        needed_by: &[("MAXSEG", "BYTES")],
+    },
 ];
+
+const KEEPALIVE: &[(&str, &str)] = &[("KEEPALIVE", "IDLE")];
 
 /// `--nodelay and --cork`, `--quickack off`.
 fn flags_asking(needed_by: &[(&str, &str)]) -> String {
@@ -317,7 +481,7 @@ fn flags_asking(needed_by: &[(&str, &str)]) -> String {
     asking.join(" and ")
 }
 
-fn check_kernel(f: &mut Findings) {
+fn check_kernel(f: &mut Findings, cfg: &config::Config) {
     // SAFETY: plain socket(2); the fd is closed below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -338,7 +502,7 @@ fn check_kernel(f: &mut Findings) {
         let rc = unsafe {
             libc::setsockopt(
                 fd,
-                libc::IPPROTO_TCP,
+                probe.level,
                 probe.id,
                 (&probe.value as *const libc::c_int).cast(),
                 std::mem::size_of::<libc::c_int>() as libc::socklen_t,
@@ -354,6 +518,11 @@ fn check_kernel(f: &mut Findings) {
                 Tag::Warn,
                 format!("kernel: {name} refused because net.ipv4.tcp_fastopen lacks the client bit (1): {flag} does nothing"),
             );
+        } else if probe.id == libc::SO_MARK && err.raw_os_error() == Some(libc::EPERM) {
+            f.add(
+                Tag::Warn,
+                format!("kernel: {name} needs CAP_NET_ADMIN, which this process lacks: {flag} works only for a program that has it"),
+            );
         } else {
             f.add(
                 Tag::Warn,
@@ -364,6 +533,9 @@ fn check_kernel(f: &mut Findings) {
             );
         }
     }
+    if let Some(algo) = &cfg.opts.congestion {
+        check_congestion(f, fd, algo);
+    }
     // SAFETY: closes the fd opened above.
     unsafe { libc::close(fd) };
     if !accepted.is_empty() {
@@ -371,9 +543,42 @@ fn check_kernel(f: &mut Findings) {
     }
 }
 
-fn sysctl(name: &str) -> Option<u64> {
+/// Whether the kernel lets this process set congestion control `algo`, as SOCKTUNE_CONGESTION
+/// asks.
+fn check_congestion(f: &mut Findings, fd: libc::c_int, algo: &str) {
+    // SAFETY: setsockopt with a byte string of the length passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            algo.as_ptr().cast(),
+            algo.len() as libc::socklen_t,
+        )
+    };
+    let flag = flags::flag("CONGESTION");
+    if rc == 0 {
+        f.add(Tag::Ok, format!("kernel: TCP_CONGESTION {algo} accepted"));
+    } else {
+        let err = std::io::Error::last_os_error();
+        f.add(
+            Tag::Warn,
+            format!(
+                "kernel: TCP_CONGESTION {algo} refused ({}): not in \
+                 net.ipv4.tcp_allowed_congestion_control, or not loaded; {flag} {algo} does nothing",
+                crate::describe(&err)
+            ),
+        );
+    }
+}
+
+fn sysctl_text(name: &str) -> Option<String> {
     let path = format!("/proc/sys/{}", name.replace('.', "/"));
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    Some(std::fs::read_to_string(path).ok()?.trim().to_string())
+}
+
+fn sysctl(name: &str) -> Option<u64> {
+    sysctl_text(name)?.parse().ok()
 }
 
 fn check_sysctls(f: &mut Findings) {
@@ -414,6 +619,36 @@ fn check_sysctls(f: &mut Findings) {
             ),
         ),
         None => f.add(Tag::Warn, "net.core.somaxconn: cannot be read"),
+    }
+    for (name, setting) in [
+        ("net.core.wmem_max", "SNDBUF"),
+        ("net.core.rmem_max", "RCVBUF"),
+    ] {
+        match sysctl(name) {
+            Some(v) => f.add(
+                Tag::Note,
+                format!(
+                    "{name} = {v}: the kernel clamps {} to it",
+                    flags::flag(setting)
+                ),
+            ),
+            None => f.add(Tag::Warn, format!("{name}: cannot be read")),
+        }
+    }
+    let allowed = "net.ipv4.tcp_allowed_congestion_control";
+    match (
+        sysctl_text(allowed),
+        sysctl_text("net.ipv4.tcp_available_congestion_control"),
+    ) {
+        (Some(names), available) => f.add(
+            Tag::Note,
+            format!(
+                "{allowed} = {names}: what {} may name (with CAP_NET_ADMIN, any loaded one: {})",
+                flags::flag("CONGESTION"),
+                available.unwrap_or_else(|| "unknown".into())
+            ),
+        ),
+        (None, _) => f.add(Tag::Warn, format!("{allowed}: cannot be read")),
     }
 }
 
@@ -704,7 +939,9 @@ mod tests {
     #[test]
     fn findings_name_only_flags_of_the_table() {
         let mut f = Findings::default();
-        check_kernel(&mut f);
+        let mut cfg = config::Config::default();
+        cfg.opts.congestion = Some("reno".into());
+        check_kernel(&mut f, &cfg);
         check_sysctls(&mut f);
         let mut texts: Vec<String> = f.lines.into_iter().map(|(_, text)| text).collect();
         texts.extend(PROBES.iter().map(|p| flags_asking(p.needed_by)));

@@ -3,6 +3,7 @@
 //! stay the single source of truth and the flags are only a way to set them.
 
 use crate::config::{self, Arg, Setting, SETTINGS};
+use crate::rules;
 use crate::Fail;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -54,9 +55,17 @@ impl Request {
     }
 
     /// Checks the values with the shim's own parser, so a mistake gets exactly the message the
-    /// shim would print, before the program starts rather than as a warning inside it.
+    /// shim would print, before the program starts rather than as a warning inside it; the
+    /// rules file of `--config` too.
     pub fn validate(&self) -> Result<(), Fail> {
-        let problems = config::parse(self.vars.iter().cloned()).problems;
+        let mut problems = config::parse(self.vars.iter().cloned()).problems;
+        let file = self.vars.iter().find(|(k, _)| k == "SOCKTUNE_CONFIG");
+        if let Some((_, path)) = file {
+            problems.extend(match std::fs::read_to_string(path) {
+                Ok(text) => rules::load(path, &text, &self.vars, None).problems,
+                Err(e) => vec![rules::unreadable(path, &crate::describe(&e))],
+            });
+        }
         if problems.is_empty() {
             Ok(())
         } else {

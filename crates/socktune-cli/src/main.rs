@@ -9,7 +9,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 // The library's own parser, so a bad flag value gets exactly the library's message.
-use socktune_core::config;
+use socktune_core::{config, rules};
 
 // The files made from the settings table, checked (or rewritten) by their tests.
 #[cfg(test)]

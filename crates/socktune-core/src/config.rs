@@ -82,7 +82,184 @@ pub struct Config {
     /// Percent of connections in arm B (behaviours on); the rest get none.
     pub ab: Option<u8>,
     pub inherit: Inherit,
+    /// The socket options set once per socket, scoped by `ports` and `opts_role`.
+    pub opts: Opts,
+    pub opts_role: Role,
+    /// What wins over the program's own setsockopt: bit i for `FORCE_NAMES[i]`.
+    pub force: u32,
+    /// The rules file (`SOCKTUNE_CONFIG`).
+    pub rules_file: Option<String>,
 }
+
+/// `SOCKTUNE_KEEPALIVE`: seconds idle before the first probe, then the kernel's defaults (or
+/// these) for the interval and the probe count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    pub idle: u32,
+    pub interval: Option<u32>,
+    pub count: Option<u32>,
+}
+
+/// The values of the per-socket options; `None` leaves the kernel's.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Opts {
+    pub keepalive: Option<Keepalive>,
+    pub user_timeout: Option<u32>,
+    pub syncnt: Option<u32>,
+    pub congestion: Option<String>,
+    pub notsent_lowat: Option<u32>,
+    pub sndbuf: Option<u32>,
+    pub rcvbuf: Option<u32>,
+    pub tos: Option<u32>,
+    pub mark: Option<u32>,
+    pub priority: Option<u32>,
+    pub maxseg: Option<u32>,
+}
+
+/// One per-socket option; its place in [`Opt::ALL`] is its bit in the fd state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opt {
+    Keepalive,
+    UserTimeout,
+    Syncnt,
+    Congestion,
+    NotsentLowat,
+    Sndbuf,
+    Rcvbuf,
+    Tos,
+    Mark,
+    Priority,
+    Maxseg,
+}
+
+/// When socktune sets an option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// On accepted sockets, and on connecting ones before connect().
+    Connection,
+    /// On listeners before listen() (accepted sockets inherit it), and before connect(): it
+    /// shapes the handshake.
+    Handshake,
+    /// Before connect() only.
+    Connecting,
+}
+
+impl Opt {
+    pub const ALL: [Opt; 11] = [
+        Opt::Keepalive,
+        Opt::UserTimeout,
+        Opt::Syncnt,
+        Opt::Congestion,
+        Opt::NotsentLowat,
+        Opt::Sndbuf,
+        Opt::Rcvbuf,
+        Opt::Tos,
+        Opt::Mark,
+        Opt::Priority,
+        Opt::Maxseg,
+    ];
+
+    /// Its key in a rules file and its word in `SOCKTUNE_FORCE`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Opt::Keepalive => "keepalive",
+            Opt::UserTimeout => "user_timeout",
+            Opt::Syncnt => "syncnt",
+            Opt::Congestion => "congestion",
+            Opt::NotsentLowat => "notsent_lowat",
+            Opt::Sndbuf => "sndbuf",
+            Opt::Rcvbuf => "rcvbuf",
+            Opt::Tos => "tos",
+            Opt::Mark => "mark",
+            Opt::Priority => "priority",
+            Opt::Maxseg => "maxseg",
+        }
+    }
+
+    pub fn when(self) -> When {
+        match self {
+            Opt::Syncnt => When::Connecting,
+            Opt::Sndbuf | Opt::Rcvbuf | Opt::Maxseg => When::Handshake,
+            _ => When::Connection,
+        }
+    }
+
+    pub fn is_set(self, o: &Opts) -> bool {
+        match self {
+            Opt::Keepalive => o.keepalive.is_some(),
+            Opt::Congestion => o.congestion.is_some(),
+            _ => self.number(o).is_some(),
+        }
+    }
+
+    /// The value of an option that is one number.
+    pub fn number(self, o: &Opts) -> Option<u32> {
+        match self {
+            Opt::Keepalive | Opt::Congestion => None,
+            Opt::UserTimeout => o.user_timeout,
+            Opt::Syncnt => o.syncnt,
+            Opt::NotsentLowat => o.notsent_lowat,
+            Opt::Sndbuf => o.sndbuf,
+            Opt::Rcvbuf => o.rcvbuf,
+            Opt::Tos => o.tos,
+            Opt::Mark => o.mark,
+            Opt::Priority => o.priority,
+            Opt::Maxseg => o.maxseg,
+        }
+    }
+
+    /// Its bit in [`Config::force`], for the options `SOCKTUNE_FORCE` takes.
+    pub fn force_bit(self) -> u32 {
+        force_bit(self.name())
+    }
+}
+
+/// The settings `SOCKTUNE_FORCE` takes, in the order of its bits.
+pub const FORCE_NAMES: &[&str] = &[
+    "nodelay",
+    "cork",
+    "quickack",
+    "keepalive",
+    "user_timeout",
+    "congestion",
+    "sndbuf",
+    "rcvbuf",
+    "tos",
+    "mark",
+    "priority",
+    "maxseg",
+];
+
+/// The bit of `name` in [`Config::force`]; 0 for a name it does not take.
+pub const fn force_bit(name: &str) -> u32 {
+    let mut i = 0;
+    while i < FORCE_NAMES.len() {
+        if const_eq(FORCE_NAMES[i], name) {
+            return 1 << i;
+        }
+        i += 1;
+    }
+    0
+}
+
+const fn const_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+pub const FORCE_NODELAY: u32 = force_bit("nodelay");
+pub const FORCE_CORK: u32 = force_bit("cork");
+pub const FORCE_QUICKACK: u32 = force_bit("quickack");
 
 pub const DEFAULT_CORK_FLUSH_MS: u32 = 2;
 
@@ -107,6 +284,10 @@ impl Default for Config {
             stats_prom: None,
             ab: None,
             inherit: Inherit::Chosen,
+            opts: Opts::default(),
+            opts_role: Role::Both,
+            force: 0,
+            rules_file: None,
         }
     }
 }
@@ -121,6 +302,8 @@ impl Config {
             && !self.fastopen_connect
             && !self.nodelay
             && self.backlog.is_none()
+            && self.opts == Opts::default()
+            && self.rules_file.is_none()
             && !self.records()
     }
 
@@ -182,6 +365,22 @@ pub enum Kind {
     },
     /// Any text; an empty one leaves the setting unset.
     Path { set: fn(&mut Config, String) },
+    /// `idle[:interval[:count]]`, or 0 for off.
+    Keepalive {
+        set: fn(&mut Config, Option<Keepalive>),
+        if_bad: &'static str,
+    },
+    /// A kernel name: 1 to 15 lower-case letters, digits, `_` or `-`.
+    Name {
+        set: fn(&mut Config, String),
+        if_bad: &'static str,
+    },
+    /// A comma list of some of `names`, in any case, or `none`; `set` gets bit i for `names[i]`.
+    List {
+        names: &'static [&'static str],
+        set: fn(&mut Config, u32),
+        if_bad: &'static str,
+    },
     /// One of `names`, in any case; `set` gets its index.
     Choice {
         names: &'static [&'static str],
@@ -225,6 +424,7 @@ pub const SETTINGS: &[Setting] = &[
                 c.cork_role = role;
                 c.quickack_role = role;
                 c.nodelay_role = role;
+                c.opts_role = role;
             },
             if_bad: ROLE_IF_BAD,
         },
@@ -232,8 +432,8 @@ pub const SETTINGS: &[Setting] = &[
         part: Part::Behaviour,
         effective: None,
         arg: Arg::Value("server|client|both"),
-        help: "which sides cork, quickack and nodelay apply to: accepted sockets (server), \
-               connected ones (client), or both",
+        help: "which sides cork, quickack, nodelay and the socket options (keepalive to maxseg) \
+               apply to: accepted sockets (server), connected ones (client), or both",
     },
     Setting {
         name: "DEFER_ACCEPT",
@@ -426,6 +626,227 @@ pub const SETTINGS: &[Setting] = &[
         help: "the role (--role) of nodelay alone",
     },
     Setting {
+        name: "KEEPALIVE",
+        kind: Kind::Keepalive {
+            set: |c, k| c.opts.keepalive = k,
+            if_bad: "keepalive is left to the program",
+        },
+        default: "off",
+        part: Part::Behaviour,
+        effective: Some(("keepalive", |c| {
+            opt_line(c, c.opts.keepalive.map(|k| k.to_string()))
+        })),
+        arg: Arg::Value("IDLE[:INTVL[:CNT]]"),
+        help: "SO_KEEPALIVE on accepted and connected sockets, probing after IDLE seconds of \
+               silence, then every INTVL seconds, giving up after CNT unanswered probes (the \
+               kernel's defaults where left out)",
+    },
+    Setting {
+        name: "USER_TIMEOUT",
+        kind: Kind::Number {
+            min: 1,
+            max: i32::MAX as u32,
+            zero_is_off: true,
+            unit: "whole milliseconds",
+            set: |c, ms| c.opts.user_timeout = Some(ms).filter(|&m| m > 0),
+            if_bad: "the user timeout is left to the program",
+        },
+        default: "off",
+        part: Part::Behaviour,
+        effective: Some(("user_timeout", |c| opt_number(c, Opt::UserTimeout))),
+        arg: Arg::Value("MS"),
+        help: "TCP_USER_TIMEOUT on accepted and connected sockets: a connection whose sent data \
+               stays unacknowledged this long is aborted (keepalive does not fire while data is \
+               queued)",
+    },
+    Setting {
+        name: "SYNCNT",
+        kind: Kind::Number {
+            min: 1,
+            max: 127,
+            zero_is_off: false,
+            unit: "a count",
+            set: |c, n| c.opts.syncnt = Some(n),
+            if_bad: "the kernel's SYN retries are used",
+        },
+        default: "off",
+        part: Part::Behaviour,
+        effective: Some(("syncnt", |c| opt_number(c, Opt::Syncnt))),
+        arg: Arg::Value("N"),
+        help: "TCP_SYNCNT on connecting sockets: SYN retransmits before connect() gives up",
+    },
+    Setting {
+        name: "CONGESTION",
+        kind: Kind::Name {
+            set: |c, name| c.opts.congestion = Some(name),
+            if_bad: "the kernel's congestion control is used",
+        },
+        default: "the kernel's",
+        part: Part::Behaviour,
+        effective: Some(("congestion", |c| opt_line(c, c.opts.congestion.clone()))),
+        arg: Arg::Value("NAME"),
+        help: "TCP_CONGESTION on accepted and connected sockets (one of \
+               net.ipv4.tcp_allowed_congestion_control, e.g. cubic, reno or bbr; another is \
+               reported once and skipped)",
+    },
+    Setting {
+        name: "NOTSENT_LOWAT",
+        kind: Kind::Number {
+            min: 1,
+            max: i32::MAX as u32,
+            zero_is_off: false,
+            unit: "bytes",
+            set: |c, n| c.opts.notsent_lowat = Some(n),
+            if_bad: "the kernel's limit is used",
+        },
+        default: "off",
+        part: Part::Behaviour,
+        effective: Some(("notsent_lowat", |c| opt_number(c, Opt::NotsentLowat))),
+        arg: Arg::Value("BYTES"),
+        help: "TCP_NOTSENT_LOWAT on accepted and connected sockets: the socket polls writable \
+               only while less than this is queued unsent",
+    },
+    Setting {
+        name: "SNDBUF",
+        kind: Kind::Number {
+            min: 1,
+            max: BUF_MAX,
+            zero_is_off: false,
+            unit: "bytes",
+            set: |c, n| c.opts.sndbuf = Some(n),
+            if_bad: "the kernel's send buffer is used",
+        },
+        default: "off",
+        part: Part::Behaviour,
+        effective: Some(("sndbuf", |c| opt_number(c, Opt::Sndbuf))),
+        arg: Arg::Value("BYTES"),
+        help: "SO_SNDBUF on listeners (accepted sockets inherit it) and connecting sockets; the \
+               kernel clamps it to net.core.wmem_max and doubles it",
+    },
+    Setting {
+        name: "RCVBUF",
+        kind: Kind::Number {
+            min: 1,
+            max: BUF_MAX,
+            zero_is_off: false,
+            unit: "bytes",
+            set: |c, n| c.opts.rcvbuf = Some(n),
+            if_bad: "the kernel's receive buffer is used",
+        },
+        default: "off",
+        part: Part::Behaviour,
+        effective: Some(("rcvbuf", |c| opt_number(c, Opt::Rcvbuf))),
+        arg: Arg::Value("BYTES"),
+        help: "SO_RCVBUF on listeners (accepted sockets inherit it) and connecting sockets, \
+               before the handshake fixes the window scale; the kernel clamps it to \
+               net.core.rmem_max and doubles it",
+    },
+    Setting {
+        name: "TOS",
+        kind: Kind::Number {
+            min: 0,
+            max: 255,
+            zero_is_off: false,
+            unit: "a byte",
+            set: |c, n| c.opts.tos = Some(n),
+            if_bad: "the TOS byte is left to the program",
+        },
+        default: "off",
+        part: Part::Behaviour,
+        effective: Some(("tos", |c| opt_number(c, Opt::Tos))),
+        arg: Arg::Value("BYTE"),
+        help: "IP_TOS on accepted and connected sockets, and IPV6_TCLASS too on IPv6 ones (whose \
+               IPv4-mapped peers take IP_TOS): DSCP << 2 | ECN",
+    },
+    Setting {
+        name: "MARK",
+        kind: Kind::Number {
+            min: 0,
+            max: u32::MAX,
+            zero_is_off: false,
+            unit: "a number",
+            set: |c, n| c.opts.mark = Some(n),
+            if_bad: "no mark is set",
+        },
+        default: "off",
+        part: Part::Behaviour,
+        effective: Some(("mark", |c| opt_number(c, Opt::Mark))),
+        arg: Arg::Value("N"),
+        help: "SO_MARK on accepted and connected sockets, for policy routing and firewall rules \
+               (needs CAP_NET_ADMIN; a refusal is reported once)",
+    },
+    Setting {
+        name: "PRIORITY",
+        kind: Kind::Number {
+            min: 0,
+            max: 6,
+            zero_is_off: false,
+            unit: "a priority",
+            set: |c, n| c.opts.priority = Some(n),
+            if_bad: "the priority is left to the program",
+        },
+        default: "off",
+        part: Part::Behaviour,
+        effective: Some(("priority", |c| opt_number(c, Opt::Priority))),
+        arg: Arg::Value("N"),
+        help: "SO_PRIORITY on accepted and connected sockets: the queueing discipline's band",
+    },
+    Setting {
+        name: "MAXSEG",
+        kind: Kind::Number {
+            min: 88,
+            max: 32767,
+            zero_is_off: false,
+            unit: "bytes",
+            set: |c, n| c.opts.maxseg = Some(n),
+            if_bad: "the path's segment size is used",
+        },
+        default: "off",
+        part: Part::Behaviour,
+        effective: Some(("maxseg", |c| opt_number(c, Opt::Maxseg))),
+        arg: Arg::Value("BYTES"),
+        help: "TCP_MAXSEG on listeners and connecting sockets, before the handshake: the largest \
+               segment announced and sent",
+    },
+    Setting {
+        name: "FORCE",
+        kind: Kind::List {
+            names: FORCE_NAMES,
+            set: |c, bits| c.force = bits,
+            if_bad: "the program's own setsockopt wins, as without it",
+        },
+        default: "none",
+        part: Part::Behaviour,
+        effective: Some(("force", |c| {
+            let names: Vec<&str> = FORCE_NAMES
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| c.force & 1 << i != 0)
+                .map(|(_, n)| *n)
+                .collect();
+            if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(",")
+            }
+        })),
+        arg: Arg::Value("LIST"),
+        help: "these settings win over the program's own setsockopt: its call succeeds, \
+               socktune's value stays, and getsockopt reads socktune's value",
+    },
+    Setting {
+        name: "CONFIG",
+        kind: Kind::Path {
+            set: |c, path| c.rules_file = Some(path),
+        },
+        default: "none",
+        part: Part::Behaviour,
+        effective: Some(("config", |c| path_or_off(&c.rules_file))),
+        arg: Arg::Path,
+        help: "a TOML file of settings (top level) and [[rule]]s by program, role, ports and \
+               peers, read once at start; SOCKTUNE_* variables override its top level",
+    },
+    Setting {
         name: "LOG",
         kind: Kind::Level {
             set: |c, level| c.log = level,
@@ -519,12 +940,24 @@ impl Setting {
         format!("{PREFIX}{}", self.name)
     }
 
-    fn problem(&self, value: &str, if_bad: &str) -> String {
-        format!(
-            "socktune: {}={value:?} is not valid (accepted: {}); {if_bad}",
-            self.var(),
-            self.kind.forms()
-        )
+    /// Its key in a rules file: the name in lower case.
+    pub fn key(&self) -> String {
+        self.name.to_ascii_lowercase()
+    }
+
+    /// The line for a bad `value` set at `at`.
+    pub fn problem(&self, value: &str, if_bad: &str, at: Origin<'_>) -> String {
+        let forms = self.kind.forms();
+        match at {
+            Origin::Env => format!(
+                "socktune: {}={value:?} is not valid (accepted: {forms}); {if_bad}",
+                self.var()
+            ),
+            Origin::File { path, line } => format!(
+                "socktune: {path}:{line}: {}={value:?} is not valid (accepted: {forms}); {if_bad}",
+                self.key()
+            ),
+        }
     }
 }
 
@@ -547,6 +980,12 @@ impl Kind {
             Kind::Role { .. } => "server, client or both".into(),
             Kind::Level { .. } => "error, info or debug".into(),
             Kind::Path { .. } => "a file path".into(),
+            Kind::Keepalive { .. } => format!(
+                "0 (off) or IDLE[:INTVL[:CNT]], seconds from 1 to {KEEPALIVE_SECS_MAX} and a \
+                 count from 1 to {KEEPALIVE_COUNT_MAX}"
+            ),
+            Kind::Name { .. } => "a name of up to 15 lower-case letters, digits, _ or -".into(),
+            Kind::List { names, .. } => format!("none or a comma list of {}", names.join(", ")),
             Kind::Choice { names, .. } => match names.split_last() {
                 Some((last, [])) => (*last).into(),
                 Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
@@ -557,7 +996,7 @@ impl Kind {
 
     /// Sets what `value` asks for in `config`; a bad value leaves it as it was and yields what
     /// that leaves.
-    fn apply(&self, value: &str, config: &mut Config) -> Result<(), &'static str> {
+    pub(crate) fn apply(&self, value: &str, config: &mut Config) -> Result<(), &'static str> {
         fn put<T>(
             config: &mut Config,
             parsed: Option<T>,
@@ -597,6 +1036,9 @@ impl Kind {
                 set,
                 if_bad,
             ),
+            Kind::Keepalive { set, if_bad } => put(config, parse_keepalive(v), set, if_bad),
+            Kind::Name { set, if_bad } => put(config, parse_name(v), set, if_bad),
+            Kind::List { names, set, if_bad } => put(config, parse_list(v, names), set, if_bad),
         }
     }
 }
@@ -632,23 +1074,10 @@ pub fn parse<I: IntoIterator<Item = (String, String)>>(vars: I) -> Parsed {
             problems.push(unknown_name_message(name));
         }
     }
-    let value = |s: &Setting| {
-        ours.iter()
-            .find(|(k, _)| names(k, s))
-            .map(|(_, v)| v.as_str())
-    };
-    let mut ports_bad = false;
-    let config = read(SETTINGS.iter(), value, |s, v, if_bad| {
-        problems.push(s.problem(v, if_bad));
-        ports_bad |= matches!(s.kind, Kind::Ports { .. });
-    });
-    // A bad port list must not widen the behaviours to every port: it switches them all off.
-    let config = if ports_bad {
-        let output = SETTINGS.iter().filter(|s| s.part == Part::Output);
-        read(output, value, |_, _, _| {})
-    } else {
-        config
-    };
+    let config = build(
+        |s| env_value(&ours, s).map(|v| (v, Origin::Env)),
+        &mut problems,
+    );
     Parsed {
         config,
         problems,
@@ -657,18 +1086,56 @@ pub fn parse<I: IntoIterator<Item = (String, String)>>(vars: I) -> Parsed {
     }
 }
 
+/// Where a value was set, for its error line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin<'a> {
+    Env,
+    /// A key of the rules file `path`, on this line.
+    File {
+        path: &'a str,
+        line: usize,
+    },
+}
+
+/// The value of setting `s` among `SOCKTUNE_*` pairs.
+pub fn env_value<'a>(vars: &'a [(String, String)], s: &Setting) -> Option<&'a str> {
+    vars.iter()
+        .find(|(k, _)| k.strip_prefix(PREFIX) == Some(s.name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// A config of the values `value` gives, each with where it was set; `problems` gets a line
+/// for each bad one. A bad port list must not widen the behaviours to every port: it switches
+/// them all off.
+pub fn build<'a>(
+    value: impl Fn(&Setting) -> Option<(&'a str, Origin<'a>)>,
+    problems: &mut Vec<String>,
+) -> Config {
+    let mut ports_bad = false;
+    let config = read(SETTINGS.iter(), &value, |s, (v, at), if_bad| {
+        problems.push(s.problem(v, if_bad, at));
+        ports_bad |= matches!(s.kind, Kind::Ports { .. });
+    });
+    if ports_bad {
+        let output = SETTINGS.iter().filter(|s| s.part == Part::Output);
+        read(output, &value, |_, _, _| {})
+    } else {
+        config
+    }
+}
+
 /// A default config with `settings` applied, each to its value if it has one; `bad` hears of
 /// each bad value.
-fn read<'a>(
+fn read<'a, V>(
     settings: impl Iterator<Item = &'a Setting>,
-    value: impl Fn(&Setting) -> Option<&'a str>,
-    mut bad: impl FnMut(&Setting, &str, &str),
+    value: impl Fn(&Setting) -> Option<(&'a str, V)>,
+    mut bad: impl FnMut(&Setting, (&str, V), &str),
 ) -> Config {
     let mut config = Config::default();
     for s in settings {
-        if let Some(v) = value(s) {
+        if let Some((v, at)) = value(s) {
             if let Err(if_bad) = s.kind.apply(v, &mut config) {
-                bad(s, v, if_bad);
+                bad(s, (v, at), if_bad);
             }
         }
     }
@@ -700,6 +1167,52 @@ fn parse_uint(v: &str, min: u32, max: u32) -> Option<u32> {
     v.parse::<u32>().ok().filter(|n| (min..=max).contains(n))
 }
 
+/// The kernel's limits (TCP_KEEPIDLE/TCP_KEEPINTVL and TCP_KEEPCNT).
+const KEEPALIVE_SECS_MAX: u32 = 32767;
+const KEEPALIVE_COUNT_MAX: u32 = 127;
+/// Past this the kernel's doubling of SO_SNDBUF/SO_RCVBUF overflows an int.
+const BUF_MAX: u32 = i32::MAX as u32 / 2;
+
+/// `Some(None)` is off (0).
+fn parse_keepalive(v: &str) -> Option<Option<Keepalive>> {
+    if v == "0" {
+        return Some(None);
+    }
+    let mut parts = v.split(':');
+    let secs = |p: Option<&str>| p.map(|p| parse_uint(p.trim(), 1, KEEPALIVE_SECS_MAX));
+    let idle = secs(parts.next())??;
+    let interval = secs(parts.next()).map_or(Some(None), |i| i.map(Some))?;
+    let count = parts
+        .next()
+        .map(|p| parse_uint(p.trim(), 1, KEEPALIVE_COUNT_MAX))
+        .map_or(Some(None), |c| c.map(Some))?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Some(Keepalive {
+        idle,
+        interval,
+        count,
+    }))
+}
+
+fn parse_name(v: &str) -> Option<String> {
+    let ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-';
+    (!v.is_empty() && v.len() <= 15 && v.bytes().all(ok)).then(|| v.to_string())
+}
+
+fn parse_list(v: &str, names: &[&str]) -> Option<u32> {
+    if v.eq_ignore_ascii_case("none") {
+        return Some(0);
+    }
+    v.split(',').try_fold(0, |bits, item| {
+        let i = names
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(item.trim()))?;
+        Some(bits | 1 << i)
+    })
+}
+
 fn parse_port(v: &str) -> Option<u16> {
     parse_uint(v.trim(), 1, 65535).map(|p| p as u16)
 }
@@ -723,7 +1236,7 @@ pub fn parse_ports(v: &str) -> Option<PortSet> {
     Some(PortSet(ranges))
 }
 
-fn parse_role(v: &str) -> Option<Role> {
+pub fn parse_role(v: &str) -> Option<Role> {
     match v.to_ascii_lowercase().as_str() {
         "server" => Some(Role::Server),
         "client" => Some(Role::Client),
@@ -743,17 +1256,19 @@ fn parse_level(v: &str) -> Option<Level> {
 
 fn unknown_name_message(name: &str) -> String {
     let bare = &name[PREFIX.len()..];
-    let nearest = SETTINGS
-        .iter()
-        .map(|s| (edit_distance(bare, s.name), s.name))
-        .min()
-        .filter(|(d, _)| *d <= 2);
-    match nearest {
-        Some((_, k)) => {
-            format!("socktune: unknown variable {name} ignored (did you mean {PREFIX}{k}?)")
-        }
+    match nearest(bare, SETTINGS.iter().map(|s| s.name)) {
+        Some(k) => format!("socktune: unknown variable {name} ignored (did you mean {PREFIX}{k}?)"),
         None => format!("socktune: unknown variable {name} ignored"),
     }
+}
+
+/// The name among `names` within two edits of `typed`, if one is.
+pub fn nearest<'a>(typed: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .map(|n| (edit_distance(typed, n), n))
+        .min()
+        .filter(|(d, _)| *d <= 2)
+        .map(|(_, n)| n)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -773,7 +1288,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-fn role_name(r: Role) -> &'static str {
+pub fn role_name(r: Role) -> &'static str {
     match r {
         Role::Server => "server",
         Role::Client => "client",
@@ -791,6 +1306,31 @@ fn on_off(on: bool) -> &'static str {
 
 fn number_or_off(n: Option<u32>) -> String {
     n.map_or("off".into(), |n| n.to_string())
+}
+
+/// An option's line: its value and role, or off.
+fn opt_line(c: &Config, value: Option<String>) -> String {
+    value.map_or("off".into(), |v| {
+        format!("{v} (role {})", role_name(c.opts_role))
+    })
+}
+
+fn opt_number(c: &Config, o: Opt) -> String {
+    opt_line(c, o.number(&c.opts).map(|n| n.to_string()))
+}
+
+/// `30:5:3`, as `SOCKTUNE_KEEPALIVE` takes it.
+impl fmt::Display for Keepalive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.idle)?;
+        if let Some(i) = self.interval {
+            write!(f, ":{i}")?;
+        }
+        if let Some(c) = self.count {
+            write!(f, ":{c}")?;
+        }
+        Ok(())
+    }
 }
 
 fn path_or_off(path: &Option<String>) -> String {
@@ -820,6 +1360,24 @@ impl fmt::Display for Config {
             write!(f, "\n  {label:<18}{}", value(self))?;
         }
         Ok(())
+    }
+}
+
+/// A valid value for `s`, so that with one for every setting any problem comes from the one
+/// changed (for the property tests here and in `rules`).
+#[cfg(test)]
+pub(crate) fn good(s: &Setting) -> String {
+    match s.kind {
+        Kind::Bool { .. } => "yes".into(),
+        Kind::Number { min, max, .. } => (min + (max - min) / 2).to_string(),
+        Kind::Ports { .. } => "80,8000-8100".into(),
+        Kind::Role { .. } => "client".into(),
+        Kind::Level { .. } => "info".into(),
+        Kind::Path { .. } => format!("/tmp/socktune-{}", s.name.to_ascii_lowercase()),
+        Kind::Choice { names, .. } => names[names.len() - 1].into(),
+        Kind::Keepalive { .. } => "30:5:3".into(),
+        Kind::Name { .. } => "reno".into(),
+        Kind::List { .. } => "nodelay,tos".into(),
     }
 }
 
@@ -919,6 +1477,47 @@ mod tests {
             assert_eq!(p.config.ab, None, "{bad:?}");
             assert!(p.problems[0].contains("SOCKTUNE_AB"), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn keepalive_force_and_congestion_forms() {
+        let k = |v: &str| env(&[("SOCKTUNE_KEEPALIVE", v)]).config.opts.keepalive;
+        let ka = |idle, interval, count| {
+            Some(Keepalive {
+                idle,
+                interval,
+                count,
+            })
+        };
+        assert_eq!(k("30"), ka(30, None, None));
+        assert_eq!(k("30:5"), ka(30, Some(5), None));
+        assert_eq!(k(" 30:5:3 "), ka(30, Some(5), Some(3)));
+        assert_eq!(k("0"), None);
+        for bad in [
+            "30:", ":5", "30:5:3:1", "30::3", "30:5:128", "32768", "a:b", "-1",
+        ] {
+            let p = env(&[("SOCKTUNE_KEEPALIVE", bad)]);
+            assert_eq!(
+                (p.config.opts.keepalive, p.problems.len()),
+                (None, 1),
+                "{bad:?}"
+            );
+        }
+        let f = env(&[("SOCKTUNE_FORCE", "Nodelay, mark")]).config.force;
+        assert_eq!(f, FORCE_NODELAY | Opt::Mark.force_bit());
+        assert_eq!(Opt::Syncnt.force_bit(), 0, "not forceable");
+        assert_eq!(
+            env(&[("SOCKTUNE_FORCE", "nodelay,syncnt")]).problems.len(),
+            1
+        );
+        assert_eq!(env(&[("SOCKTUNE_FORCE", "none")]).config.force, 0);
+        let c = |v: &str| env(&[("SOCKTUNE_CONGESTION", v)]).config.opts.congestion;
+        assert_eq!(c("bbr").as_deref(), Some("bbr"));
+        for bad in ["", "BBR", "a b", "sixteen_letters_", "../x"] {
+            assert_eq!(c(bad), None, "{bad:?}");
+        }
+        let on = env(&[("SOCKTUNE_TOS", "0")]).config;
+        assert!(!on.inert(), "TOS 0 is a value, not off");
     }
 
     #[test]
@@ -1026,6 +1625,18 @@ mod tests {
         let bad = [
             "AB",
             "LOG",
+            "FORCE",
+            "MAXSEG",
+            "PRIORITY",
+            "MARK",
+            "TOS",
+            "RCVBUF",
+            "SNDBUF",
+            "NOTSENT_LOWAT",
+            "CONGESTION",
+            "SYNCNT",
+            "USER_TIMEOUT",
+            "KEEPALIVE",
             "NODELAY_ROLE",
             "QUICKACK_ROLE",
             "CORK_ROLE",
@@ -1042,7 +1653,13 @@ mod tests {
         ];
         let vars = bad
             .iter()
-            .map(|k| (format!("{PREFIX}{k}"), "x".to_string()))
+            // "x" would be a congestion control name.
+            .map(|k| {
+                (
+                    format!("{PREFIX}{k}"),
+                    if *k == "CONGESTION" { "X" } else { "x" }.to_string(),
+                )
+            })
             .chain([
                 ("SOCKTUNE_CORKK".to_string(), "1".to_string()),
                 ("SOCKTUNE_WHATEVER".to_string(), "1".to_string()),
@@ -1063,6 +1680,18 @@ mod tests {
             r#"socktune: SOCKTUNE_CORK_ROLE="x" is not valid (accepted: server, client or both); the default role is used"#,
             r#"socktune: SOCKTUNE_QUICKACK_ROLE="x" is not valid (accepted: server, client or both); the default role is used"#,
             r#"socktune: SOCKTUNE_NODELAY_ROLE="x" is not valid (accepted: server, client or both); the default role is used"#,
+            r#"socktune: SOCKTUNE_KEEPALIVE="x" is not valid (accepted: 0 (off) or IDLE[:INTVL[:CNT]], seconds from 1 to 32767 and a count from 1 to 127); keepalive is left to the program"#,
+            r#"socktune: SOCKTUNE_USER_TIMEOUT="x" is not valid (accepted: 0 (off) or whole milliseconds from 1 to 2147483647); the user timeout is left to the program"#,
+            r#"socktune: SOCKTUNE_SYNCNT="x" is not valid (accepted: a count from 1 to 127); the kernel's SYN retries are used"#,
+            r#"socktune: SOCKTUNE_CONGESTION="X" is not valid (accepted: a name of up to 15 lower-case letters, digits, _ or -); the kernel's congestion control is used"#,
+            r#"socktune: SOCKTUNE_NOTSENT_LOWAT="x" is not valid (accepted: bytes from 1 to 2147483647); the kernel's limit is used"#,
+            r#"socktune: SOCKTUNE_SNDBUF="x" is not valid (accepted: bytes from 1 to 1073741823); the kernel's send buffer is used"#,
+            r#"socktune: SOCKTUNE_RCVBUF="x" is not valid (accepted: bytes from 1 to 1073741823); the kernel's receive buffer is used"#,
+            r#"socktune: SOCKTUNE_TOS="x" is not valid (accepted: a byte from 0 to 255); the TOS byte is left to the program"#,
+            r#"socktune: SOCKTUNE_MARK="x" is not valid (accepted: a number from 0 to 4294967295); no mark is set"#,
+            r#"socktune: SOCKTUNE_PRIORITY="x" is not valid (accepted: a priority from 0 to 6); the priority is left to the program"#,
+            r#"socktune: SOCKTUNE_MAXSEG="x" is not valid (accepted: bytes from 88 to 32767); the path's segment size is used"#,
+            r#"socktune: SOCKTUNE_FORCE="x" is not valid (accepted: none or a comma list of nodelay, cork, quickack, keepalive, user_timeout, congestion, sndbuf, rcvbuf, tos, mark, priority, maxseg); the program's own setsockopt wins, as without it"#,
             r#"socktune: SOCKTUNE_LOG="x" is not valid (accepted: error, info or debug); level error is used"#,
             r#"socktune: SOCKTUNE_AB="x" is not valid (accepted: a whole percent from 0 to 100); there is no A/B split"#,
         ];
@@ -1081,6 +1710,19 @@ socktune: effective settings
   nodelay           off (role both)
   backlog           off
   ports             all
+  keepalive         off
+  user_timeout      off
+  syncnt            off
+  congestion        off
+  notsent_lowat     off
+  sndbuf            off
+  rcvbuf            off
+  tos               off
+  mark              off
+  priority          off
+  maxseg            off
+  force             none
+  config            off
   stats             off
   stats_prom        off
   ab                off";
@@ -1101,6 +1743,19 @@ socktune: effective settings
             ("SOCKTUNE_AB", "50"),
             ("SOCKTUNE_LOG", "debug"),
             ("SOCKTUNE_LOG_FILE", "/tmp/l"),
+            ("SOCKTUNE_KEEPALIVE", "30:5:3"),
+            ("SOCKTUNE_USER_TIMEOUT", "20000"),
+            ("SOCKTUNE_SYNCNT", "2"),
+            ("SOCKTUNE_CONGESTION", "reno"),
+            ("SOCKTUNE_NOTSENT_LOWAT", "16384"),
+            ("SOCKTUNE_SNDBUF", "65536"),
+            ("SOCKTUNE_RCVBUF", "131072"),
+            ("SOCKTUNE_TOS", "184"),
+            ("SOCKTUNE_MARK", "7"),
+            ("SOCKTUNE_PRIORITY", "4"),
+            ("SOCKTUNE_MAXSEG", "1400"),
+            ("SOCKTUNE_FORCE", "tos, NODELAY"),
+            ("SOCKTUNE_CONFIG", "/etc/socktune.toml"),
         ]);
         assert!(p.problems.is_empty(), "{:?}", p.problems);
         let everything = "\
@@ -1113,6 +1768,19 @@ socktune: effective settings
   nodelay           off (role server) (on for corked sockets: cork sets it)
   backlog           64
   ports             80,8000-8100
+  keepalive         30:5:3 (role client)
+  user_timeout      20000 (role client)
+  syncnt            2 (role client)
+  congestion        reno (role client)
+  notsent_lowat     16384 (role client)
+  sndbuf            65536 (role client)
+  rcvbuf            131072 (role client)
+  tos               184 (role client)
+  mark              7 (role client)
+  priority          4 (role client)
+  maxseg            1400 (role client)
+  force             nodelay,tos
+  config            /etc/socktune.toml
   stats             /tmp/s.jsonl
   stats_prom        /tmp/s.prom
   ab                50% of connections in arm B";
@@ -1184,19 +1852,7 @@ socktune: effective settings
         use proptest::prelude::*;
         use proptest::sample::select;
 
-        /// A valid value for `s`, so that with one for every variable any problem comes from the
-        /// one changed.
-        fn good(s: &Setting) -> String {
-            match s.kind {
-                Kind::Bool { .. } => "yes".into(),
-                Kind::Number { min, max, .. } => (min + (max - min) / 2).to_string(),
-                Kind::Ports { .. } => "80,8000-8100".into(),
-                Kind::Role { .. } => "client".into(),
-                Kind::Level { .. } => "info".into(),
-                Kind::Path { .. } => format!("/tmp/socktune-{}", s.name.to_ascii_lowercase()),
-                Kind::Choice { names, .. } => names[names.len() - 1].into(),
-            }
-        }
+        use crate::config::good;
 
         fn names() -> Vec<&'static str> {
             SETTINGS.iter().map(|s| s.name).collect()
@@ -1218,7 +1874,13 @@ socktune: effective settings
                         " ",
                         "-1",
                         "65536",
-                        "4294967296"
+                        "4294967296",
+                        "30:5:3",
+                        "30:",
+                        "1:2:3:4",
+                        "bbr",
+                        "nodelay,mark",
+                        "none"
                     ][..]
                 )
                 .prop_map(String::from),

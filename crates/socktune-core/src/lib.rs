@@ -6,4 +6,5 @@ pub mod config;
 pub mod inherit;
 pub mod policy;
 pub mod record;
+pub mod rules;
 pub mod state;

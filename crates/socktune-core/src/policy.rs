@@ -4,7 +4,7 @@
 //! does: the plans at listen() and connect(), and what held data needs at close and shutdown.
 //! The hooks ask and carry out the answer.
 
-use crate::config::{Config, Role};
+use crate::config::{Config, Opt, Role, When, FORCE_NODELAY};
 use crate::state::{FdState, Kind};
 
 fn in_scope(cfg: &Config, port: u16) -> bool {
@@ -28,6 +28,32 @@ fn connection_flags(cfg: &Config, side: fn(Role) -> bool) -> u64 {
     flags
 }
 
+/// The state bits of the options for which `pick` holds.
+pub fn opt_bits(pick: impl Fn(Opt) -> bool) -> u64 {
+    Opt::ALL
+        .iter()
+        .enumerate()
+        .filter(|&(_, &o)| pick(o))
+        .fold(0, |bits, (i, _)| bits | FdState::opt(i))
+}
+
+/// The options socktune sets on a socket of one side (`Role::server` or `Role::client`) at
+/// `port`, among those set `at` this moment: the configured ones, but for those the program
+/// set itself (`program_set`, state bits) unless they are forced.
+pub fn opts_plan(
+    cfg: &Config,
+    side: fn(Role) -> bool,
+    port: u16,
+    at: fn(When) -> bool,
+    program_set: u64,
+) -> u64 {
+    if !in_scope(cfg, port) || !side(cfg.opts_role) {
+        return 0;
+    }
+    let forced = opt_bits(|o| cfg.force & o.force_bit() != 0);
+    opt_bits(|o| at(o.when()) && o.is_set(&cfg.opts)) & (!program_set | forced)
+}
+
 /// What to do to a TCP socket that is about to listen on `local_port`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ListenPlan {
@@ -36,6 +62,8 @@ pub struct ListenPlan {
     pub backlog: Option<i32>,
     /// Set TCP_QUICKACK=0 after listen() so that children start in delayed-ACK mode.
     pub quickack_off: bool,
+    /// The options of the handshake to set on the listener, as state bits.
+    pub opts: u64,
     /// The listener's state, which also carries the plan for accepted sockets.
     pub state: FdState,
 }
@@ -50,12 +78,24 @@ pub fn listen_plan(cfg: &Config, local_port: u16, prior: FdState) -> ListenPlan 
             | FdState::APP_DEFER
             | FdState::APP_FASTOPEN,
     );
+    // Whatever rule its accepted sockets follow, they may get the options the program did not
+    // set on the listener.
+    let program_set = prior.flags(FdState::OPTS);
+    let kept = kept | (opt_bits(|o| o.when() == When::Connection) & !program_set);
+    let opts = opts_plan(
+        cfg,
+        Role::server,
+        local_port,
+        |w| w == When::Handshake,
+        program_set,
+    );
     if !scoped {
         return ListenPlan {
             defer_accept: None,
             fastopen: None,
             backlog: None,
             quickack_off: false,
+            opts,
             state: FdState::new(Kind::Listener, kept, local_port),
         };
     }
@@ -65,8 +105,22 @@ pub fn listen_plan(cfg: &Config, local_port: u16, prior: FdState) -> ListenPlan 
         fastopen: cfg.fastopen.filter(|_| !prior.has(FdState::APP_FASTOPEN)),
         backlog: cfg.backlog,
         quickack_off: flags & FdState::QUICKACK_OFF != 0 && !prior.has(FdState::APP_QUICKACK),
+        opts,
         state: FdState::new(Kind::Listener, flags, local_port),
     }
+}
+
+/// The connection options an accepted socket gets, as state bits, under `cfg` (its own rule,
+/// which may differ from its listener's): those its listener leaves to socktune.
+pub fn accept_opts(cfg: &Config, local_port: u16, listener: FdState) -> u64 {
+    let program_set = !listener.flags(FdState::OPTS);
+    opts_plan(
+        cfg,
+        Role::server,
+        local_port,
+        |w| w == When::Connection,
+        program_set,
+    )
 }
 
 /// What to do to a TCP socket before it connects to `remote_port`.
@@ -75,6 +129,8 @@ pub struct ConnectPlan {
     pub quickack_off: bool,
     pub nodelay: bool,
     pub fastopen_connect: bool,
+    /// The options to set before connect(), as state bits.
+    pub opts: u64,
     pub state: FdState,
 }
 
@@ -85,6 +141,7 @@ impl ConnectPlan {
             quickack_off: false,
             nodelay: false,
             fastopen_connect: false,
+            opts: 0,
             state: self.state.without_behaviours(),
         }
     }
@@ -103,17 +160,26 @@ pub fn connect_plan(cfg: &Config, remote_port: u16, prior: FdState) -> ConnectPl
             quickack_off: false,
             nodelay: false,
             fastopen_connect: false,
+            opts: 0,
             state: FdState::new(Kind::Client, kept, remote_port),
         };
     }
     let mut flags = kept | connection_flags(cfg, Role::client);
-    if prior.has(FdState::APP_NAGLE) {
+    if prior.has(FdState::APP_NAGLE) && cfg.force & FORCE_NODELAY == 0 {
         flags &= !FdState::NODELAY;
     }
+    let opts = opts_plan(
+        cfg,
+        Role::client,
+        remote_port,
+        |_| true,
+        prior.flags(FdState::OPTS),
+    );
     ConnectPlan {
         quickack_off: flags & FdState::QUICKACK_OFF != 0 && !prior.has(FdState::APP_QUICKACK),
         nodelay: flags & FdState::NODELAY != 0,
         fastopen_connect: cfg.fastopen_connect,
+        opts,
         state: FdState::new(Kind::Client, flags, remote_port),
     }
 }
@@ -255,6 +321,47 @@ mod tests {
         let plan = connect_plan(&all, 80, FdState::new(Kind::Tcp, 0, 0)).without_behaviours();
         assert!(!plan.quickack_off && !plan.nodelay && !plan.fastopen_connect);
         assert_eq!(plan.state, FdState::new(Kind::Client, 0, 80));
+    }
+
+    #[test]
+    fn options_follow_scope_role_and_the_programs_own_choice_unless_forced() {
+        let opt = |o: Opt| FdState::opt(Opt::ALL.iter().position(|&a| a == o).unwrap());
+        let c = cfg(&[
+            ("SOCKTUNE_KEEPALIVE", "30"),
+            ("SOCKTUNE_SNDBUF", "65536"),
+            ("SOCKTUNE_SYNCNT", "2"),
+            ("SOCKTUNE_PORTS", "80"),
+        ]);
+        let fresh = FdState::new(Kind::Tcp, 0, 0);
+        let l = listen_plan(&c, 80, fresh);
+        assert_eq!(
+            l.opts,
+            opt(Opt::Sndbuf),
+            "a listener takes the handshake's options"
+        );
+        assert_eq!(accept_opts(&c, 80, l.state), opt(Opt::Keepalive));
+        assert_eq!(accept_opts(&c, 81, l.state), 0, "out of SOCKTUNE_PORTS");
+        let all = opt(Opt::Keepalive) | opt(Opt::Sndbuf) | opt(Opt::Syncnt);
+        assert_eq!(connect_plan(&c, 80, fresh).opts, all);
+        assert_eq!(connect_plan(&c, 443, fresh).opts, 0);
+        // The program set keepalive itself before listen() and connect().
+        let own = FdState::new(Kind::Tcp, opt(Opt::Keepalive), 0);
+        assert_eq!(accept_opts(&c, 80, listen_plan(&c, 80, own).state), 0);
+        assert_eq!(connect_plan(&c, 80, own).opts, all & !opt(Opt::Keepalive));
+        let forced = Config {
+            force: Opt::Keepalive.force_bit(),
+            ..c.clone()
+        };
+        assert_eq!(connect_plan(&forced, 80, own).opts, all);
+        assert_eq!(
+            accept_opts(&forced, 80, listen_plan(&forced, 80, own).state),
+            opt(Opt::Keepalive)
+        );
+        let server_only = Config {
+            opts_role: Role::Server,
+            ..c
+        };
+        assert_eq!(connect_plan(&server_only, 80, fresh).opts, 0);
     }
 
     #[test]

@@ -87,11 +87,22 @@ pub const BEHAVIOURS: &[&str] = &[
     "defer-accept",
     "fastopen",
     "defer-accept-off",
+    "keepalive",
+    "user-timeout",
+    "syncnt",
+    "congestion",
+    "notsent-lowat",
+    "sndbuf",
+    "rcvbuf",
+    "tos",
+    "mark",
+    "priority",
+    "maxseg",
 ];
 
 /// Bit i set: `BEHAVIOURS[i]` applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct Applied(pub u8);
+pub struct Applied(pub u32);
 
 /// What socktune applied to a connection, from its state.
 pub fn applied(state: FdState) -> Applied {
@@ -104,10 +115,13 @@ pub fn applied(state: FdState) -> Applied {
         state.has(FdState::APPLIED_FASTOPEN),
         state.has(FdState::DEFER_HEALED),
     ];
+    // Then the per-socket options, in the order of `config::Opt::ALL`.
+    let opts = state.flags(FdState::OPTS) >> FdState::OPT_SHIFT;
     Applied(
         on.iter()
             .enumerate()
-            .fold(0, |bits, (i, &b)| bits | (u8::from(b) << i)),
+            .fold(0, |bits, (i, &b)| bits | (u32::from(b) << i))
+            | (opts as u32) << on.len(),
     )
 }
 
@@ -145,6 +159,17 @@ pub enum Behaviour {
     /// Not a plan but a correction: this connection, written before it was read, showed a server
     /// that speaks first, and turned defer-accept off on its listener.
     DeferAcceptOff,
+    Keepalive,
+    UserTimeout,
+    Syncnt,
+    Congestion,
+    NotsentLowat,
+    Sndbuf,
+    Rcvbuf,
+    Tos,
+    Mark,
+    Priority,
+    Maxseg,
 }
 
 impl Behaviour {
@@ -523,7 +548,21 @@ mod tests {
     fn a_behaviour_is_named_by_its_place_in_the_list() {
         assert_eq!(Behaviour::Cork.name(), "cork");
         assert_eq!(Behaviour::FastopenConnect.name(), "fastopen-connect");
-        assert_eq!(Behaviour::DeferAcceptOff as usize, BEHAVIOURS.len() - 1);
+        assert_eq!(
+            Behaviour::DeferAcceptOff as usize + 1,
+            Behaviour::Keepalive as usize
+        );
+        assert_eq!(Behaviour::Maxseg as usize, BEHAVIOURS.len() - 1);
+        assert_eq!(
+            BEHAVIOURS[Behaviour::Keepalive as usize..],
+            crate::config::Opt::ALL.map(|o| o.name().replace('_', "-"))
+        );
+        let keepalive = FdState::new(Kind::Client, FdState::opt(0), 80);
+        assert!(Conn {
+            applied: applied(keepalive),
+            ..Conn::default()
+        }
+        .has(Behaviour::Keepalive));
         let c = Conn {
             applied: Applied(1 << Behaviour::DeferAccept as u8),
             ..Conn::default()

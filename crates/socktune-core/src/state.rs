@@ -4,7 +4,9 @@
 //! The word holds the fd's [`Kind`], a port (the local port of a listener, the remote port of a
 //! client), and flags: the behaviours planned for it, what the program took over itself, the
 //! armed states of client connections, and its recording state for `SOCKTUNE_STATS`. Flags on a
-//! listener describe the plan for the sockets it accepts. Bits 29 to 47 are free.
+//! listener describe the plan for the sockets it accepts. Bits 24 to 34 are the per-socket
+//! options, 35 to 39 the armed and heal marks, 40 to 47 the rule of the rules file that chose its
+//! settings.
 
 /// The A/B arm of a connection under `SOCKTUNE_AB`; `None` when there is no split. Arm A sorts
 /// first: it is the baseline of a report.
@@ -107,20 +109,35 @@ impl FdState {
     pub const APPLIED_FASTOPEN: u64 = bit(23);
     /// An armed Fast Open connection whose connect() the program was told is in progress
     /// (EINPROGRESS, as a plain non-blocking connect answers), and has not yet seen it writable.
-    pub const ARMED_IN_PROGRESS: u64 = bit(24);
+    pub const ARMED_IN_PROGRESS: u64 = bit(35);
     /// Quickack-off: the program read data and has not written since, so an ACK may be waiting
     /// for a response to ride on. A read or wait for more input before writing sends it.
-    pub const ACK_PENDING: u64 = bit(25);
+    pub const ACK_PENDING: u64 = bit(36);
     /// Accepted from a listener we set defer-accept on, and not read yet: a write first means
     /// the server speaks first, and defer-accept only delays it.
-    pub const DEFER_WATCH: u64 = bit(26);
+    pub const DEFER_WATCH: u64 = bit(37);
     /// An armed fd was registered with epoll: an epoll wait may be waiting on it.
-    pub const EPOLL_REGISTERED: u64 = bit(27);
+    pub const EPOLL_REGISTERED: u64 = bit(38);
     /// This connection's first write, before any read, turned defer-accept off on its listener
     /// (see `DEFER_WATCH`): recorded, so the one connection that paid for it is known.
-    pub const DEFER_HEALED: u64 = bit(28);
+    pub const DEFER_HEALED: u64 = bit(39);
     /// What a write ends: something that waits for the program's first write or next response.
     pub const WAITS_FOR_WRITE: u64 = Self::ARMED | Self::ACK_PENDING | Self::DEFER_WATCH;
+
+    /// Per-socket options, bit `OPT_SHIFT + i` for `config::Opt::ALL[i]`. Before listen() or
+    /// connect() (kind `Tcp`) the program set that option itself. On a listener: socktune set
+    /// it on the listener (the options of the handshake, which accepted sockets inherit), or
+    /// may set it on the sockets it accepts (the program did not set it on the listener). On a
+    /// connection: socktune set it.
+    pub const OPT_SHIFT: u32 = 24;
+    pub const OPTS: u64 = 0x7ff << Self::OPT_SHIFT;
+    const RULE_SHIFT: u32 = 40;
+    const RULE_MASK: u64 = 0xff << Self::RULE_SHIFT;
+
+    /// The bit of option `i` (its place in `config::Opt::ALL`).
+    pub const fn opt(i: usize) -> u64 {
+        bit(Self::OPT_SHIFT + i as u32)
+    }
 
     /// Flags an accepted socket takes from its listener.
     pub const INHERITED: u64 = Self::CORK
@@ -198,6 +215,14 @@ impl FdState {
             listener.port(),
         )
     }
+    /// The rules-file rule whose settings the socket follows: 0 for the top level, `i + 1` for
+    /// rule `i`.
+    pub fn rule(self) -> u8 {
+        (self.0 >> Self::RULE_SHIFT) as u8
+    }
+    pub fn with_rule(self, rule: u8) -> FdState {
+        FdState((self.0 & !Self::RULE_MASK) | u64::from(rule) << Self::RULE_SHIFT)
+    }
     pub fn arm(self) -> Option<Arm> {
         if self.has(Self::ARM_B) {
             Some(Arm::B)
@@ -242,6 +267,18 @@ mod tests {
             let s = FdState::new(kind, FdState::FLAG_MASK, u16::MAX);
             assert_eq!((s.kind(), s.port()), (kind, u16::MAX));
         }
+    }
+
+    #[test]
+    fn options_and_rule_have_their_own_bits() {
+        let s = FdState::new(Kind::Client, FdState::opt(0) | FdState::opt(10), 443).with_rule(255);
+        assert_eq!((s.kind(), s.port(), s.rule()), (Kind::Client, 443, 255));
+        assert_eq!(s.flags(FdState::OPTS), FdState::opt(0) | FdState::opt(10));
+        assert_eq!(s.with_rule(3).rule(), 3);
+        assert_eq!(
+            FdState::OPTS & (FdState::RULE_MASK | ((FdState::APPLIED_FASTOPEN << 1) - 1)),
+            0
+        );
     }
 
     #[test]

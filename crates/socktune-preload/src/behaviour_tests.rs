@@ -193,7 +193,8 @@ fn a_quickack_off_client_is_armed_until_it_reads_or_writes() {
     // SAFETY: a plain socket() call; the fd is owned by the TcpStream below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
     crate::track::created(fd, libc::AF_INET, libc::SOCK_STREAM, 0);
-    let connecting = setup::before_connect(fd, port).expect("a TCP client is planned");
+    let connecting =
+        setup::before_connect(fd, listener.local_addr().unwrap()).expect("a TCP client is planned");
     assert_eq!(
         tcp_option(fd, libc::TCP_QUICKACK),
         0,

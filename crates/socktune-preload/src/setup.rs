@@ -1,23 +1,27 @@
 //! The options a socket gets once, when it starts to listen, is accepted or connects:
 //! defer-accept, server Fast Open, the backlog, nodelay and the delayed-ACK mode of quickack-off,
-//! plus the A/B arm. What acts later, call by call, lives in `cork`, `armed` and `quickack`.
+//! the per-socket options (keepalive to maxseg), plus the A/B arm and the rule of the rules file
+//! it follows. What acts later, call by call, lives in `cork`, `armed` and `quickack`.
 
 use crate::fdtable::Slot;
-use crate::log::{debug, info};
-use crate::settings::config;
+use crate::log::{self, debug, info};
+use crate::settings;
 use crate::{armed, stats, sys, track};
 use libc::c_int;
+use socktune_core::config::{Config, Level, Opt, When, FORCE_CORK};
 use socktune_core::policy::{self, ConnectPlan, ListenPlan};
 use socktune_core::record::Behaviour;
 use socktune_core::state::{Arm, FdState, Kind};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 const TCP: c_int = libc::IPPROTO_TCP;
 
-/// Logs `what` once per process at info level.
-fn once(flag: &AtomicBool, what: &str) {
+/// Logs `what` once per process (per `flag`) at `level`: the kernel's refusals at error, so
+/// that they show whatever the log level, its notices at info.
+fn once(flag: &AtomicBool, level: Level, what: std::fmt::Arguments<'_>) {
     if !flag.swap(true, Relaxed) {
-        info!("{what}");
+        log::emit(level, what);
     }
 }
 
@@ -34,9 +38,129 @@ pub fn set_tcp(fd: c_int, name: c_int, value: c_int, what: &str) -> bool {
     }
 }
 
+/// Sets option `o` to its value in `cfg`; whether it took.
+fn set_opt(fd: c_int, o: Opt, cfg: &Config) -> bool {
+    const SOCKET: c_int = libc::SOL_SOCKET;
+    let opts = &cfg.opts;
+    let name = o.name();
+    match o {
+        Opt::Keepalive => {
+            let Some(k) = opts.keepalive else {
+                return false;
+            };
+            let set =
+                |opt, v: Option<u32>, what| v.is_none_or(|v| set_tcp(fd, opt, v as c_int, what));
+            sys::set_int(fd, SOCKET, libc::SO_KEEPALIVE, 1).is_ok()
+                && set(libc::TCP_KEEPIDLE, Some(k.idle), "TCP_KEEPIDLE set")
+                && set(libc::TCP_KEEPINTVL, k.interval, "TCP_KEEPINTVL set")
+                && set(libc::TCP_KEEPCNT, k.count, "TCP_KEEPCNT set")
+        }
+        Opt::Congestion => {
+            let Some(algo) = opts.congestion.as_deref() else {
+                return false;
+            };
+            match sys::set_bytes(fd, TCP, libc::TCP_CONGESTION, algo.as_bytes()) {
+                Ok(()) => true,
+                Err(e) => {
+                    static REFUSED: AtomicBool = AtomicBool::new(false);
+                    once(
+                        &REFUSED,
+                        Level::Error,
+                        format_args!(
+                            "congestion control {algo:?} refused (errno {e}): not in \
+                         net.ipv4.tcp_allowed_congestion_control (or not loaded); skipped"
+                        ),
+                    );
+                    false
+                }
+            }
+        }
+        _ => {
+            let Some(v) = o.number(opts) else {
+                return false;
+            };
+            let (level, option) = match o {
+                Opt::UserTimeout => (TCP, libc::TCP_USER_TIMEOUT),
+                Opt::Syncnt => (TCP, libc::TCP_SYNCNT),
+                Opt::NotsentLowat => (TCP, libc::TCP_NOTSENT_LOWAT),
+                Opt::Maxseg => (TCP, libc::TCP_MAXSEG),
+                Opt::Sndbuf => (SOCKET, libc::SO_SNDBUF),
+                Opt::Rcvbuf => (SOCKET, libc::SO_RCVBUF),
+                Opt::Mark => (SOCKET, libc::SO_MARK),
+                Opt::Priority => (SOCKET, libc::SO_PRIORITY),
+                Opt::Tos if sys::is_ipv6(fd) => {
+                    // An IPv6 socket may carry IPv4 (a dual-stack listener's clients, a
+                    // v4-mapped peer), which takes its TOS from IP_TOS.
+                    let _ = sys::set_int(fd, libc::IPPROTO_IP, libc::IP_TOS, v as c_int);
+                    (libc::IPPROTO_IPV6, libc::IPV6_TCLASS)
+                }
+                _ => (libc::IPPROTO_IP, libc::IP_TOS),
+            };
+            match sys::set_int(fd, level, option, v as c_int) {
+                Ok(()) => {
+                    debug!("fd {fd}: {name} {v} set");
+                    if matches!(o, Opt::Sndbuf | Opt::Rcvbuf) {
+                        note_buffer_clamp(fd, o, option, v);
+                    }
+                    true
+                }
+                Err(e) => {
+                    if o == Opt::Mark && e == libc::EPERM {
+                        static REFUSED: AtomicBool = AtomicBool::new(false);
+                        once(
+                            &REFUSED,
+                            Level::Error,
+                            format_args!(
+                                "SO_MARK {v} refused: it needs CAP_NET_ADMIN; no mark is set"
+                            ),
+                        );
+                    }
+                    debug!("fd {fd}: {name} {v} failed (errno {e})");
+                    false
+                }
+            }
+        }
+    }
+}
+
+/// The kernel keeps twice a buffer size, after clamping it to net.core.wmem_max/rmem_max:
+/// reading back less than twice what was asked tells of the clamp.
+fn note_buffer_clamp(fd: c_int, o: Opt, option: c_int, asked: u32) {
+    static SNDBUF: AtomicBool = AtomicBool::new(false);
+    static RCVBUF: AtomicBool = AtomicBool::new(false);
+    let Some(got) = sys::get_int(fd, libc::SOL_SOCKET, option) else {
+        return;
+    };
+    if i64::from(got) < 2 * i64::from(asked) {
+        let (flag, sysctl) = match o {
+            Opt::Sndbuf => (&SNDBUF, "net.core.wmem_max"),
+            _ => (&RCVBUF, "net.core.rmem_max"),
+        };
+        once(
+            flag,
+            Level::Info,
+            format_args!(
+                "fd {fd}: {} {asked} clamped by the kernel to {} ({sysctl})",
+                o.name(),
+                got / 2
+            ),
+        );
+    }
+}
+
+/// Sets the options among `planned` (state bits); returns the bits of those that took.
+fn apply_opts(fd: c_int, planned: u64, cfg: &Config) -> u64 {
+    Opt::ALL
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| planned & FdState::opt(i) != 0)
+        .filter(|&(_, &o)| set_opt(fd, o, cfg))
+        .fold(0, |took, (i, _)| took | FdState::opt(i))
+}
+
 /// Sets the plan's listener options; returns the state flags of those that took.
-fn apply_listener_options(fd: c_int, plan: &ListenPlan) -> u64 {
-    let mut applied = 0;
+fn apply_listener_options(fd: c_int, plan: &ListenPlan, cfg: &Config) -> u64 {
+    let mut applied = apply_opts(fd, plan.opts, cfg);
     if let Some(secs) = plan.defer_accept {
         if set_tcp(
             fd,
@@ -55,11 +179,23 @@ fn apply_listener_options(fd: c_int, plan: &ListenPlan) -> u64 {
             if sys::read_proc_int(c"/proc/sys/net/ipv4/tcp_fastopen")
                 .is_some_and(|v| v & SERVER_BIT == 0)
             {
-                once(&NO_SERVER_BIT, "net.ipv4.tcp_fastopen lacks the server bit (2): server Fast Open will not take effect");
+                once(&NO_SERVER_BIT, Level::Info, format_args!("net.ipv4.tcp_fastopen lacks the server bit (2): server Fast Open will not take effect"));
             }
         }
     }
     applied
+}
+
+/// Plans a listener by the rule for its local port, and sets its options; returns the plan,
+/// with the rule, and the state flags of the options that took.
+fn plan_listener(fd: c_int, state: FdState) -> (ListenPlan, u64) {
+    let port = sys::local_port(fd).unwrap_or(0);
+    let rule = settings::rule_for(true, port, None);
+    let cfg = settings::for_socket(rule);
+    let mut plan = policy::listen_plan(cfg, port, state);
+    plan.state = plan.state.with_rule(rule);
+    let applied = apply_listener_options(fd, &plan, cfg);
+    (plan, applied)
 }
 
 /// `fd` listens: finish its plan and remember it, with the listener options that took.
@@ -90,8 +226,7 @@ pub struct Listening {
 /// Before listen(): sets the listener options; returns what to finish after, with the backlog.
 pub fn before_listen(fd: c_int, backlog: c_int) -> Option<Listening> {
     let (slot, state) = track::learn(fd).filter(|(_, s)| s.is_tcp())?;
-    let plan = policy::listen_plan(config(), sys::local_port(fd).unwrap_or(0), state);
-    let applied = apply_listener_options(fd, &plan);
+    let (plan, applied) = plan_listener(fd, state);
     Some(Listening {
         slot,
         backlog: plan.backlog.unwrap_or(backlog),
@@ -124,8 +259,7 @@ pub fn accepted(listener: c_int, fd: c_int) {
     };
     if ls.kind() == Kind::Tcp && sys::is_listening(listener) {
         // A listener we did not see listen (inherited, e.g. systemd socket activation).
-        let plan = policy::listen_plan(config(), sys::local_port(listener).unwrap_or(0), ls);
-        let applied = apply_listener_options(listener, &plan);
+        let (plan, applied) = plan_listener(listener, ls);
         ls = now_listening(listener, listener_slot, &plan, applied);
     }
     let Some(slot) = crate::fdtable::lookup_or_make(fd) else {
@@ -135,18 +269,24 @@ pub fn accepted(listener: c_int, fd: c_int) {
         slot.reset(FdState::new(Kind::Other, 0, 0));
         return;
     }
-    let planned = FdState::accepted_from(ls);
+    // The options of the handshake came with the socket from its listener.
+    let handshake = ls.flags(policy::opt_bits(|o| o.when() == When::Handshake));
+    let planned = FdState::accepted_from(ls).with(handshake);
     let arm = stats::draw_arm();
-    let state = if arm == Some(Arm::A) {
-        planned.without_behaviours()
+    let (rule, cfg) = accepted_rule(fd, ls);
+    let mut state = planned.with_rule(rule);
+    if arm == Some(Arm::A) {
+        state = state.without_behaviours();
     } else {
-        planned
-    };
+        let opts = policy::accept_opts(cfg, ls.port(), ls);
+        state = state.with(apply_opts(fd, opts, cfg));
+    }
     let state = stats::start(state, arm);
     slot.reset(state);
     if state.has(FdState::NODELAY) && !state.has(FdState::APP_NAGLE) {
         set_tcp(fd, libc::TCP_NODELAY, 1, "TCP_NODELAY=1");
     }
+    uncork_forced(fd, state, cfg);
     if state.reapplies_quickack() {
         set_tcp(fd, libc::TCP_QUICKACK, 0, "TCP_QUICKACK=0");
     } else if planned.reapplies_quickack() {
@@ -160,15 +300,32 @@ pub fn accepted(listener: c_int, fd: c_int) {
     );
 }
 
-/// Before connect() to `remote_port`: applies the client plan; returns what `armed` needs after
-/// the real call.
-pub fn before_connect(fd: c_int, remote_port: u16) -> Option<armed::Connecting> {
+/// The rule an accepted socket follows: its listener's, unless rules by peer are there to
+/// tell, with its settings.
+fn accepted_rule(fd: c_int, listener: FdState) -> (u8, &'static Config) {
+    let rule = if settings::rules_by_peer() {
+        let peer = sys::peer_addr(fd).map(|a| a.ip());
+        settings::rule_for(true, listener.port(), peer)
+    } else {
+        listener.rule()
+    };
+    (rule, settings::for_socket(rule))
+}
+
+/// Before connect() to `remote`: applies the client plan; returns what `armed` needs after the
+/// real call.
+pub fn before_connect(fd: c_int, remote: SocketAddr) -> Option<armed::Connecting> {
     let (slot, state) = track::learn(fd).filter(|(_, s)| s.kind() == Kind::Tcp)?;
     let arm = stats::draw_arm();
-    let mut plan: ConnectPlan = policy::connect_plan(config(), remote_port, state);
+    let remote_port = remote.port();
+    let rule = settings::rule_for(false, remote_port, Some(remote.ip()));
+    let cfg = settings::for_socket(rule);
+    let mut plan: ConnectPlan = policy::connect_plan(cfg, remote_port, state);
+    plan.state = plan.state.with_rule(rule);
     if arm == Some(Arm::A) {
         plan = plan.without_behaviours();
     }
+    let opts = apply_opts(fd, plan.opts, cfg);
     if plan.quickack_off {
         set_tcp(fd, libc::TCP_QUICKACK, 0, "TCP_QUICKACK=0 before connect");
     }
@@ -182,25 +339,39 @@ pub fn before_connect(fd: c_int, remote_port: u16) -> Option<armed::Connecting> 
         if !fastopen {
             once(
                 &NO_CLIENT_BIT,
-                "net.ipv4.tcp_fastopen lacks the client bit (1): client Fast Open is off",
+                Level::Info,
+                format_args!(
+                    "net.ipv4.tcp_fastopen lacks the client bit (1): client Fast Open is off"
+                ),
             );
         }
     }
-    let applied = if fastopen {
-        FdState::APPLIED_FASTOPEN_CONNECT
-    } else {
-        0
-    };
-    slot.reset(stats::start(plan.state.with(applied), arm));
+    let applied = opts
+        | if fastopen {
+            FdState::APPLIED_FASTOPEN_CONNECT
+        } else {
+            0
+        };
+    let state = stats::start(plan.state.with(applied), arm);
+    slot.reset(state);
+    uncork_forced(fd, state, cfg);
     debug!(
         "fd {fd}: connecting to port {remote_port} (arm {arm:?}): {}",
-        Plan(plan.state)
+        Plan(state)
     );
     Some(armed::Connecting {
         slot,
         fastopen,
         quickack_off: plan.quickack_off,
     })
+}
+
+/// Under a forced cork a connection starts uncorked, as cork per response has it, whatever
+/// TCP_CORK the program set before connect() or on the listener (accepted sockets inherit it).
+fn uncork_forced(fd: c_int, state: FdState, cfg: &Config) {
+    if cfg.force & FORCE_CORK != 0 && state.corks() {
+        set_tcp(fd, libc::TCP_CORK, 0, "TCP_CORK=0 (forced cork)");
+    }
 }
 
 /// Lists a plan's behaviours for debug lines.
@@ -217,6 +388,12 @@ impl std::fmt::Display for Plan {
         ] {
             if self.0.has(flag) {
                 write!(f, "{}{name}", if any { ", " } else { "" })?;
+                any = true;
+            }
+        }
+        for (i, o) in Opt::ALL.iter().enumerate() {
+            if self.0.has(FdState::opt(i)) && self.0.is_connection() {
+                write!(f, "{}{}", if any { ", " } else { "" }, o.name())?;
                 any = true;
             }
         }

@@ -8,12 +8,32 @@ use libc::{c_int, socklen_t};
 use socktune_core::state::Kind;
 use std::ffi::CStr;
 use std::mem::{size_of, MaybeUninit};
+use std::net::{IpAddr, SocketAddr};
 
 /// setsockopt with an int value, through the real function; `Err(errno)` on failure.
 pub fn set_int(fd: c_int, level: c_int, name: c_int, value: c_int) -> Result<(), c_int> {
     let len = size_of::<c_int>() as socklen_t;
     // SAFETY: `value` outlives the call and `len` is its size.
     let r = unsafe { real::setsockopt(fd, level, name, (&value as *const c_int).cast(), len) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(errno::get())
+    }
+}
+
+/// setsockopt with a byte string (TCP_CONGESTION), through the real function.
+pub fn set_bytes(fd: c_int, level: c_int, name: c_int, value: &[u8]) -> Result<(), c_int> {
+    // SAFETY: `value` outlives the call and its length is passed.
+    let r = unsafe {
+        real::setsockopt(
+            fd,
+            level,
+            name,
+            value.as_ptr().cast(),
+            value.len() as socklen_t,
+        )
+    };
     if r == 0 {
         Ok(())
     } else {
@@ -173,24 +193,50 @@ pub fn sockaddr_port(addr: *const libc::sockaddr, len: socklen_t) -> Option<u16>
     }
 }
 
-pub fn local_port(fd: c_int) -> Option<u16> {
+/// The address and port in an IPv4 or IPv6 socket address.
+pub fn sockaddr_ip(addr: *const libc::sockaddr, len: socklen_t) -> Option<SocketAddr> {
+    let port = sockaddr_port(addr, len)?;
+    // SAFETY: sockaddr_port checked the family and that its whole struct is there.
+    let ip = unsafe {
+        match c_int::from((*addr).sa_family) {
+            libc::AF_INET => IpAddr::from(
+                (*addr.cast::<libc::sockaddr_in>())
+                    .sin_addr
+                    .s_addr
+                    .to_ne_bytes(),
+            ),
+            _ => IpAddr::from((*addr.cast::<libc::sockaddr_in6>()).sin6_addr.s6_addr),
+        }
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// The peer's address, for rules by peer.
+pub fn peer_addr(fd: c_int) -> Option<SocketAddr> {
     // SAFETY: passed on a sockaddr_storage and its size.
-    address_port(|a, l| unsafe { libc::getsockname(fd, a, l) })
+    address(|a, l| unsafe { real::getpeername(fd, a, l) })
+}
+
+pub fn is_ipv6(fd: c_int) -> bool {
+    get_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN) == Some(libc::AF_INET6)
+}
+
+pub fn local_port(fd: c_int) -> Option<u16> {
+    // SAFETY: as above.
+    address(|a, l| unsafe { libc::getsockname(fd, a, l) }).map(|a| a.port())
 }
 
 pub fn peer_port(fd: c_int) -> Option<u16> {
-    // SAFETY: as above.
-    address_port(|a, l| unsafe { real::getpeername(fd, a, l) })
+    peer_addr(fd).map(|a| a.port())
 }
 
-fn address_port(name: impl FnOnce(*mut libc::sockaddr, *mut socklen_t) -> c_int) -> Option<u16> {
+fn address(name: impl FnOnce(*mut libc::sockaddr, *mut socklen_t) -> c_int) -> Option<SocketAddr> {
     let mut ss = MaybeUninit::<libc::sockaddr_storage>::zeroed();
     let mut len = size_of::<libc::sockaddr_storage>() as socklen_t;
-    let r = name(ss.as_mut_ptr().cast(), &mut len);
-    if r != 0 {
+    if name(ss.as_mut_ptr().cast(), &mut len) != 0 {
         return None;
     }
-    sockaddr_port(ss.as_ptr().cast(), len)
+    sockaddr_ip(ss.as_ptr().cast(), len)
 }
 
 /// The socket type without the SOCK_NONBLOCK and SOCK_CLOEXEC flags socket() also takes.
@@ -242,7 +288,21 @@ pub fn read_proc_int(path: &CStr) -> Option<i64> {
 mod glibc {
     extern "C" {
         pub static environ: *const *const libc::c_char;
+        /// The basename of argv[0], set by glibc before any constructor runs.
+        pub static program_invocation_short_name: *const libc::c_char;
     }
+}
+
+/// The basename of the program's argv[0].
+pub fn argv0_basename() -> Option<String> {
+    // SAFETY: glibc sets it once at start to a NUL-terminated string (or leaves it null).
+    let name = unsafe { glibc::program_invocation_short_name };
+    if name.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, so NUL-terminated and never freed.
+    let name = unsafe { CStr::from_ptr(name) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 /// glibc's `environ`: the process's current environment.

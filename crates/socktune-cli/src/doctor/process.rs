@@ -310,17 +310,25 @@ fn check_settings(
             pairs.join(" ")
         ),
     );
-    let parsed = config::parse(ours);
+    let parsed = config::parse(ours.iter().cloned());
     for problem in &parsed.problems {
         f.add(
             Tag::Warn,
             format!("settings: {}", problem.trim_start_matches("socktune: ")),
         );
     }
-    for line in parsed.config.to_string().lines().skip(1) {
+    // Its rules file as it reads it now (the library read it once, at the process's start).
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let exe = exe.as_ref().map(|e| e.to_string_lossy());
+    let cfg = match &parsed.config.rules_file {
+        Some(path) => super::check_rules(f, path, &ours, exe.as_deref()),
+        None => None,
+    }
+    .unwrap_or(parsed.config);
+    for line in cfg.to_string().lines().skip(1) {
         f.add(Tag::Note, format!("settings: {}", line.trim_start()));
     }
-    Some(parsed.config)
+    Some(cfg)
 }
 
 fn check_counters(f: &mut Findings, path: &Path) {

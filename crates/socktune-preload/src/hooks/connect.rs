@@ -14,7 +14,7 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
         act("connect", || again(fd));
     }
     let connecting = act("connect", || {
-        setup::before_connect(fd, sys::sockaddr_port(addr, len)?)
+        setup::before_connect(fd, sys::sockaddr_ip(addr, len)?)
     });
     let r = unsafe { real::connect(fd, addr, len) };
     if let Some(c) = connecting {

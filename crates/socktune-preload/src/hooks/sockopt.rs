@@ -1,4 +1,5 @@
-//! setsockopt: the program's own TCP choices are respected, never fought.
+//! setsockopt: the program's own TCP choices are respected, never fought, but for the settings
+//! `SOCKTUNE_FORCE` names.
 
 use crate::fdtable;
 use crate::guard::act;
@@ -6,7 +7,8 @@ use crate::{armed, own_options, real};
 use libc::{c_int, c_void, socklen_t};
 use std::mem::size_of;
 
-/// Replaces setsockopt(2): notes which options the program sets itself before applying them.
+/// Replaces setsockopt(2): notes which options the program sets itself before applying them;
+/// a forced one socktune set already succeeds without reaching the kernel.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn setsockopt(
     fd: c_int,
@@ -23,9 +25,12 @@ pub unsafe extern "C" fn setsockopt(
         // SAFETY: as above.
         let linger = holds(size_of::<libc::linger>())
             .then(|| unsafe { value.cast::<libc::linger>().read_unaligned() }.l_onoff != 0);
-        act("setsockopt", || {
+        let kept = act("setsockopt", || {
             own_options::program_sets(fd, slot, level, name, int, linger)
         });
+        if kept && holds(1) {
+            return 0;
+        }
     }
     unsafe { real::setsockopt(fd, level, name, value, len) }
 }
