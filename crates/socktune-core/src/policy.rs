@@ -118,12 +118,19 @@ pub fn connect_plan(cfg: &Config, remote_port: u16, prior: FdState) -> ConnectPl
     }
 }
 
-/// Whether the first write of a response starts a cork. A program that turned TCP_NODELAY on
-/// itself and hands over a whole gathered response at once (writev or sendmsg with several
-/// buffers, as Node.js does) gets it sent as it asked; corking it would only hold it until the
-/// program's next wait. Its responses written in pieces (Starman: header, then body) are corked.
-pub fn corks_response(gathered_write: bool, program_nodelay: bool) -> bool {
-    !(gathered_write && program_nodelay)
+/// Whether a write of a response on a corking connection goes with MSG_MORE, held until the
+/// response's boundary, or as the program wrote it. `state` is the connection's state before the
+/// write, `gathered` says the call hands over several buffers at once, and `can_hold` that the
+/// call can carry MSG_MORE at all (sendfile, for one, cannot).
+///
+/// A response's first write goes as written where holding it would only delay it: the program
+/// turned TCP_NODELAY on itself and hands over a whole gathered response (as Node.js does), or
+/// the connection's last response left in one write. A second write of the same response is
+/// held whatever came before: the program splits after all.
+pub fn holds_write(state: FdState, gathered: bool, can_hold: bool) -> bool {
+    let first = !state.has(FdState::IN_RESPONSE);
+    let whole = state.has(FdState::ONE_WRITE) || (gathered && state.has(FdState::APP_NODELAY));
+    can_hold && !(first && whole)
 }
 
 /// What to do with held (corked) data when the program closes the fd.
@@ -309,11 +316,30 @@ mod tests {
     }
 
     #[test]
-    fn a_nodelay_program_s_gathered_response_is_not_corked() {
-        assert!(corks_response(false, false));
-        assert!(corks_response(true, false));
-        assert!(corks_response(false, true));
-        assert!(!corks_response(true, true));
+    fn a_response_is_held_unless_it_leaves_in_one_write() {
+        let fresh = FdState::new(Kind::Server, FdState::CORK, 80);
+        assert!(holds_write(fresh, false, true));
+        assert!(holds_write(fresh, true, true));
+        assert!(
+            !holds_write(fresh, false, false),
+            "sendfile cannot carry MSG_MORE"
+        );
+        let nodelay = fresh.with(FdState::APP_NODELAY);
+        assert!(holds_write(nodelay, false, true));
+        assert!(
+            !holds_write(nodelay, true, true),
+            "a nodelay program's gathered response"
+        );
+        let learned = fresh.with(FdState::ONE_WRITE);
+        assert!(
+            !holds_write(learned, false, true),
+            "the last response left in one write"
+        );
+        let second = learned.wrote_in_response();
+        assert!(
+            holds_write(second, false, true),
+            "a second write: it splits after all"
+        );
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //!
 //! The word holds the fd's [`Kind`], a port (the local port of a listener, the remote port of a
 //! client), and flags: the behaviours planned for it, what the program took over itself, the
-//! armed states of client connections, and its recording state for `SOCKTUNE_STATS`. Flags on a
-//! listener describe the plan for the sockets it accepts. Bits 24 to 47 are free.
+//! armed states of client connections, its recording state for `SOCKTUNE_STATS`, and what cork per
+//! response learned of how the program writes. Flags on a listener describe the plan for the
+//! sockets it accepts. Bits 24 to 44 are free.
 
 /// The A/B arm of a connection under `SOCKTUNE_AB`; `None` when there is no split. Arm A sorts
 /// first: it is the baseline of a report.
@@ -106,6 +107,14 @@ impl FdState {
     pub const APPLIED_DEFER_ACCEPT: u64 = bit(22);
     pub const APPLIED_FASTOPEN: u64 = bit(23);
 
+    // How the program writes its responses, learned by cork per response.
+    /// A write since the connection's last response boundary.
+    pub const IN_RESPONSE: u64 = bit(45);
+    /// More than one write since the last boundary: this response is split.
+    pub const SPLIT: u64 = bit(46);
+    /// The last response left in one write: the next one goes as the program writes it.
+    pub const ONE_WRITE: u64 = bit(47);
+
     /// Flags an accepted socket takes from its listener.
     pub const INHERITED: u64 = Self::CORK
         | Self::QUICKACK_OFF
@@ -203,6 +212,26 @@ impl FdState {
     pub fn after_read(self) -> FdState {
         self.without(Self::WROTE)
     }
+    /// One more write of the current response.
+    pub fn wrote_in_response(self) -> FdState {
+        if self.has(Self::IN_RESPONSE) {
+            self.with(Self::SPLIT)
+        } else {
+            self.with(Self::IN_RESPONSE)
+        }
+    }
+    /// A response boundary: learns from the response that ended whether the program writes its
+    /// responses in one write.
+    pub fn response_ended(self) -> FdState {
+        let learned = if self.has(Self::SPLIT) {
+            self.without(Self::ONE_WRITE)
+        } else if self.has(Self::IN_RESPONSE) {
+            self.with(Self::ONE_WRITE)
+        } else {
+            self
+        };
+        learned.without(Self::IN_RESPONSE | Self::SPLIT)
+    }
 }
 
 #[cfg(test)]
@@ -251,6 +280,18 @@ mod tests {
             Some(Arm::A)
         );
         assert_eq!(s.with_arm(None).arm(), None);
+    }
+
+    #[test]
+    fn a_response_in_one_write_is_learned_and_a_split_one_unlearns_it() {
+        let s = FdState::new(Kind::Server, FdState::CORK, 80);
+        assert_eq!(s.response_ended(), s, "no write, nothing learned");
+        let one = s.wrote_in_response().response_ended();
+        assert!(one.has(FdState::ONE_WRITE) && !one.has(FdState::IN_RESPONSE));
+        let split = one.wrote_in_response().wrote_in_response();
+        assert!(split.has(FdState::SPLIT));
+        let ended = split.response_ended();
+        assert!(!ended.has(FdState::ONE_WRITE | FdState::SPLIT | FdState::IN_RESPONSE));
     }
 
     #[test]

@@ -53,9 +53,10 @@ pub fn handshake_pending(fd: c_int) -> bool {
     tcp_state(fd) == Some(TCP_SYN_RECV)
 }
 
-/// Flushes what our cork holds: uncorking pushes it, and TCP_NODELAY sends the tail at once.
-pub fn uncork(fd: c_int) -> Result<(), c_int> {
-    set_int(fd, libc::IPPROTO_TCP, libc::TCP_CORK, 0)
+/// Sends what MSG_MORE writes left pending: setting TCP_NODELAY pushes pending frames, also
+/// when it is on already (the kernel's `__tcp_sock_set_nodelay`).
+pub fn push(fd: c_int) -> Result<(), c_int> {
+    set_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)
 }
 
 /// Makes an armed Fast Open socket send its SYN now, with no data and without blocking.

@@ -34,7 +34,7 @@ fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState) {
         if state.has(FdState::RECORDED) {
             stats::read(slot);
         }
-        cork::before_read(fd, slot);
+        cork::before_read(fd, slot, state);
         if state.has(FdState::ARMED) {
             armed::before_read(fd, slot, state);
         }

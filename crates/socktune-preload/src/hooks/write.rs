@@ -1,8 +1,11 @@
-//! The write family: each call may start a response, which is corked until its boundary.
+//! The write family: each call may be part of a response, which is held with MSG_MORE until
+//! its boundary (see `cork`). A held write() or writev() is made as sendmsg(), which a TCP
+//! socket treats the same way, returning the same; send() and sendto() likewise.
 
+use crate::cork::{self, WriteAs};
 use crate::fdtable::{self, Slot};
 use crate::guard::act;
-use crate::{armed, cork, own_options, real, stats};
+use crate::{armed, own_options, real, stats};
 use libc::{c_int, c_void, iovec, msghdr, off64_t, off_t, size_t, sockaddr, socklen_t, ssize_t};
 use socktune_core::state::FdState;
 
@@ -13,78 +16,150 @@ struct Shape {
     gathered: bool,
     /// The program's own MSG_MORE: more of this response follows, and it says when it ends.
     more: bool,
+    /// The call can be made with MSG_MORE (not sendfile, nor a sendmsg with control data, nor
+    /// an empty write).
+    can_hold: bool,
 }
 
-const PLAIN: Shape = Shape {
+const UNHELD: Shape = Shape {
     gathered: false,
     more: false,
+    can_hold: false,
 };
 
-fn sent_with(flags: c_int) -> Shape {
+fn sent_with(flags: c_int, n: size_t) -> Shape {
     Shape {
         gathered: false,
         more: flags & libc::MSG_MORE != 0,
+        can_hold: n > 0,
     }
 }
 
-/// Counts the write, disarms an armed connection, and corks a new response. Only connections
-/// can need any of it; writes to files, pipes and listeners cost one table lookup, inline.
+/// Counts the write, disarms an armed connection, and says how the response's write goes out.
+/// Only connections can need any of it; writes to files, pipes and listeners cost one table
+/// lookup, inline.
 #[inline(always)]
-fn before(fd: c_int, call: &str, shape: Shape) {
-    let Some(slot) = fdtable::lookup(fd) else {
-        return;
-    };
+fn before(fd: c_int, call: &str, shape: Shape) -> Option<(Slot, WriteAs)> {
+    let slot = fdtable::lookup(fd)?;
     let state = slot.load();
     if state.is_connection() && (state.has(FdState::RECORDED) || state.acts_before_io()) {
-        act_before(fd, call, slot, state, shape);
+        Some((slot, act_before(fd, call, slot, state, shape)))
+    } else {
+        None
     }
 }
 
 #[inline(never)]
-fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState, shape: Shape) {
+fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState, shape: Shape) -> WriteAs {
     act(call, || {
         if state.has(FdState::RECORDED) {
             stats::wrote(slot);
         }
-        if state.has(FdState::ARMED) {
+        // An armed connection's first write completes its handshake (a Fast Open SYN carries
+        // it): it goes as written.
+        let armed = state.has(FdState::ARMED);
+        if armed {
             armed::before_write(slot);
         }
-        if state.corks() {
-            if shape.more {
-                own_options::program_sends_more(fd, slot);
-            } else {
-                cork::before_write(fd, slot, state, shape.gathered);
-            }
+        if !state.corks() {
+            WriteAs::Written
+        } else if shape.more {
+            own_options::program_sends_more(fd, slot);
+            WriteAs::Written
+        } else {
+            cork::before_write(fd, slot, shape.gathered, shape.can_hold && !armed)
         }
-    });
+    })
+}
+
+/// Makes a write of `call` as the program asked (`plain`), or held with MSG_MORE as `msg`.
+#[inline(always)]
+fn write_as(
+    fd: c_int,
+    call: &str,
+    shape: Shape,
+    msg: impl FnOnce() -> msghdr,
+    flags: c_int,
+    plain: impl FnOnce() -> ssize_t,
+) -> ssize_t {
+    match before(fd, call, shape) {
+        Some((slot, WriteAs::Held)) => {
+            // SAFETY: `msg` describes the program's own buffers.
+            unsafe { cork::send_held(fd, slot, msg(), flags) }.unwrap_or_else(plain)
+        }
+        Some((slot, WriteAs::Pushing)) => {
+            let n = plain();
+            cork::after_pushing_write(slot, n);
+            n
+        }
+        _ => plain(),
+    }
+}
+
+/// A message of `count` buffers at `iov`, to `addr` if not null.
+fn message(iov: *const iovec, count: usize, addr: *const sockaddr, len: socklen_t) -> msghdr {
+    // SAFETY: all-zero is a valid msghdr (no name, no buffers, no control data).
+    let mut m: msghdr = unsafe { std::mem::zeroed() };
+    m.msg_iov = iov.cast_mut();
+    m.msg_iovlen = count as _;
+    if !addr.is_null() {
+        m.msg_name = addr.cast_mut().cast();
+        m.msg_namelen = len;
+    }
+    m
 }
 
 /// Replaces write(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
-    before(fd, "write", PLAIN);
-    unsafe { real::write(fd, buf, n) }
+    let iov = iovec {
+        iov_base: buf.cast_mut(),
+        iov_len: n,
+    };
+    let shape = sent_with(0, n);
+    write_as(
+        fd,
+        "write",
+        shape,
+        || message(&iov, 1, std::ptr::null(), 0),
+        0,
+        || unsafe { real::write(fd, buf, n) },
+    )
 }
 
 /// Replaces writev(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
-    before(
+    let shape = Shape {
+        gathered: count > 1,
+        more: false,
+        can_hold: count > 0 && !iov.is_null(),
+    };
+    write_as(
         fd,
         "writev",
-        Shape {
-            gathered: count > 1,
-            more: false,
-        },
-    );
-    unsafe { real::writev(fd, iov, count) }
+        shape,
+        || message(iov, count as usize, std::ptr::null(), 0),
+        0,
+        || unsafe { real::writev(fd, iov, count) },
+    )
 }
 
 /// Replaces send(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
-    before(fd, "send", sent_with(flags));
-    unsafe { real::send(fd, buf, n, flags) }
+    let iov = iovec {
+        iov_base: buf.cast_mut(),
+        iov_len: n,
+    };
+    write_as(
+        fd,
+        "send",
+        sent_with(flags, n),
+        || message(&iov, 1, std::ptr::null(), 0),
+        flags,
+        || unsafe { real::send(fd, buf, n, flags) },
+    )
 }
 
 /// Replaces sendto(2).
@@ -97,24 +172,38 @@ pub unsafe extern "C" fn sendto(
     addr: *const sockaddr,
     len: socklen_t,
 ) -> ssize_t {
-    before(fd, "sendto", sent_with(flags));
-    unsafe { real::sendto(fd, buf, n, flags, addr, len) }
+    let iov = iovec {
+        iov_base: buf.cast_mut(),
+        iov_len: n,
+    };
+    write_as(
+        fd,
+        "sendto",
+        sent_with(flags, n),
+        || message(&iov, 1, addr, len),
+        flags,
+        || unsafe { real::sendto(fd, buf, n, flags, addr, len) },
+    )
 }
 
 /// Replaces sendmsg(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
     // SAFETY: the program passes a msghdr to sendmsg, or null, which the real call rejects.
-    let gathered = !msg.is_null() && unsafe { (*msg).msg_iovlen } > 1;
-    before(
+    let given = unsafe { msg.as_ref() };
+    let shape = Shape {
+        gathered: given.is_some_and(|m| m.msg_iovlen > 1),
+        more: flags & libc::MSG_MORE != 0,
+        can_hold: given.is_some_and(|m| m.msg_controllen == 0 && m.msg_iovlen > 0),
+    };
+    write_as(
         fd,
         "sendmsg",
-        Shape {
-            gathered,
-            ..sent_with(flags)
-        },
-    );
-    unsafe { real::sendmsg(fd, msg, flags) }
+        shape,
+        || given.copied().unwrap_or_else(unheld),
+        flags,
+        || unsafe { real::sendmsg(fd, msg, flags) },
+    )
 }
 
 /// Replaces sendfile(2): a body sent after a corked header joins it in the same segments.
@@ -125,8 +214,9 @@ pub unsafe extern "C" fn sendfile(
     offset: *mut off_t,
     count: size_t,
 ) -> ssize_t {
-    before(out, "sendfile", PLAIN);
-    unsafe { real::sendfile(out, input, offset, count) }
+    write_as(out, "sendfile", UNHELD, unheld, 0, || unsafe {
+        real::sendfile(out, input, offset, count)
+    })
 }
 
 /// Replaces sendfile64(2), which programs built with 64-bit file offsets call.
@@ -137,6 +227,12 @@ pub unsafe extern "C" fn sendfile64(
     offset: *mut off64_t,
     count: size_t,
 ) -> ssize_t {
-    before(out, "sendfile64", PLAIN);
-    unsafe { real::sendfile64(out, input, offset, count) }
+    write_as(out, "sendfile64", UNHELD, unheld, 0, || unsafe {
+        real::sendfile64(out, input, offset, count)
+    })
+}
+
+/// The message of a call that is never held.
+fn unheld() -> msghdr {
+    message(std::ptr::null(), 0, std::ptr::null(), 0)
 }
