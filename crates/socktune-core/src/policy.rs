@@ -133,6 +133,21 @@ pub fn holds_write(state: FdState, gathered: bool, can_hold: bool) -> bool {
     can_hold && !(first && whole)
 }
 
+/// How long received data must wait for a reply before the kernel's delayed-ACK timer fires and
+/// takes the connection out of delayed-ACK mode (TCP_DELACK_MIN is 40 ms), less a margin for the
+/// coarse clock the shim reads.
+const LEAVES_DELAYED_ACK_MS: u32 = 30;
+
+/// Whether quickack-off must be set again after a read that returned data. The kernel leaves
+/// delayed-ACK mode by itself when its delayed-ACK timer fires, that is when data it received
+/// waited 40 ms for a reply (or on loss and reordering, which a read cannot see); that data came
+/// after the previous read, so a read less than that after the previous one finds the mode still
+/// on, and setting it again would change no packet. `since_last_read_ms`: `None` for the
+/// connection's first read.
+pub fn reapplies_quickack_after(since_last_read_ms: Option<u32>) -> bool {
+    since_last_read_ms.is_none_or(|ms| ms >= LEAVES_DELAYED_ACK_MS)
+}
+
 /// What to do with held (corked) data when the program closes the fd.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CloseAction {
@@ -340,6 +355,15 @@ mod tests {
             holds_write(second, false, true),
             "a second write: it splits after all"
         );
+    }
+
+    #[test]
+    fn quickack_off_is_set_again_only_where_the_kernel_may_have_left_it() {
+        assert!(reapplies_quickack_after(None), "the first read");
+        assert!(!reapplies_quickack_after(Some(0)), "back-to-back requests");
+        assert!(!reapplies_quickack_after(Some(29)));
+        assert!(reapplies_quickack_after(Some(30)));
+        assert!(reapplies_quickack_after(Some(5000)), "an idle connection");
     }
 
     #[test]

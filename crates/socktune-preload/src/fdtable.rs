@@ -28,6 +28,8 @@ struct Entry {
     responses: AtomicU32,
     held_since: AtomicU32,
     held_by: AtomicU32,
+    /// When the connection last returned data to a read, in coarse ms (0: never).
+    read_at: AtomicU32,
 }
 
 struct Chunk {
@@ -138,6 +140,7 @@ impl Slot {
         self.take_held();
         let e = self.entry();
         e.responses.store(0, SeqCst);
+        e.read_at.store(0, SeqCst);
         let old = FdState(e.state.swap(state.0, SeqCst));
         armed_delta(old, state);
         old
@@ -173,6 +176,11 @@ impl Slot {
 
     pub fn unset(self, flags: u64) -> FdState {
         self.update(|s| s.without(flags)).1
+    }
+
+    /// Notes a read that returned data at `now_ms`; returns the previous one's time (0: none).
+    pub fn note_read(self, now_ms: u32) -> u32 {
+        self.entry().read_at.swap(now_ms.max(1), SeqCst)
     }
 
     pub fn responses(self) -> u32 {

@@ -53,6 +53,18 @@ pub fn handshake_pending(fd: c_int) -> bool {
     tcp_state(fd) == Some(TCP_SYN_RECV)
 }
 
+/// A millisecond clock that costs no system call (CLOCK_MONOTONIC_COARSE, from the vDSO); it
+/// wraps after 49 days, so only differences of it mean anything.
+pub fn coarse_ms() -> u32 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut t) };
+    (t.tv_sec as u64 * 1000 + t.tv_nsec as u64 / 1_000_000) as u32
+}
+
 /// Sends what MSG_MORE writes left pending: setting TCP_NODELAY pushes pending frames, also
 /// when it is on already (the kernel's `__tcp_sock_set_nodelay`).
 pub fn push(fd: c_int) -> Result<(), c_int> {
