@@ -19,7 +19,7 @@ from netutil import family_of, report
 BODY = b"x" * 100
 
 
-def serve(c, whole):
+def serve(c, whole=False):
     buf = b""
     while True:
         while b"\r\n\r\n" not in buf:
@@ -36,7 +36,7 @@ def serve(c, whole):
             c.sendall(BODY)
 
 
-def serve_once(c, whole):
+def serve_once(c, whole=False):
     buf = b""
     while b"\r\n\r\n" not in buf:
         d = c.recv(65536)

@@ -42,8 +42,9 @@ pub fn before_write(fd: c_int, slot: Slot, gathered: bool, can_hold: bool) -> Wr
         debug!("fd {fd}: sent as written (a whole response in one write, or one that cannot wait)");
         return WriteAs::Written;
     }
-    if slot.mark_held(flusher::now(), guard::thread_token()) {
-        flusher::ensure_running();
+    let now = flusher::now();
+    if slot.mark_held(now, guard::thread_token()) {
+        flusher::wake_by(now.wrapping_add(config().cork_flush_ms));
         debug!("fd {fd}: a new response, held until its boundary");
     }
     WriteAs::Held
@@ -193,12 +194,20 @@ pub fn before_shutdown(fd: c_int, slot: Slot, how: c_int) {
     }
 }
 
-/// The flusher's job: pushes holds older than `SOCKTUNE_CORK_FLUSH_MS`; true while any fd
-/// still holds data.
-pub fn release_aged(now: u32) -> bool {
+/// The flusher's job: pushes holds older than `SOCKTUNE_CORK_FLUSH_MS`; returns when the
+/// oldest hold left comes of age.
+pub fn release_aged(now: u32) -> Option<u32> {
     let after = config().cork_flush_ms;
+    let oldest_left = std::cell::Cell::new(None::<u32>);
     fdtable::take_held_where(
-        |since, _| now.wrapping_sub(since) >= after,
+        |since, _| {
+            if now.wrapping_sub(since) >= after {
+                return true;
+            }
+            let due = Some(since.wrapping_add(after));
+            oldest_left.set(flusher::earliest(oldest_left.get(), due));
+            false
+        },
         |fd, _| {
             // The fd may have been closed since it was claimed: a failed push is harmless,
             // and the table is left alone, since the number may already name a new socket.
@@ -207,5 +216,5 @@ pub fn release_aged(now: u32) -> bool {
             }
         },
     );
-    fdtable::held_count() > 0
+    oldest_left.get()
 }
