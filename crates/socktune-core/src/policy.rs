@@ -141,11 +141,12 @@ const LEAVES_DELAYED_ACK_MS: u32 = 30;
 /// Whether quickack-off must be set again after a read that returned data. The kernel leaves
 /// delayed-ACK mode by itself when its delayed-ACK timer fires, that is when data it received
 /// waited 40 ms for a reply (or on loss and reordering, which a read cannot see); that data came
-/// after the previous read, so a read less than that after the previous one finds the mode still
-/// on, and setting it again would change no packet. `since_last_read_ms`: `None` for the
-/// connection's first read.
-pub fn reapplies_quickack_after(since_last_read_ms: Option<u32>) -> bool {
-    since_last_read_ms.is_none_or(|ms| ms >= LEAVES_DELAYED_ACK_MS)
+/// after the mode was last known on (set at accept, or checked at the previous read), so a read
+/// less than that after it finds the mode still on, and setting it again would change no packet.
+/// `since_known_ms`: `None` if it never was known on (a client's first read: the handshake's end
+/// leaves the mode).
+pub fn reapplies_quickack_after(since_known_ms: Option<u32>) -> bool {
+    since_known_ms.is_none_or(|ms| ms >= LEAVES_DELAYED_ACK_MS)
 }
 
 /// What to do with held (corked) data when the program closes the fd.
@@ -359,7 +360,7 @@ mod tests {
 
     #[test]
     fn quickack_off_is_set_again_only_where_the_kernel_may_have_left_it() {
-        assert!(reapplies_quickack_after(None), "the first read");
+        assert!(reapplies_quickack_after(None), "a client's first read");
         assert!(!reapplies_quickack_after(Some(0)), "back-to-back requests");
         assert!(!reapplies_quickack_after(Some(29)));
         assert!(reapplies_quickack_after(Some(30)));

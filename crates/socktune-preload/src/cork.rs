@@ -181,7 +181,9 @@ pub fn before_shutdown(fd: c_int, slot: Slot, how: c_int) {
     if !slot.is_held() {
         return;
     }
-    match policy::shutdown_action(how == libc::SHUT_RD, sys::handshake_pending(fd)) {
+    // Only a connection accepted with Fast Open can still be waiting for the handshake's ACK.
+    let pending = slot.load().has(FdState::APPLIED_FASTOPEN) && sys::handshake_pending(fd);
+    match policy::shutdown_action(how == libc::SHUT_RD, pending) {
         ShutdownAction::PushFirst => flush(fd, slot, "read-side shutdown"),
         ShutdownAction::RideFin => {
             if slot.take_held() {

@@ -28,8 +28,9 @@ struct Entry {
     responses: AtomicU32,
     held_since: AtomicU32,
     held_by: AtomicU32,
-    /// When the connection last returned data to a read, in coarse ms (0: never).
-    read_at: AtomicU32,
+    /// When the connection was last known to be in delayed-ACK mode (set at accept, or at a
+    /// read that returned data), in coarse ms; 0: never.
+    delayed_ack_at: AtomicU32,
 }
 
 struct Chunk {
@@ -140,7 +141,7 @@ impl Slot {
         self.take_held();
         let e = self.entry();
         e.responses.store(0, SeqCst);
-        e.read_at.store(0, SeqCst);
+        e.delayed_ack_at.store(0, SeqCst);
         let old = FdState(e.state.swap(state.0, SeqCst));
         armed_delta(old, state);
         old
@@ -178,9 +179,10 @@ impl Slot {
         self.update(|s| s.without(flags)).1
     }
 
-    /// Notes a read that returned data at `now_ms`; returns the previous one's time (0: none).
-    pub fn note_read(self, now_ms: u32) -> u32 {
-        self.entry().read_at.swap(now_ms.max(1), SeqCst)
+    /// Notes that the connection is in delayed-ACK mode at `now_ms`; returns when it last was
+    /// known to be (0: never).
+    pub fn note_delayed_ack(self, now_ms: u32) -> u32 {
+        self.entry().delayed_ack_at.swap(now_ms.max(1), SeqCst)
     }
 
     pub fn responses(self) -> u32 {

@@ -3,9 +3,9 @@
 //! (`stats`). `lifecycle` hands it those jobs at load, so this module calls nothing above it.
 //!
 //! It sleeps on a futex until the earliest time a job asked for. With nothing due it polls once
-//! per `SOCKTUNE_CORK_FLUSH_MS` only while new work keeps coming (so a busy program's threads
-//! never make a system call to wake it), and sleeps without a deadline after one quiet period,
-//! to be woken by the next work. A forked child starts its own thread on first need.
+//! per `SOCKTUNE_CORK_FLUSH_MS` only while new work came in the last [`IDLE_AFTER_MS`] (so a
+//! busy program's threads never make a system call to wake it), and then sleeps without a
+//! deadline, to be woken by the next work. A forked child starts its own thread on first need.
 
 use crate::guard;
 use crate::settings::config;
@@ -36,6 +36,8 @@ static WAKE_AT: AtomicU32 = AtomicU32::new(0);
 static SEQ: AtomicU32 = AtomicU32::new(0);
 /// Work handed over since the thread last looked.
 static GIVEN: AtomicU32 = AtomicU32::new(0);
+/// How long the thread keeps polling after the last work came.
+const IDLE_AFTER_MS: u32 = 100;
 
 /// Milliseconds on CLOCK_MONOTONIC (from the vDSO, no system call); only differences mean
 /// anything, since it wraps.
@@ -114,14 +116,18 @@ fn spawn() -> bool {
 
 fn run() {
     let _busy = guard::enter();
+    let mut last_given = now();
     loop {
         SLEEP.store(AWAKE, SeqCst);
         let seq = SEQ.load(SeqCst);
-        let given = GIVEN.swap(0, SeqCst);
         let now = now();
+        if GIVEN.swap(0, SeqCst) != 0 {
+            last_given = now;
+        }
         let next = run_jobs(now).or_else(|| {
-            // Nothing due: poll one more period while work keeps coming.
-            (given != 0).then(|| now.wrapping_add(config().cork_flush_ms.max(1)))
+            // Nothing due: poll while work keeps coming.
+            (now.wrapping_sub(last_given) < IDLE_AFTER_MS)
+                .then(|| now.wrapping_add(config().cork_flush_ms.max(1)))
         });
         match next {
             Some(at) => {

@@ -147,8 +147,8 @@ pub fn accepted(listener: c_int, fd: c_int) {
     if state.has(FdState::NODELAY) && !state.has(FdState::APP_NAGLE) {
         set_tcp(fd, libc::TCP_NODELAY, 1, "TCP_NODELAY=1");
     }
-    if state.reapplies_quickack() {
-        set_tcp(fd, libc::TCP_QUICKACK, 0, "TCP_QUICKACK=0");
+    if state.reapplies_quickack() && set_tcp(fd, libc::TCP_QUICKACK, 0, "TCP_QUICKACK=0") {
+        slot.note_delayed_ack(sys::coarse_ms());
     } else if planned.reapplies_quickack() {
         // Arm A: undo the delayed-ACK mode the socket took from its listener.
         set_tcp(fd, libc::TCP_QUICKACK, 1, "TCP_QUICKACK=1 (arm A)");

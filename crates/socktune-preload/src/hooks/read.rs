@@ -34,7 +34,7 @@ fn around(fd: c_int, call: &str, real_read: impl FnOnce() -> ssize_t) -> ssize_t
 #[inline]
 fn quickack_due(slot: Slot) -> bool {
     let now = sys::coarse_ms();
-    let last = slot.note_read(now);
+    let last = slot.note_delayed_ack(now);
     policy::reapplies_quickack_after((last != 0).then(|| now.wrapping_sub(last)))
 }
 
