@@ -133,6 +133,17 @@ pub fn holds_write(state: FdState, gathered: bool, can_hold: bool) -> bool {
     can_hold && !(first && whole)
 }
 
+/// The smallest MSS a TCP connection may have (IPv4's default): a response shorter than this
+/// fits one segment on any path, so cork needs no MSS to hold it.
+pub const MIN_MSS: u32 = 536;
+
+/// Whether a response that has `total` bytes so far is past one segment of `mss` bytes: then
+/// its writes go as written, full segments and tail leave as each returns, and holding the tail
+/// for the boundary would only delay it.
+pub fn past_one_segment(total: u32, mss: u32) -> bool {
+    total >= MIN_MSS && total > mss
+}
+
 /// How long received data must wait for a reply before the kernel's delayed-ACK timer fires and
 /// takes the connection out of delayed-ACK mode (TCP_DELACK_MIN is 40 ms), less a margin for the
 /// coarse clock the shim reads.
@@ -356,6 +367,15 @@ mod tests {
             holds_write(second, false, true),
             "a second write: it splits after all"
         );
+    }
+
+    #[test]
+    fn a_response_past_one_segment_is_not_held() {
+        assert!(!past_one_segment(100, 0), "short: no MSS needed");
+        assert!(!past_one_segment(1448, 1448));
+        assert!(past_one_segment(1449, 1448));
+        assert!(!past_one_segment(60_000, 65483), "fits loopback's MSS");
+        assert!(past_one_segment(600, 0), "an unknown MSS counts as none");
     }
 
     #[test]

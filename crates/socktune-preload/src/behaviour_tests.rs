@@ -92,7 +92,7 @@ fn unsent(fd: i32) -> i32 {
 /// One write of a response, made as the write hook makes it.
 fn write_part(a: &Accepted, data: &[u8], gathered: bool) -> cork::WriteAs {
     let fd = a.server.as_raw_fd();
-    let how = cork::before_write(fd, a.slot, gathered, true);
+    let how = cork::before_write(fd, a.slot, data.len(), gathered, true);
     let iov = libc::iovec {
         iov_base: data.as_ptr() as *mut libc::c_void,
         iov_len: data.len(),
@@ -106,7 +106,11 @@ fn write_part(a: &Accepted, data: &[u8], gathered: bool) -> cork::WriteAs {
         unsafe { cork::send_held(fd, a.slot, msg, 0) }.expect("a TCP socket takes it")
     } else {
         // SAFETY: writes `data` to our own socket.
-        unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) }
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if how == cork::WriteAs::Pushing {
+            cork::after_pushing_write(a.slot, n);
+        }
+        n
     };
     assert_eq!(n, data.len() as isize);
     how
@@ -153,13 +157,29 @@ fn a_write_that_cannot_carry_msg_more_pushes_the_held_header() {
     let fd = a.server.as_raw_fd();
     write_part(&a, b"header", false);
     assert_eq!(
-        cork::before_write(fd, a.slot, false, false),
+        cork::before_write(fd, a.slot, 4, false, false),
         cork::WriteAs::Pushing
     );
     // SAFETY: writes to our own socket.
     let n = unsafe { libc::write(fd, b"file".as_ptr().cast(), 4) };
     cork::after_pushing_write(a.slot, n);
     assert!(!a.slot.is_held() && unsent(fd) == 0);
+}
+
+#[test]
+fn a_response_past_one_segment_leaves_as_its_writes_return() {
+    let a = accepted();
+    let fd = a.server.as_raw_fd();
+    let mss = tcp_option(fd, libc::TCP_MAXSEG) as usize;
+    write_part(&a, b"header", false);
+    let body = vec![b'x'; mss];
+    assert_eq!(write_part(&a, &body, false), cork::WriteAs::Pushing);
+    assert!(!a.slot.is_held() && unsent(fd) == 0, "no tail waits for the boundary");
+    assert_eq!(
+        write_part(&a, b"trailer", false),
+        cork::WriteAs::Written,
+        "the rest of a long response goes as written"
+    );
 }
 
 #[test]

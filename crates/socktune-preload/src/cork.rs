@@ -31,11 +31,13 @@ pub enum WriteAs {
     Held,
 }
 
-/// Before a write-family call on a connection we cork. `gathered`: the call hands over several
-/// buffers at once; `can_hold`: it can carry MSG_MORE.
-pub fn before_write(fd: c_int, slot: Slot, gathered: bool, can_hold: bool) -> WriteAs {
+/// Before a write-family call of `len` bytes on a connection we cork. `gathered`: the call hands
+/// over several buffers at once; `can_hold`: it can carry MSG_MORE.
+pub fn before_write(fd: c_int, slot: Slot, len: usize, gathered: bool, can_hold: bool) -> WriteAs {
     let (before, _) = slot.update(FdState::wrote_in_response);
-    if !policy::holds_write(before, gathered, can_hold) {
+    let total = slot.add_response_bytes(len);
+    let past_mss = total >= policy::MIN_MSS && policy::past_one_segment(total, mss(fd, slot));
+    if !policy::holds_write(before, gathered, can_hold && !past_mss) {
         if slot.is_held() {
             return WriteAs::Pushing;
         }
@@ -48,6 +50,20 @@ pub fn before_write(fd: c_int, slot: Slot, gathered: bool, can_hold: bool) -> Wr
         debug!("fd {fd}: a new response, held until its boundary");
     }
     WriteAs::Held
+}
+
+/// The connection's MSS, read once, when a response first needs it.
+fn mss(fd: c_int, slot: Slot) -> u32 {
+    match slot.mss() {
+        0 => {
+            let mss = sys::get_int(fd, libc::IPPROTO_TCP, libc::TCP_MAXSEG)
+                .and_then(|m| u32::try_from(m).ok())
+                .unwrap_or(0);
+            slot.set_mss(mss);
+            mss
+        }
+        mss => mss,
+    }
 }
 
 /// After a [`WriteAs::Pushing`] write that sent `n` bytes: the kernel pushed what was held.
@@ -118,10 +134,15 @@ pub unsafe fn send_held(fd: c_int, slot: Slot, mut msg: msghdr, flags: c_int) ->
     }
 }
 
+fn response_ended(slot: Slot) {
+    slot.update(FdState::response_ended);
+    slot.response_bytes_ended();
+}
+
 /// Pushes what our MSG_MORE writes hold on the fd, whose hold the caller has claimed: the
 /// response leaves now.
 fn release(fd: c_int, slot: Slot, why: &str) {
-    slot.update(FdState::response_ended);
+    response_ended(slot);
     match sys::push(fd) {
         Ok(()) => debug!("fd {fd}: response pushed ({why})"),
         Err(e) => track::forget_if_gone(slot, e),
@@ -140,7 +161,7 @@ pub fn before_read(fd: c_int, slot: Slot, state: FdState) {
     if slot.take_held() {
         release(fd, slot, "the program reads");
     } else if state.has(FdState::IN_RESPONSE) {
-        slot.update(FdState::response_ended);
+        response_ended(slot);
     }
 }
 

@@ -31,6 +31,10 @@ struct Entry {
     /// When the connection was last known to be in delayed-ACK mode (set at accept, or at a
     /// read that returned data), in coarse ms; 0: never.
     delayed_ack_at: AtomicU32,
+    /// Bytes written since the last response boundary.
+    response_bytes: AtomicU32,
+    /// The connection's MSS once cork needed it (0: not read yet).
+    mss: AtomicU32,
 }
 
 struct Chunk {
@@ -142,6 +146,8 @@ impl Slot {
         let e = self.entry();
         e.responses.store(0, SeqCst);
         e.delayed_ack_at.store(0, SeqCst);
+        e.response_bytes.store(0, SeqCst);
+        e.mss.store(0, SeqCst);
         let old = FdState(e.state.swap(state.0, SeqCst));
         armed_delta(old, state);
         old
@@ -183,6 +189,27 @@ impl Slot {
     /// known to be (0: never).
     pub fn note_delayed_ack(self, now_ms: u32) -> u32 {
         self.entry().delayed_ack_at.swap(now_ms.max(1), SeqCst)
+    }
+
+    /// Adds a write's bytes to the current response's; returns the response's total so far.
+    pub fn add_response_bytes(self, n: usize) -> u32 {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        let e = &self.entry().response_bytes;
+        e.fetch_add(n, SeqCst).saturating_add(n)
+    }
+
+    /// A response boundary: the next write starts counting again.
+    pub fn response_bytes_ended(self) {
+        self.entry().response_bytes.store(0, SeqCst);
+    }
+
+    /// The MSS noted by [`Slot::set_mss`], 0 if none.
+    pub fn mss(self) -> u32 {
+        self.entry().mss.load(SeqCst)
+    }
+
+    pub fn set_mss(self, mss: u32) {
+        self.entry().mss.store(mss, SeqCst);
     }
 
     pub fn responses(self) -> u32 {

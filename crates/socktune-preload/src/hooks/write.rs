@@ -19,19 +19,45 @@ struct Shape {
     /// The call can be made with MSG_MORE (not sendfile, nor a sendmsg with control data, nor
     /// an empty write).
     can_hold: bool,
+    bytes: Bytes,
 }
 
-const UNHELD: Shape = Shape {
-    gathered: false,
-    more: false,
-    can_hold: false,
-};
+/// What a write hands over, counted only on a connection we cork.
+#[derive(Clone, Copy)]
+enum Bytes {
+    One(size_t),
+    Buffers(*const iovec, usize),
+}
+
+impl Bytes {
+    fn count(self) -> usize {
+        match self {
+            Bytes::One(n) => n,
+            Bytes::Buffers(iov, count) if !iov.is_null() => {
+                // SAFETY: the program passes `count` iovecs at `iov` to the call.
+                let iov = unsafe { std::slice::from_raw_parts(iov, count) };
+                iov.iter().fold(0, |sum, v| sum.saturating_add(v.iov_len))
+            }
+            Bytes::Buffers(..) => 0,
+        }
+    }
+}
+
+fn unheld(n: size_t) -> Shape {
+    Shape {
+        gathered: false,
+        more: false,
+        can_hold: false,
+        bytes: Bytes::One(n),
+    }
+}
 
 fn sent_with(flags: c_int, n: size_t) -> Shape {
     Shape {
         gathered: false,
         more: flags & libc::MSG_MORE != 0,
         can_hold: n > 0,
+        bytes: Bytes::One(n),
     }
 }
 
@@ -67,7 +93,8 @@ fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState, shape: Shape) -
             own_options::program_sends_more(fd, slot);
             WriteAs::Written
         } else {
-            cork::before_write(fd, slot, shape.gathered, shape.can_hold && !armed)
+            let len = shape.bytes.count();
+            cork::before_write(fd, slot, len, shape.gathered, shape.can_hold && !armed)
         }
     })
 }
@@ -134,6 +161,7 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, count: c_int) -> s
         gathered: count > 1,
         more: false,
         can_hold: count > 0 && !iov.is_null(),
+        bytes: Bytes::Buffers(iov, usize::try_from(count).unwrap_or(0)),
     };
     write_as(
         fd,
@@ -195,12 +223,13 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
         gathered: given.is_some_and(|m| m.msg_iovlen > 1),
         more: flags & libc::MSG_MORE != 0,
         can_hold: given.is_some_and(|m| m.msg_controllen == 0 && m.msg_iovlen > 0),
+        bytes: given.map_or(Bytes::One(0), |m| Bytes::Buffers(m.msg_iov, m.msg_iovlen as usize)),
     };
     write_as(
         fd,
         "sendmsg",
         shape,
-        || given.copied().unwrap_or_else(unheld),
+        || given.copied().unwrap_or_else(no_message),
         flags,
         || unsafe { real::sendmsg(fd, msg, flags) },
     )
@@ -214,7 +243,7 @@ pub unsafe extern "C" fn sendfile(
     offset: *mut off_t,
     count: size_t,
 ) -> ssize_t {
-    write_as(out, "sendfile", UNHELD, unheld, 0, || unsafe {
+    write_as(out, "sendfile", unheld(count), no_message, 0, || unsafe {
         real::sendfile(out, input, offset, count)
     })
 }
@@ -227,12 +256,12 @@ pub unsafe extern "C" fn sendfile64(
     offset: *mut off64_t,
     count: size_t,
 ) -> ssize_t {
-    write_as(out, "sendfile64", UNHELD, unheld, 0, || unsafe {
+    write_as(out, "sendfile64", unheld(count), no_message, 0, || unsafe {
         real::sendfile64(out, input, offset, count)
     })
 }
 
 /// The message of a call that is never held.
-fn unheld() -> msghdr {
+fn no_message() -> msghdr {
     message(std::ptr::null(), 0, std::ptr::null(), 0)
 }
