@@ -174,7 +174,10 @@ fn a_response_past_one_segment_leaves_as_its_writes_return() {
     write_part(&a, b"header", false);
     let body = vec![b'x'; mss];
     assert_eq!(write_part(&a, &body, false), cork::WriteAs::Pushing);
-    assert!(!a.slot.is_held() && unsent(fd) == 0, "no tail waits for the boundary");
+    assert!(
+        !a.slot.is_held() && unsent(fd) == 0,
+        "no tail waits for the boundary"
+    );
     assert_eq!(
         write_part(&a, b"trailer", false),
         cork::WriteAs::Written,
