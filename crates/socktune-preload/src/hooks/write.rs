@@ -223,9 +223,7 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
         gathered: given.is_some_and(|m| m.msg_iovlen > 1),
         more: flags & libc::MSG_MORE != 0,
         can_hold: given.is_some_and(|m| m.msg_controllen == 0 && m.msg_iovlen > 0),
-        bytes: given.map_or(Bytes::One(0), |m| {
-            Bytes::Buffers(m.msg_iov, m.msg_iovlen as usize)
-        }),
+        bytes: given.map_or(Bytes::One(0), |m| Bytes::Buffers(m.msg_iov, m.msg_iovlen)),
     };
     write_as(
         fd,
