@@ -127,9 +127,17 @@ pub fn connect_plan(cfg: &Config, remote_port: u16, prior: FdState) -> ConnectPl
 /// turned TCP_NODELAY on itself and hands over a whole gathered response (as Node.js does), or
 /// the connection's last response left in one write. A second write of the same response is
 /// held whatever came before: the program splits after all.
-pub fn holds_write(state: FdState, gathered: bool, can_hold: bool) -> bool {
+///
+/// A connection that has not ended a response yet goes by `port_learned`: what the last response
+/// that ended on its port (a listener's local port, a client's remote port) showed.
+pub fn holds_write(state: FdState, gathered: bool, can_hold: bool, port_learned: bool) -> bool {
     let first = !state.has(FdState::IN_RESPONSE);
-    let whole = state.has(FdState::ONE_WRITE) || (gathered && state.has(FdState::APP_NODELAY));
+    let learned = if state.has(FdState::ENDED_RESPONSE) {
+        state.has(FdState::ONE_WRITE)
+    } else {
+        port_learned
+    };
+    let whole = learned || (gathered && state.has(FdState::APP_NODELAY));
     can_hold && !(first && whole)
 }
 
@@ -345,28 +353,24 @@ mod tests {
     #[test]
     fn a_response_is_held_unless_it_leaves_in_one_write() {
         let fresh = FdState::new(Kind::Server, FdState::CORK, 80);
-        assert!(holds_write(fresh, false, true));
-        assert!(holds_write(fresh, true, true));
-        assert!(
-            !holds_write(fresh, false, false),
-            "sendfile cannot carry MSG_MORE"
-        );
+        assert!(holds_write(fresh, false, true, false));
+        assert!(holds_write(fresh, true, true, false));
+        let sendfile = holds_write(fresh, false, false, false);
+        assert!(!sendfile, "sendfile cannot carry MSG_MORE");
         let nodelay = fresh.with(FdState::APP_NODELAY);
-        assert!(holds_write(nodelay, false, true));
-        assert!(
-            !holds_write(nodelay, true, true),
-            "a nodelay program's gathered response"
-        );
-        let learned = fresh.with(FdState::ONE_WRITE);
-        assert!(
-            !holds_write(learned, false, true),
-            "the last response left in one write"
-        );
-        let second = learned.wrote_in_response();
-        assert!(
-            holds_write(second, false, true),
-            "a second write: it splits after all"
-        );
+        assert!(holds_write(nodelay, false, true, false));
+        let gathered = holds_write(nodelay, true, true, false);
+        assert!(!gathered, "a nodelay program's gathered response");
+        let learned = fresh.wrote_in_response().response_ended();
+        let whole = holds_write(learned, false, true, false);
+        assert!(!whole, "the last response left in one write");
+        let second = holds_write(learned.wrote_in_response(), false, true, false);
+        assert!(second, "a second write: it splits after all");
+        let carried = holds_write(fresh, false, true, true);
+        assert!(!carried, "a new connection goes by its port's last response");
+        let split = fresh.wrote_in_response().wrote_in_response().response_ended();
+        let own = holds_write(split, false, true, true);
+        assert!(own, "its own history wins over the port's");
     }
 
     #[test]

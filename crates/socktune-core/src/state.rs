@@ -5,7 +5,7 @@
 //! client), and flags: the behaviours planned for it, what the program took over itself, the
 //! armed states of client connections, its recording state for `SOCKTUNE_STATS`, and what cork per
 //! response learned of how the program writes. Flags on a listener describe the plan for the
-//! sockets it accepts. Bits 24 to 44 are free.
+//! sockets it accepts. Bits 24 to 43 are free.
 
 /// The A/B arm of a connection under `SOCKTUNE_AB`; `None` when there is no split. Arm A sorts
 /// first: it is the baseline of a report.
@@ -108,6 +108,8 @@ impl FdState {
     pub const APPLIED_FASTOPEN: u64 = bit(23);
 
     // How the program writes its responses, learned by cork per response.
+    /// A response of this connection has ended: what it learned is its own.
+    pub const ENDED_RESPONSE: u64 = bit(44);
     /// A write since the connection's last response boundary.
     pub const IN_RESPONSE: u64 = bit(45);
     /// More than one write since the last boundary: this response is split.
@@ -230,7 +232,12 @@ impl FdState {
         } else {
             self
         };
-        learned.without(Self::IN_RESPONSE | Self::SPLIT)
+        let ended = if self.has(Self::IN_RESPONSE) {
+            learned.with(Self::ENDED_RESPONSE)
+        } else {
+            learned
+        };
+        ended.without(Self::IN_RESPONSE | Self::SPLIT)
     }
 }
 
@@ -288,6 +295,7 @@ mod tests {
         assert_eq!(s.response_ended(), s, "no write, nothing learned");
         let one = s.wrote_in_response().response_ended();
         assert!(one.has(FdState::ONE_WRITE) && !one.has(FdState::IN_RESPONSE));
+        assert!(one.has(FdState::ENDED_RESPONSE));
         let split = one.wrote_in_response().wrote_in_response();
         assert!(split.has(FdState::SPLIT));
         let ended = split.response_ended();

@@ -58,6 +58,7 @@ fn accepted() -> Accepted {
     let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (server, _) = listener.accept().unwrap();
     setup::accepted(listener.as_raw_fd(), server.as_raw_fd());
+    cork::forget_ports();
     let slot = fdtable::lookup(server.as_raw_fd()).expect("accepted fd registered");
     Accepted {
         _serial: serial,
@@ -149,6 +150,22 @@ fn a_connection_whose_responses_leave_in_one_write_is_not_held() {
     );
     cork::before_read(fd, a.slot, a.slot.load());
     assert!(!a.slot.load().has(FdState::ONE_WRITE));
+}
+
+#[test]
+fn a_new_connection_starts_from_what_its_listener_s_last_response_showed() {
+    let a = accepted();
+    let fd = a.server.as_raw_fd();
+    write_part(&a, b"whole", false);
+    cork::before_read(fd, a.slot, a.slot.load());
+    // The next connection the same listener accepts.
+    let _client = TcpStream::connect(a.listener.local_addr().unwrap()).unwrap();
+    let (next, _) = a.listener.accept().unwrap();
+    setup::accepted(a.listener.as_raw_fd(), next.as_raw_fd());
+    let slot = fdtable::lookup(next.as_raw_fd()).unwrap();
+    let how = cork::before_write(next.as_raw_fd(), slot, 5, false, true);
+    assert_eq!(how, cork::WriteAs::Written, "its first response is not held");
+    slot.clear();
 }
 
 #[test]

@@ -17,6 +17,7 @@ use crate::{errno, flusher, guard, real, sys, track};
 use libc::{c_int, c_void, msghdr, ssize_t};
 use socktune_core::policy::{self, CloseAction, ShutdownAction};
 use socktune_core::state::FdState;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 
 /// How one write of a response goes out.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
@@ -37,7 +38,8 @@ pub fn before_write(fd: c_int, slot: Slot, len: usize, gathered: bool, can_hold:
     let (before, _) = slot.update(FdState::wrote_in_response);
     let total = slot.add_response_bytes(len);
     let past_mss = total >= policy::MIN_MSS && policy::past_one_segment(total, mss(fd, slot));
-    if !policy::holds_write(before, gathered, can_hold && !past_mss) {
+    let port_learned = !before.has(FdState::ENDED_RESPONSE) && port_writes_whole(before.port());
+    if !policy::holds_write(before, gathered, can_hold && !past_mss, port_learned) {
         if slot.is_held() {
             return WriteAs::Pushing;
         }
@@ -135,8 +137,36 @@ pub unsafe fn send_held(fd: c_int, slot: Slot, mut msg: msghdr, flags: c_int) ->
 }
 
 fn response_ended(slot: Slot) {
-    slot.update(FdState::response_ended);
+    let (before, after) = slot.update(FdState::response_ended);
     slot.response_bytes_ended();
+    if before.has(FdState::IN_RESPONSE) {
+        remember_for_port(after.port(), after.has(FdState::ONE_WRITE));
+    }
+}
+
+/// What the last response that ended on a port showed (port << 1 | one write), in a small
+/// table indexed by port: a new connection on a listener, or to a server, starts from it.
+static BY_PORT: [AtomicU32; 64] = [const { AtomicU32::new(0) }; 64];
+
+fn port_entry(port: u16) -> &'static AtomicU32 {
+    &BY_PORT[usize::from(port) % BY_PORT.len()]
+}
+
+fn remember_for_port(port: u16, one_write: bool) {
+    let word = u32::from(port) << 1 | u32::from(one_write);
+    if port_entry(port).load(SeqCst) != word {
+        port_entry(port).store(word, SeqCst);
+    }
+}
+
+/// Tests reuse ports that the kernel hands out again: each starts with nothing learned.
+#[cfg(test)]
+pub fn forget_ports() {
+    BY_PORT.iter().for_each(|p| p.store(0, SeqCst));
+}
+
+fn port_writes_whole(port: u16) -> bool {
+    port_entry(port).load(SeqCst) == u32::from(port) << 1 | 1
 }
 
 /// Pushes what our MSG_MORE writes hold on the fd, whose hold the caller has claimed: the
