@@ -367,8 +367,14 @@ mod tests {
         let second = holds_write(learned.wrote_in_response(), false, true, false);
         assert!(second, "a second write: it splits after all");
         let carried = holds_write(fresh, false, true, true);
-        assert!(!carried, "a new connection goes by its port's last response");
-        let split = fresh.wrote_in_response().wrote_in_response().response_ended();
+        assert!(
+            !carried,
+            "a new connection goes by its port's last response"
+        );
+        let split = fresh
+            .wrote_in_response()
+            .wrote_in_response()
+            .response_ended();
         let own = holds_write(split, false, true, true);
         assert!(own, "its own history wins over the port's");
     }

@@ -164,7 +164,11 @@ fn a_new_connection_starts_from_what_its_listener_s_last_response_showed() {
     setup::accepted(a.listener.as_raw_fd(), next.as_raw_fd());
     let slot = fdtable::lookup(next.as_raw_fd()).unwrap();
     let how = cork::before_write(next.as_raw_fd(), slot, 5, false, true);
-    assert_eq!(how, cork::WriteAs::Written, "its first response is not held");
+    assert_eq!(
+        how,
+        cork::WriteAs::Written,
+        "its first response is not held"
+    );
     slot.clear();
 }
 

@@ -144,7 +144,9 @@ pub fn accepted(listener: c_int, fd: c_int) {
     };
     let state = stats::start(state, arm);
     slot.reset(state);
-    if state.has(FdState::NODELAY) && !state.has(FdState::APP_NAGLE) {
+    // A socket accepted from a listener the program gave TCP_NODELAY has it already.
+    let has_nodelay = state.has(FdState::APP_NODELAY);
+    if state.has(FdState::NODELAY) && !state.has(FdState::APP_NAGLE) && !has_nodelay {
         set_tcp(fd, libc::TCP_NODELAY, 1, "TCP_NODELAY=1");
     }
     if state.reapplies_quickack() && set_tcp(fd, libc::TCP_QUICKACK, 0, "TCP_QUICKACK=0") {
