@@ -5,7 +5,7 @@
 //! client), and flags: the behaviours planned for it, what the program took over itself, the
 //! armed states of client connections, its recording state for `SOCKTUNE_STATS`, and what cork per
 //! response learned of how the program writes. Flags on a listener describe the plan for the
-//! sockets it accepts. Bits 24 to 43 are free.
+//! sockets it accepts. Bits 24 to 42 are free.
 
 /// The A/B arm of a connection under `SOCKTUNE_AB`; `None` when there is no split. Arm A sorts
 /// first: it is the baseline of a report.
@@ -108,6 +108,10 @@ impl FdState {
     pub const APPLIED_FASTOPEN: u64 = bit(23);
 
     // How the program writes its responses, learned by cork per response.
+    /// The response is held by TCP_CORK rather than MSG_MORE: a Fast Open connection's first
+    /// one, written before the handshake's ACK came, which would push a partial segment that
+    /// MSG_MORE held.
+    pub const CORKED: u64 = bit(43);
     /// A response of this connection has ended: what it learned is its own.
     pub const ENDED_RESPONSE: u64 = bit(44);
     /// A write since the connection's last response boundary.

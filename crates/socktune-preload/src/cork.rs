@@ -49,9 +49,35 @@ pub fn before_write(fd: c_int, slot: Slot, len: usize, gathered: bool, can_hold:
     let now = flusher::now();
     if slot.mark_held(now, guard::thread_token()) {
         flusher::wake_by(now.wrapping_add(config().cork_flush_ms));
+        cork_before_handshake_ack(fd, slot, before);
         debug!("fd {fd}: a new response, held until its boundary");
     }
     WriteAs::Held
+}
+
+/// A Fast Open connection's first response may be written while the connection still waits for
+/// the handshake's ACK, whose arrival would push a partial segment MSG_MORE holds: that response
+/// is held by TCP_CORK instead (two calls, on that response only).
+fn cork_before_handshake_ack(fd: c_int, slot: Slot, state: FdState) {
+    let first = !state.has(FdState::ENDED_RESPONSE);
+    if first
+        && state.has(FdState::APPLIED_FASTOPEN)
+        && sys::handshake_pending(fd)
+        && sys::set_int(fd, libc::IPPROTO_TCP, libc::TCP_CORK, 1).is_ok()
+    {
+        slot.set(FdState::CORKED);
+        debug!("fd {fd}: handshake pending: the response is corked");
+    }
+}
+
+/// Sends what the fd holds: uncorks a [`FdState::CORKED`] response, pushes a MSG_MORE one.
+fn push(fd: c_int, slot: Slot) -> Result<(), c_int> {
+    if slot.load().has(FdState::CORKED) {
+        slot.unset(FdState::CORKED);
+        sys::uncork(fd)
+    } else {
+        sys::push(fd)
+    }
 }
 
 /// The connection's MSS, read once, when a response first needs it.
@@ -173,7 +199,7 @@ fn port_writes_whole(port: u16) -> bool {
 /// response leaves now.
 fn release(fd: c_int, slot: Slot, why: &str) {
     response_ended(slot);
-    match sys::push(fd) {
+    match push(fd, slot) {
         Ok(()) => debug!("fd {fd}: response pushed ({why})"),
         Err(e) => track::forget_if_gone(slot, e),
     }
@@ -217,7 +243,7 @@ pub fn before_close(fd: c_int, slot: Slot, state: FdState) {
     }
     match policy::close_action(state, sys::unread_bytes(fd)) {
         CloseAction::PushFirst => {
-            let _ = sys::push(fd);
+            let _ = push(fd, slot);
         }
         // The close would send the held data with the FIN; a write-side shutdown sends the
         // same segment now, so that the connection's record counts it.
@@ -261,10 +287,10 @@ pub fn release_aged(now: u32) -> Option<u32> {
             oldest_left.set(flusher::earliest(oldest_left.get(), due));
             false
         },
-        |fd, _| {
+        |fd, slot| {
             // The fd may have been closed since it was claimed: a failed push is harmless,
             // and the table is left alone, since the number may already name a new socket.
-            if sys::push(fd).is_ok() {
+            if push(fd, slot).is_ok() {
                 debug!("fd {fd}: response pushed (no boundary within {after} ms)");
             }
         },

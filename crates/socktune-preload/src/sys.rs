@@ -65,6 +65,11 @@ pub fn coarse_ms() -> u32 {
     (t.tv_sec as u64 * 1000 + t.tv_nsec as u64 / 1_000_000) as u32
 }
 
+/// Releases our TCP_CORK: what it held leaves, the tail at once since nodelay is on.
+pub fn uncork(fd: c_int) -> Result<(), c_int> {
+    set_int(fd, libc::IPPROTO_TCP, libc::TCP_CORK, 0)
+}
+
 /// Sends what MSG_MORE writes left pending: setting TCP_NODELAY pushes pending frames, also
 /// when it is on already (the kernel's `__tcp_sock_set_nodelay`).
 pub fn push(fd: c_int) -> Result<(), c_int> {
