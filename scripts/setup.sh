@@ -54,7 +54,7 @@ debs=(
 if [ -n "$bench" ]; then
     debs+=(starman:starman plackup:libplack-perl)
 fi
-pips=(gunicorn flask) # the benchmark's link section (smoke run included): gunicorn serving Flask
+pips=(gunicorn flask aiohttp) # the benchmark: gunicorn serving Flask (link section, smoke run included), aiohttp (cost)
 
 present() { # present CHECK PACKAGE
     case $1 in

@@ -149,7 +149,7 @@ fn bad_values_leave_behaviour_off() {
 }
 
 /// SOCKTUNE_LOG_FILE takes every log line: the program's stderr stays free of them, and the file
-/// tells each response's cork and flush.
+/// tells each response's hold and push.
 #[test]
 fn debug_log_file_takes_the_lines_off_stderr() {
     needs_root!(NETNS);
@@ -168,8 +168,8 @@ fn debug_log_file_takes_the_lines_off_stderr() {
     );
     for line in [
         "effective settings",
-        "corked for a new response",
-        "response flushed (the program reads)",
+        "a new response, held until its boundary",
+        "response pushed (the program reads)",
     ] {
         check(
             log.contains(line),

@@ -1,6 +1,6 @@
 //! Programs that tune themselves must not be made worse. Node.js sets TCP_NODELAY on each
 //! accepted socket and hands each response to one writev: under SOCKTUNE_CORK=1 the shim must
-//! send it as it is, not cork it until Node's next epoll wait (which cost 0.09 -> 0.16 ms p50 and
+//! send it as it is, not hold it until Node's next epoll wait (which cost 0.09 -> 0.16 ms p50 and
 //! ~15% of wrk's requests/s before the shim learnt this). The debug log says which way each
 //! response went.
 mod common;
@@ -34,11 +34,11 @@ fn node_http_responses_are_not_corked() {
         );
     }
     let text = std::fs::read_to_string(&log).expect("the shim's debug log");
-    let corked = text.matches("corked for a new response").count();
-    let as_is = text.matches("sent as it is").count();
+    let held = text.matches("held until its boundary").count();
+    let as_is = text.matches("sent as written").count();
     check(
-        corked == 0 && as_is >= 40,
+        held == 0 && as_is >= 40,
         &runs[1],
-        &format!("every response sent as it is ({as_is}), none corked ({corked})"),
+        &format!("every response sent as written ({as_is}), none held ({held})"),
     );
 }

@@ -1,11 +1,12 @@
 """Prefork keep-alive HTTP/1.1 server: listens, then forks WORKERS processes that accept in a loop.
 
-usage: prefork_server.py HOST PORT [WORKERS] [once] [nodelay]
+usage: prefork_server.py HOST PORT [WORKERS] [once] [nodelay] [whole]
 Each worker serves its connection's requests until the client closes, writing every response in
 two sends, header then a 100-byte body (like examples/perl-server.pl and python's http.server).
 With "once", a worker answers one request and closes the connection itself with close() alone,
 HTTP/1.0 style, right after its last send. With "nodelay", a worker sets TCP_NODELAY on each
-connection it accepts, as Starman and gunicorn do.
+connection it accepts, as Starman and gunicorn do. With "whole", each response is one send, as a
+server that tuned itself writes it.
 Each worker tells the parent over a pipe when it accepts a connection; the parent reports, after
 every one, conns= (connections accepted so far) and workers= (distinct workers that accepted).
 """
@@ -18,7 +19,7 @@ from netutil import family_of, report
 BODY = b"x" * 100
 
 
-def serve(c):
+def serve(c, whole=False):
     buf = b""
     while True:
         while b"\r\n\r\n" not in buf:
@@ -27,29 +28,37 @@ def serve(c):
                 return
             buf += d
         head, buf = buf.split(b"\r\n\r\n", 1)
-        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(BODY))
-        c.sendall(BODY)
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(BODY)
+        if whole:
+            c.sendall(head + BODY)
+        else:
+            c.sendall(head)
+            c.sendall(BODY)
 
 
-def serve_once(c):
+def serve_once(c, whole=False):
     buf = b""
     while b"\r\n\r\n" not in buf:
         d = c.recv(65536)
         if not d:
             return
         buf += d
-    c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY))
-    c.sendall(BODY)
+    head = b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY)
+    if whole:
+        c.sendall(head + BODY)
+    else:
+        c.sendall(head)
+        c.sendall(BODY)
 
 
-def worker(s, tell, answer, nodelay):
+def worker(s, tell, answer, nodelay, whole):
     while True:
         c, _ = s.accept()
         if nodelay:
             c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         os.write(tell, b"%d\n" % os.getpid())
         with c:
-            answer(c)
+            answer(c, whole)
 
 
 def main():
@@ -65,7 +74,7 @@ def main():
         if os.fork() == 0:
             os.close(r)
             try:
-                worker(s, w, answer, "nodelay" in options)
+                worker(s, w, answer, "nodelay" in options, "whole" in options)
             finally:
                 os._exit(0)
     os.close(w)

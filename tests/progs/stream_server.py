@@ -7,21 +7,24 @@ response boundary of cork-per-response (except select-other: select() is one, on
   cond          threading.Event().wait(GAP) (a condition variable nobody signals)
   select-other  select() on a pipe nobody writes, GAP timeout
   read-other    blocking os.read() on a pipe that a helper thread writes to after GAP
-Under SOCKTUNE_CORK=1 each event is corked by its send; only the shim's flusher (or the select()
-boundary) can release it before the kernel's own 200 ms cork timer.
+Under SOCKTUNE_CORK=1 an event's send may be held (MSG_MORE); only the shim's flusher (or the
+select() boundary) can push it before the kernel's own 200 ms cork timer. (Once the shim has seen
+an event leave in one write it may send the next as it is.)
 
 Each event is EVENT_LEN bytes: its index and the time.monotonic() just before its send.
 CLOCK_MONOTONIC is system-wide, so the client on this machine measures each event's delay.
 Reports (after closing the connection):
-  corked       events whose TCP_CORK read back 1 right after their send: the shim did cork
-  still_corked events whose TCP_CORK still read 1 after the pause: nothing released them
+  held         events with bytes still unsent (SIOCOUTQNSD) right after their send: the shim held
+  still_held   events with bytes still unsent after the pause: nothing pushed them
   sha256       of every byte sent
-Reading TCP_CORK back observes; the program sets no option.
+Reading the unsent byte count observes; the program sets no option.
 """
+import fcntl
 import hashlib
 import os
 import select
 import socket
+import struct
 import sys
 import threading
 import time
@@ -55,8 +58,12 @@ def waiter(mode):
     sys.exit("unknown mode %r" % mode)
 
 
-def corked(c):
-    return c.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK)
+SIOCOUTQNSD = 0x894B  # bytes written and not yet sent (linux/sockios.h)
+
+
+def held(c):
+    unsent = struct.unpack("i", fcntl.ioctl(c.fileno(), SIOCOUTQNSD, b"\0" * 4))[0]
+    return int(unsent > 0)
 
 
 host, port, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -67,13 +74,13 @@ s.bind((host, port))
 s.listen(16)
 c, _ = s.accept()
 read_line(c)
-sent, n_corked, n_still = hashlib.sha256(), 0, 0
+sent, n_held, n_still = hashlib.sha256(), 0, 0
 for i in range(n):
     ev = event(i, time.monotonic())
     c.sendall(ev)
-    n_corked += corked(c)
+    n_held += held(c)
     sent.update(ev)
     pause()
-    n_still += corked(c)
+    n_still += held(c)
 c.close()
-report(events=n, corked=n_corked, still_corked=n_still, sha256=sent.hexdigest())
+report(events=n, held=n_held, still_held=n_still, sha256=sent.hexdigest())

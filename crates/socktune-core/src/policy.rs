@@ -184,12 +184,54 @@ pub fn connect_plan(cfg: &Config, remote_port: u16, prior: FdState) -> ConnectPl
     }
 }
 
-/// Whether the first write of a response starts a cork. A program that turned TCP_NODELAY on
-/// itself and hands over a whole gathered response at once (writev or sendmsg with several
-/// buffers, as Node.js does) gets it sent as it asked; corking it would only hold it until the
-/// program's next wait. Its responses written in pieces (Starman: header, then body) are corked.
-pub fn corks_response(gathered_write: bool, program_nodelay: bool) -> bool {
-    !(gathered_write && program_nodelay)
+/// Whether a write of a response on a corking connection goes with MSG_MORE, held until the
+/// response's boundary, or as the program wrote it. `state` is the connection's state before the
+/// write, `gathered` says the call hands over several buffers at once, and `can_hold` that the
+/// call can carry MSG_MORE at all (sendfile, for one, cannot).
+///
+/// A response's first write goes as written where holding it would only delay it: the program
+/// turned TCP_NODELAY on itself and hands over a whole gathered response (as Node.js does), or
+/// the connection's last response left in one write. A second write of the same response is
+/// held whatever came before: the program splits after all.
+///
+/// A connection that has not ended a response yet goes by `port_learned`: what the last response
+/// that ended on its port (a listener's local port, a client's remote port) showed.
+pub fn holds_write(state: FdState, gathered: bool, can_hold: bool, port_learned: bool) -> bool {
+    let first = !state.has(FdState::IN_RESPONSE);
+    let learned = if state.has(FdState::ENDED_RESPONSE) {
+        state.has(FdState::ONE_WRITE)
+    } else {
+        port_learned
+    };
+    let whole = learned || (gathered && state.has(FdState::APP_NODELAY));
+    can_hold && !(first && whole)
+}
+
+/// The smallest MSS a TCP connection may have (IPv4's default): a response shorter than this
+/// fits one segment on any path, so cork needs no MSS to hold it.
+pub const MIN_MSS: u32 = 536;
+
+/// Whether a response that has `total` bytes so far is past one segment of `mss` bytes: then
+/// its writes go as written, full segments and tail leave as each returns, and holding the tail
+/// for the boundary would only delay it.
+pub fn past_one_segment(total: u32, mss: u32) -> bool {
+    total >= MIN_MSS && total > mss
+}
+
+/// How long received data must wait for a reply before the kernel's delayed-ACK timer fires and
+/// takes the connection out of delayed-ACK mode (TCP_DELACK_MIN is 40 ms), less a margin for the
+/// coarse clock the shim reads.
+const LEAVES_DELAYED_ACK_MS: u32 = 30;
+
+/// Whether quickack-off must be set again after a read that returned data. The kernel leaves
+/// delayed-ACK mode by itself when its delayed-ACK timer fires, that is when data it received
+/// waited 40 ms for a reply (or on loss and reordering, which a read cannot see); that data came
+/// after the mode was last known on (set at accept, or checked at the previous read), so a read
+/// less than that after it finds the mode still on, and setting it again would change no packet.
+/// `since_known_ms`: `None` if it never was known on (a client's first read: the handshake's end
+/// leaves the mode).
+pub fn reapplies_quickack_after(since_known_ms: Option<u32>) -> bool {
+    since_known_ms.is_none_or(|ms| ms >= LEAVES_DELAYED_ACK_MS)
 }
 
 /// What to do with held (corked) data when the program closes the fd.
@@ -451,11 +493,50 @@ mod tests {
     }
 
     #[test]
-    fn a_nodelay_program_s_gathered_response_is_not_corked() {
-        assert!(corks_response(false, false));
-        assert!(corks_response(true, false));
-        assert!(corks_response(false, true));
-        assert!(!corks_response(true, true));
+    fn a_response_is_held_unless_it_leaves_in_one_write() {
+        let fresh = FdState::new(Kind::Server, FdState::CORK, 80);
+        assert!(holds_write(fresh, false, true, false));
+        assert!(holds_write(fresh, true, true, false));
+        let sendfile = holds_write(fresh, false, false, false);
+        assert!(!sendfile, "sendfile cannot carry MSG_MORE");
+        let nodelay = fresh.with(FdState::APP_NODELAY);
+        assert!(holds_write(nodelay, false, true, false));
+        let gathered = holds_write(nodelay, true, true, false);
+        assert!(!gathered, "a nodelay program's gathered response");
+        let learned = fresh.wrote_in_response().response_ended();
+        let whole = holds_write(learned, false, true, false);
+        assert!(!whole, "the last response left in one write");
+        let second = holds_write(learned.wrote_in_response(), false, true, false);
+        assert!(second, "a second write: it splits after all");
+        let carried = holds_write(fresh, false, true, true);
+        assert!(
+            !carried,
+            "a new connection goes by its port's last response"
+        );
+        let split = fresh
+            .wrote_in_response()
+            .wrote_in_response()
+            .response_ended();
+        let own = holds_write(split, false, true, true);
+        assert!(own, "its own history wins over the port's");
+    }
+
+    #[test]
+    fn a_response_past_one_segment_is_not_held() {
+        assert!(!past_one_segment(100, 0), "short: no MSS needed");
+        assert!(!past_one_segment(1448, 1448));
+        assert!(past_one_segment(1449, 1448));
+        assert!(!past_one_segment(60_000, 65483), "fits loopback's MSS");
+        assert!(past_one_segment(600, 0), "an unknown MSS counts as none");
+    }
+
+    #[test]
+    fn quickack_off_is_set_again_only_where_the_kernel_may_have_left_it() {
+        assert!(reapplies_quickack_after(None), "a client's first read");
+        assert!(!reapplies_quickack_after(Some(0)), "back-to-back requests");
+        assert!(!reapplies_quickack_after(Some(29)));
+        assert!(reapplies_quickack_after(Some(30)));
+        assert!(reapplies_quickack_after(Some(5000)), "an idle connection");
     }
 
     #[test]

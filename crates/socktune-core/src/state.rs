@@ -3,10 +3,11 @@
 //!
 //! The word holds the fd's [`Kind`], a port (the local port of a listener, the remote port of a
 //! client), and flags: the behaviours planned for it, what the program took over itself, the
-//! armed states of client connections, and its recording state for `SOCKTUNE_STATS`. Flags on a
-//! listener describe the plan for the sockets it accepts. Bits 24 to 34 are the per-socket
-//! options, 35 to 39 the armed and heal marks, 40 to 47 the rule of the rules file that chose its
-//! settings.
+//! armed states of client connections, its recording state for `SOCKTUNE_STATS`, and what cork per
+//! response learned of how the program writes. Flags on a listener describe the plan for the
+//! sockets it accepts. Bits 24 to 34 are the per-socket options, 35 to 39 the armed and heal
+//! marks, 40 to 44 what cork learned; 45 to 47 are free. The rule that chose a socket's settings
+//! is kept beside the state, in its fd-table entry.
 
 /// The A/B arm of a connection under `SOCKTUNE_AB`; `None` when there is no split. Arm A sorts
 /// first: it is the baseline of a report.
@@ -131,13 +132,25 @@ impl FdState {
     /// connection: socktune set it.
     pub const OPT_SHIFT: u32 = 24;
     pub const OPTS: u64 = 0x7ff << Self::OPT_SHIFT;
-    const RULE_SHIFT: u32 = 40;
-    const RULE_MASK: u64 = 0xff << Self::RULE_SHIFT;
 
     /// The bit of option `i` (its place in `config::Opt::ALL`).
     pub const fn opt(i: usize) -> u64 {
         bit(Self::OPT_SHIFT + i as u32)
     }
+
+    // How the program writes its responses, learned by cork per response.
+    /// The response is held by TCP_CORK rather than MSG_MORE: a Fast Open connection's first
+    /// one, written before the handshake's ACK came, which would push a partial segment that
+    /// MSG_MORE held.
+    pub const CORKED: u64 = bit(40);
+    /// A response of this connection has ended: what it learned is its own.
+    pub const ENDED_RESPONSE: u64 = bit(41);
+    /// A write since the connection's last response boundary.
+    pub const IN_RESPONSE: u64 = bit(42);
+    /// More than one write since the last boundary: this response is split.
+    pub const SPLIT: u64 = bit(43);
+    /// The last response left in one write: the next one goes as the program writes it.
+    pub const ONE_WRITE: u64 = bit(44);
 
     /// Flags an accepted socket takes from its listener.
     pub const INHERITED: u64 = Self::CORK
@@ -215,14 +228,6 @@ impl FdState {
             listener.port(),
         )
     }
-    /// The rules-file rule whose settings the socket follows: 0 for the top level, `i + 1` for
-    /// rule `i`.
-    pub fn rule(self) -> u8 {
-        (self.0 >> Self::RULE_SHIFT) as u8
-    }
-    pub fn with_rule(self, rule: u8) -> FdState {
-        FdState((self.0 & !Self::RULE_MASK) | u64::from(rule) << Self::RULE_SHIFT)
-    }
     pub fn arm(self) -> Option<Arm> {
         if self.has(Self::ARM_B) {
             Some(Arm::B)
@@ -249,6 +254,31 @@ impl FdState {
     pub fn after_read(self) -> FdState {
         self.without(Self::WROTE)
     }
+    /// One more write of the current response.
+    pub fn wrote_in_response(self) -> FdState {
+        if self.has(Self::IN_RESPONSE) {
+            self.with(Self::SPLIT)
+        } else {
+            self.with(Self::IN_RESPONSE)
+        }
+    }
+    /// A response boundary: learns from the response that ended whether the program writes its
+    /// responses in one write.
+    pub fn response_ended(self) -> FdState {
+        let learned = if self.has(Self::SPLIT) {
+            self.without(Self::ONE_WRITE)
+        } else if self.has(Self::IN_RESPONSE) {
+            self.with(Self::ONE_WRITE)
+        } else {
+            self
+        };
+        let ended = if self.has(Self::IN_RESPONSE) {
+            learned.with(Self::ENDED_RESPONSE)
+        } else {
+            learned
+        };
+        ended.without(Self::IN_RESPONSE | Self::SPLIT)
+    }
 }
 
 #[cfg(test)]
@@ -270,15 +300,54 @@ mod tests {
     }
 
     #[test]
-    fn options_and_rule_have_their_own_bits() {
-        let s = FdState::new(Kind::Client, FdState::opt(0) | FdState::opt(10), 443).with_rule(255);
-        assert_eq!((s.kind(), s.port(), s.rule()), (Kind::Client, 443, 255));
+    fn every_flag_has_its_own_bit() {
+        let flags = [
+            FdState::CORK,
+            FdState::QUICKACK_OFF,
+            FdState::NODELAY,
+            FdState::APP_NAGLE,
+            FdState::APP_QUICKACK,
+            FdState::APP_NODELAY,
+            FdState::APP_DEFER,
+            FdState::APP_FASTOPEN,
+            FdState::LINGER,
+            FdState::SHARED,
+            FdState::SHIM_LOG,
+            FdState::ARMED,
+            FdState::ARMED_WAITED,
+            FdState::EPOLL_READ_ONLY,
+            FdState::RECORDED,
+            FdState::ARM_A,
+            FdState::ARM_B,
+            FdState::WROTE,
+            FdState::APPLIED_FASTOPEN_CONNECT,
+            FdState::APPLIED_DEFER_ACCEPT,
+            FdState::APPLIED_FASTOPEN,
+            FdState::ARMED_IN_PROGRESS,
+            FdState::ACK_PENDING,
+            FdState::DEFER_WATCH,
+            FdState::EPOLL_REGISTERED,
+            FdState::DEFER_HEALED,
+            FdState::OPTS,
+            FdState::CORKED,
+            FdState::ENDED_RESPONSE,
+            FdState::IN_RESPONSE,
+            FdState::SPLIT,
+            FdState::ONE_WRITE,
+        ];
+        let mut seen = 0;
+        for f in flags {
+            assert_eq!(seen & f, 0, "flag {f:#x} shares a bit");
+            assert_eq!(
+                f & !FdState::FLAG_MASK,
+                0,
+                "flag {f:#x} spills into kind or port"
+            );
+            seen |= f;
+        }
+        let s = FdState::new(Kind::Client, FdState::opt(0) | FdState::opt(10), 443);
+        assert_eq!((s.kind(), s.port()), (Kind::Client, 443));
         assert_eq!(s.flags(FdState::OPTS), FdState::opt(0) | FdState::opt(10));
-        assert_eq!(s.with_rule(3).rule(), 3);
-        assert_eq!(
-            FdState::OPTS & (FdState::RULE_MASK | ((FdState::APPLIED_FASTOPEN << 1) - 1)),
-            0
-        );
     }
 
     #[test]
@@ -309,6 +378,19 @@ mod tests {
             Some(Arm::A)
         );
         assert_eq!(s.with_arm(None).arm(), None);
+    }
+
+    #[test]
+    fn a_response_in_one_write_is_learned_and_a_split_one_unlearns_it() {
+        let s = FdState::new(Kind::Server, FdState::CORK, 80);
+        assert_eq!(s.response_ended(), s, "no write, nothing learned");
+        let one = s.wrote_in_response().response_ended();
+        assert!(one.has(FdState::ONE_WRITE) && !one.has(FdState::IN_RESPONSE));
+        assert!(one.has(FdState::ENDED_RESPONSE));
+        let split = one.wrote_in_response().wrote_in_response();
+        assert!(split.has(FdState::SPLIT));
+        let ended = split.response_ended();
+        assert!(!ended.has(FdState::ONE_WRITE | FdState::SPLIT | FdState::IN_RESPONSE));
     }
 
     #[test]

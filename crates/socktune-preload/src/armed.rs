@@ -74,9 +74,10 @@ pub fn after_connect(fd: c_int, c: Connecting, result: c_int, errno: c_int) -> O
 
 fn arm(slot: Slot, flags: u64) {
     let _ = ARMED_HERE.try_with(|h| h.set(true));
-    slot.stamp_armed(flusher::now(), guard::thread_token());
+    let now = flusher::now();
+    slot.stamp_armed(now, guard::thread_token());
     slot.set(flags);
-    flusher::ensure_running();
+    flusher::wake_by(now.wrapping_add(DEADLINE_MS));
 }
 
 /// The program writes: what waited for its first write (or for its response) leaves with it.
@@ -239,14 +240,14 @@ pub fn before_read_elsewhere(fd: c_int) {
     }
 }
 
-/// The flusher's job: releases what stayed armed [`DEADLINE_MS`] with no write; true while any
-/// connection is still armed.
-pub fn release_aged(now: u32) -> bool {
+/// The flusher's job: releases what stayed armed [`DEADLINE_MS`] with no write; while any
+/// connection is still armed, asks to look again in a millisecond.
+pub fn release_aged(now: u32) -> Option<u32> {
     if fdtable::armed_count() == 0 {
-        return false;
+        return None;
     }
     release_where(|since, _| now.wrapping_sub(since) >= DEADLINE_MS);
-    fdtable::armed_count() > 0
+    (fdtable::armed_count() > 0).then_some(now.wrapping_add(1))
 }
 
 /// Kicks every armed connection whose (tick, thread) stamp satisfies `pick`. A kick checks the

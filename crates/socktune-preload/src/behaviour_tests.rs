@@ -58,6 +58,7 @@ fn accepted() -> Accepted {
     let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (server, _) = listener.accept().unwrap();
     setup::accepted(listener.as_raw_fd(), server.as_raw_fd());
+    cork::forget_ports();
     let slot = fdtable::lookup(server.as_raw_fd()).expect("accepted fd registered");
     Accepted {
         _serial: serial,
@@ -76,54 +77,188 @@ fn an_accepted_socket_gets_the_listeners_plan() {
     assert_eq!(state.kind(), Kind::Server);
     assert!(state.corks() && state.reapplies_quickack() && state.has(FdState::RECORDED));
     assert_eq!(tcp_option(fd, libc::TCP_NODELAY), 1, "cork sets nodelay");
-    assert_eq!(
-        tcp_option(fd, libc::TCP_CORK),
-        0,
-        "nothing corked before a write"
-    );
+    assert_eq!(unsent(fd), 0, "nothing held before a write");
     let listener_state = fdtable::lookup(a.listener.as_raw_fd()).unwrap().load();
     assert_eq!(listener_state.kind(), Kind::Listener);
 }
 
-#[test]
-fn a_response_is_corked_at_its_first_write_and_released_by_the_next_read() {
-    let a = accepted();
+/// Bytes the kernel holds back on `fd`: written, not yet sent.
+fn unsent(fd: i32) -> i32 {
+    let mut n: i32 = -1;
+    // SAFETY: SIOCOUTQNSD writes one int.
+    unsafe { libc::ioctl(fd, libc::SIOCOUTQNSD, &mut n) };
+    n
+}
+
+/// One write of a response, made as the write hook makes it.
+fn write_part(a: &Accepted, data: &[u8], gathered: bool) -> cork::WriteAs {
     let fd = a.server.as_raw_fd();
-    let state = a.slot.load();
-    cork::before_write(fd, a.slot, state, false);
-    assert_eq!(tcp_option(fd, libc::TCP_CORK), 1);
-    assert!(a.slot.is_held());
-    cork::before_write(fd, a.slot, state, false); // the body: the same response
-    assert!(a.slot.is_held() && tcp_option(fd, libc::TCP_CORK) == 1);
-    cork::before_read(fd, a.slot);
-    assert_eq!(tcp_option(fd, libc::TCP_CORK), 0);
-    assert!(!a.slot.is_held());
+    let how = cork::before_write(fd, a.slot, data.len(), gathered, true);
+    let iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    let n = if how == cork::WriteAs::Held {
+        // SAFETY: all-zero is an empty msghdr; it then names our one buffer.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = (&iov as *const libc::iovec).cast_mut();
+        msg.msg_iovlen = 1;
+        // SAFETY: the message describes `data`, which outlives the call.
+        unsafe { cork::send_held(fd, a.slot, msg, 0) }.expect("a TCP socket takes it")
+    } else {
+        // SAFETY: writes `data` to our own socket.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if how == cork::WriteAs::Pushing {
+            cork::after_pushing_write(a.slot, n);
+        }
+        n
+    };
+    assert_eq!(n, data.len() as isize);
+    how
 }
 
 #[test]
-fn a_wait_releases_what_this_thread_corked() {
+fn a_response_is_held_from_its_first_write_and_pushed_by_the_next_read() {
     let a = accepted();
     let fd = a.server.as_raw_fd();
-    cork::before_write(fd, a.slot, a.slot.load(), false);
-    assert_eq!(tcp_option(fd, libc::TCP_CORK), 1);
+    assert_eq!(write_part(&a, b"header ", false), cork::WriteAs::Held);
+    assert!(a.slot.is_held());
+    write_part(&a, b"body", false); // the same response
+    assert_eq!(unsent(fd), 11, "the whole response waits for its boundary");
+    cork::before_read(fd, a.slot, a.slot.load());
+    assert_eq!(unsent(fd), 0);
+    assert!(!a.slot.is_held());
+    assert!(!a.slot.load().has(FdState::ONE_WRITE), "a split response");
+    assert_eq!(tcp_option(fd, libc::TCP_NODELAY), 1);
+}
+
+#[test]
+fn a_connection_whose_responses_leave_in_one_write_is_not_held() {
+    let a = accepted();
+    let fd = a.server.as_raw_fd();
+    assert_eq!(write_part(&a, b"whole", false), cork::WriteAs::Held);
+    cork::before_read(fd, a.slot, a.slot.load());
+    assert!(a.slot.load().has(FdState::ONE_WRITE), "learned: one write");
+    assert_eq!(write_part(&a, b"whole", false), cork::WriteAs::Written);
+    assert!(!a.slot.is_held() && unsent(fd) == 0, "sent as written");
+    cork::before_read(fd, a.slot, a.slot.load());
+    write_part(&a, b"header", false);
+    assert_eq!(
+        write_part(&a, b"body", false),
+        cork::WriteAs::Held,
+        "it splits after all: the rest is held"
+    );
+    cork::before_read(fd, a.slot, a.slot.load());
+    assert!(!a.slot.load().has(FdState::ONE_WRITE));
+}
+
+#[test]
+fn a_new_connection_starts_from_what_its_listener_s_last_response_showed() {
+    let a = accepted();
+    let fd = a.server.as_raw_fd();
+    write_part(&a, b"whole", false);
+    cork::before_read(fd, a.slot, a.slot.load());
+    // The next connection the same listener accepts.
+    let _client = TcpStream::connect(a.listener.local_addr().unwrap()).unwrap();
+    let (next, _) = a.listener.accept().unwrap();
+    setup::accepted(a.listener.as_raw_fd(), next.as_raw_fd());
+    let slot = fdtable::lookup(next.as_raw_fd()).unwrap();
+    let how = cork::before_write(next.as_raw_fd(), slot, 5, false, true);
+    assert_eq!(
+        how,
+        cork::WriteAs::Written,
+        "its first response is not held"
+    );
+    slot.clear();
+}
+
+#[test]
+fn a_write_that_cannot_carry_msg_more_pushes_the_held_header() {
+    let a = accepted();
+    let fd = a.server.as_raw_fd();
+    write_part(&a, b"header", false);
+    assert_eq!(
+        cork::before_write(fd, a.slot, 4, false, false),
+        cork::WriteAs::Pushing
+    );
+    // SAFETY: writes to our own socket.
+    let n = unsafe { libc::write(fd, b"file".as_ptr().cast(), 4) };
+    cork::after_pushing_write(a.slot, n);
+    assert!(!a.slot.is_held() && unsent(fd) == 0);
+}
+
+#[test]
+fn a_response_past_one_segment_leaves_as_its_writes_return() {
+    let a = accepted();
+    let fd = a.server.as_raw_fd();
+    let mss = tcp_option(fd, libc::TCP_MAXSEG) as usize;
+    write_part(&a, b"header", false);
+    let body = vec![b'x'; mss];
+    assert_eq!(write_part(&a, &body, false), cork::WriteAs::Pushing);
+    assert!(
+        !a.slot.is_held() && unsent(fd) == 0,
+        "no tail waits for the boundary"
+    );
+    assert_eq!(
+        write_part(&a, b"trailer", false),
+        cork::WriteAs::Written,
+        "the rest of a long response goes as written"
+    );
+}
+
+#[test]
+fn a_stale_entry_on_a_datagram_socket_never_holds_a_datagram() {
+    let a = accepted();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.connect(udp.local_addr().unwrap()).unwrap();
+    let fd = udp.as_raw_fd();
+    let slot = fdtable::lookup_or_make(fd).unwrap();
+    slot.reset(a.slot.load()); // the table still says: a TCP connection
+    let data = b"dgram";
+    let iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: as in write_part.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = (&iov as *const libc::iovec).cast_mut();
+    msg.msg_iovlen = 1;
+    crate::errno::set(4242);
+    // SAFETY: the message describes `data`.
+    let r = unsafe { cork::send_held(fd, slot, msg, 0) };
+    assert_eq!(r, None, "refused, nothing sent");
+    assert_eq!(crate::errno::get(), 4242, "errno as the program left it");
+    assert_eq!(slot.load(), FdState::default(), "no longer tracked");
+    udp.send(b"next").unwrap();
+    let mut buf = [0u8; 16];
+    let n = udp.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"next", "no datagram was held back");
+}
+
+#[test]
+fn a_wait_releases_what_this_thread_held() {
+    let a = accepted();
+    let fd = a.server.as_raw_fd();
+    write_part(&a, b"held", false);
     let other_thread = std::thread::spawn(cork::before_wait);
     other_thread.join().unwrap();
     assert!(a.slot.is_held(), "another thread's wait leaves it held");
+    assert_eq!(unsent(fd), 4);
     cork::before_wait();
-    assert_eq!(tcp_option(fd, libc::TCP_CORK), 0);
+    assert_eq!(unsent(fd), 0);
     assert!(!a.slot.is_held());
 }
 
 #[test]
-fn the_flusher_job_releases_a_hold_older_than_the_flush_delay() {
+fn the_flusher_job_pushes_a_hold_older_than_the_flush_delay() {
     let a = accepted();
     let fd = a.server.as_raw_fd();
     let before = crate::flusher::now();
-    cork::before_write(fd, a.slot, a.slot.load(), false);
+    write_part(&a, b"held", false);
     cork::release_aged(before + 1);
-    assert_eq!(tcp_option(fd, libc::TCP_CORK), 1, "1 ms is younger than 5");
+    assert_eq!(unsent(fd), 4, "1 ms is younger than 5");
     cork::release_aged(crate::flusher::now() + 5);
-    assert_eq!(tcp_option(fd, libc::TCP_CORK), 0);
+    assert_eq!(unsent(fd), 0);
     assert!(!a.slot.is_held());
 }
 
@@ -131,7 +266,7 @@ fn the_flusher_job_releases_a_hold_older_than_the_flush_delay() {
 fn the_programs_own_nodelay_off_takes_cork_over_and_releases_the_hold() {
     let a = accepted();
     let fd = a.server.as_raw_fd();
-    cork::before_write(fd, a.slot, a.slot.load(), false);
+    write_part(&a, b"held", false);
     own_options::program_sets(
         fd,
         a.slot,
@@ -140,15 +275,11 @@ fn the_programs_own_nodelay_off_takes_cork_over_and_releases_the_hold() {
         Some(0),
         None,
     );
-    assert_eq!(
-        tcp_option(fd, libc::TCP_CORK),
-        0,
-        "held data never waits on the program"
-    );
+    assert_eq!(unsent(fd), 0, "held data never waits on the program");
     let state = a.slot.load();
     assert!(state.has(FdState::APP_NAGLE) && !state.corks());
     drop(a);
-    // Nodelay on agrees with cork: the next fd keeps corking, and a gathered response goes as is.
+    // Nodelay on agrees with cork: the next fd keeps holding, and a gathered response goes as is.
     let b = accepted();
     let fd = b.server.as_raw_fd();
     own_options::program_sets(
@@ -161,17 +292,17 @@ fn the_programs_own_nodelay_off_takes_cork_over_and_releases_the_hold() {
     );
     let state = b.slot.load();
     assert!(state.corks() && state.has(FdState::APP_NODELAY));
-    cork::before_write(fd, b.slot, state, true);
     assert_eq!(
-        tcp_option(fd, libc::TCP_CORK),
-        0,
+        write_part(&b, b"whole", true),
+        cork::WriteAs::Written,
         "gathered write under program nodelay"
     );
-    cork::before_write(fd, b.slot, state, false);
+    cork::before_read(fd, b.slot, b.slot.load());
+    b.slot.unset(FdState::ONE_WRITE);
     assert_eq!(
-        tcp_option(fd, libc::TCP_CORK),
-        1,
-        "a response written in pieces is corked"
+        write_part(&b, b"header", false),
+        cork::WriteAs::Held,
+        "a response written in pieces is held"
     );
 }
 

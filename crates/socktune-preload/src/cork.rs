@@ -1,46 +1,211 @@
-//! Cork per response. The first write after a boundary sets TCP_CORK (with TCP_NODELAY on, so
-//! the tail never waits for Nagle) and marks the fd as holding data. The next boundary releases
-//! it: a read on the fd, a wait (poll/select/epoll) by the thread that wrote, shutdown, close,
-//! or the program taking cork or nodelay over. The flusher releases anything held longer than
-//! `SOCKTUNE_CORK_FLUSH_MS`, for programs that write and then sleep or wait on something else.
+//! Cork per response, with MSG_MORE. Every write of a response goes with MSG_MORE, so the
+//! kernel sends its full segments and holds the partial last one; the response's boundary pushes
+//! that tail with one setsockopt(TCP_NODELAY=1) (setting nodelay pushes pending frames even when
+//! it is already on), and the fd is marked as holding data until then. A boundary is a read on
+//! the fd, a wait (poll/select/epoll, or a blocking call) by the thread that wrote, shutdown,
+//! close, or the program taking cork or nodelay over. The flusher pushes anything held longer
+//! than `SOCKTUNE_CORK_FLUSH_MS`, for programs that write and then wait on something else.
+//!
+//! A write the program makes in one piece where that is the whole response (see
+//! [`policy::holds_write`]) goes as written and costs no call; so does one that cannot carry
+//! MSG_MORE (sendfile), which pushes what the response held before it by itself.
 
 use crate::fdtable::{self, Slot};
 use crate::log::debug;
 use crate::settings::config;
-use crate::{flusher, guard, sys, track};
-use libc::c_int;
+use crate::{errno, flusher, guard, real, sys, track};
+use libc::{c_int, c_void, msghdr, ssize_t};
 use socktune_core::policy::{self, CloseAction, ShutdownAction};
 use socktune_core::state::FdState;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 
-/// Before a write-family call on a connection we cork: cork the response if it is a new one.
-/// `gathered`: the call hands over several buffers at once.
-pub fn before_write(fd: c_int, slot: Slot, state: FdState, gathered: bool) {
-    if slot.is_held() {
-        return;
-    }
-    if !policy::corks_response(gathered, state.has(FdState::APP_NODELAY)) {
-        debug!("fd {fd}: a whole response in one gathered write, nodelay on: sent as it is");
-        return;
-    }
-    match sys::set_int(fd, libc::IPPROTO_TCP, libc::TCP_CORK, 1) {
-        Ok(()) => {
-            slot.mark_held(flusher::now(), guard::thread_token());
-            flusher::ensure_running();
-            debug!("fd {fd}: corked for a new response");
+/// How one write of a response goes out.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(test, derive(Debug))]
+pub enum WriteAs {
+    /// As the program wrote it.
+    #[default]
+    Written,
+    /// As written, and it pushes what the response held before it: the hold ends once it sent.
+    Pushing,
+    /// With MSG_MORE, held until the response's boundary ([`send_held`]).
+    Held,
+}
+
+/// Before a write-family call of `len` bytes on a connection we cork. `gathered`: the call hands
+/// over several buffers at once; `can_hold`: it can carry MSG_MORE.
+pub fn before_write(fd: c_int, slot: Slot, len: usize, gathered: bool, can_hold: bool) -> WriteAs {
+    let (before, _) = slot.update(FdState::wrote_in_response);
+    let total = slot.add_response_bytes(len);
+    let past_mss = total >= policy::MIN_MSS && policy::past_one_segment(total, mss(fd, slot));
+    let port_learned = !before.has(FdState::ENDED_RESPONSE) && port_writes_whole(before.port());
+    if !policy::holds_write(before, gathered, can_hold && !past_mss, port_learned) {
+        if slot.is_held() {
+            return WriteAs::Pushing;
         }
-        Err(e) => track::forget_if_gone(slot, e),
+        debug!("fd {fd}: sent as written (a whole response in one write, or one that cannot wait)");
+        return WriteAs::Written;
+    }
+    let now = flusher::now();
+    if slot.mark_held(now, guard::thread_token()) {
+        flusher::wake_by(now.wrapping_add(config().cork_flush_ms));
+        cork_before_handshake_ack(fd, slot, before);
+        debug!("fd {fd}: a new response, held until its boundary");
+    }
+    WriteAs::Held
+}
+
+/// A Fast Open connection's first response may be written while the connection still waits for
+/// the handshake's ACK, whose arrival would push a partial segment MSG_MORE holds: that response
+/// is held by TCP_CORK instead (two calls, on that response only).
+fn cork_before_handshake_ack(fd: c_int, slot: Slot, state: FdState) {
+    let first = !state.has(FdState::ENDED_RESPONSE);
+    if first
+        && state.has(FdState::APPLIED_FASTOPEN)
+        && sys::handshake_pending(fd)
+        && sys::set_int(fd, libc::IPPROTO_TCP, libc::TCP_CORK, 1).is_ok()
+    {
+        slot.set(FdState::CORKED);
+        debug!("fd {fd}: handshake pending: the response is corked");
     }
 }
 
-/// Uncorks the fd, whose hold the caller has claimed: the response leaves now.
+/// Sends what the fd holds: uncorks a [`FdState::CORKED`] response, pushes a MSG_MORE one.
+fn push(fd: c_int, slot: Slot) -> Result<(), c_int> {
+    if slot.load().has(FdState::CORKED) {
+        slot.unset(FdState::CORKED);
+        sys::uncork(fd)
+    } else {
+        sys::push(fd)
+    }
+}
+
+/// The connection's MSS, read once, when a response first needs it.
+fn mss(fd: c_int, slot: Slot) -> u32 {
+    match slot.mss() {
+        0 => {
+            let mss = sys::get_int(fd, libc::IPPROTO_TCP, libc::TCP_MAXSEG)
+                .and_then(|m| u32::try_from(m).ok())
+                .unwrap_or(0);
+            slot.set_mss(mss);
+            mss
+        }
+        mss => mss,
+    }
+}
+
+/// After a [`WriteAs::Pushing`] write that sent `n` bytes: the kernel pushed what was held.
+pub fn after_pushing_write(slot: Slot, n: ssize_t) {
+    if n > 0 {
+        slot.take_held();
+    }
+}
+
+/// A control message that every IPv4 and IPv6 datagram socket refuses before it queues anything
+/// (a TTL of 0, a hop limit of 256) and TCP ignores (it reads SOL_SOCKET messages only).
+#[repr(C)]
+struct Refused {
+    hdr: libc::cmsghdr,
+    value: c_int,
+    _pad: c_int,
+}
+
+const CMSG_LEN_INT: usize = std::mem::size_of::<libc::cmsghdr>() + std::mem::size_of::<c_int>();
+
+static TCP_ONLY: [Refused; 2] = [
+    Refused {
+        hdr: libc::cmsghdr {
+            cmsg_len: CMSG_LEN_INT as _,
+            cmsg_level: libc::IPPROTO_IP,
+            cmsg_type: libc::IP_TTL,
+        },
+        value: 0,
+        _pad: 0,
+    },
+    Refused {
+        hdr: libc::cmsghdr {
+            cmsg_len: CMSG_LEN_INT as _,
+            cmsg_level: libc::IPPROTO_IPV6,
+            cmsg_type: libc::IPV6_HOPLIMIT,
+        },
+        value: 256,
+        _pad: 0,
+    },
+];
+
+/// Makes the program's write, given as `msg` (with no control data of its own), with MSG_MORE.
+/// The table's word that the fd is a TCP connection may be stale (a socket closed by a raw
+/// syscall, its number taken by one we never saw made), and MSG_MORE on a UDP socket would hold
+/// the datagram and join the next one to it; so the call carries [`TCP_ONLY`]. `None`: the fd
+/// refused the call without sending anything, it is not tracked any more, and the caller makes
+/// the program's own call instead, which then returns and sets errno as it would have.
+///
+/// # Safety
+/// `msg` is the program's valid message (or built from its valid buffers).
+pub unsafe fn send_held(fd: c_int, slot: Slot, mut msg: msghdr, flags: c_int) -> Option<ssize_t> {
+    let saved = errno::get();
+    msg.msg_control = TCP_ONLY.as_ptr() as *mut c_void;
+    msg.msg_controllen = std::mem::size_of_val(&TCP_ONLY) as _;
+    // SAFETY: the caller's message, with our static control data, which the kernel only reads.
+    let r = unsafe { real::sendmsg(fd, &msg, flags | libc::MSG_MORE) };
+    if r >= 0 {
+        return Some(r);
+    }
+    match errno::get() {
+        // A stream socket fails only when it sent nothing.
+        libc::ENOTSOCK | libc::EINVAL | libc::EOPNOTSUPP => {
+            slot.clear();
+            errno::set(saved);
+            None
+        }
+        _ => Some(r),
+    }
+}
+
+fn response_ended(slot: Slot) {
+    let (before, after) = slot.update(FdState::response_ended);
+    slot.response_bytes_ended();
+    if before.has(FdState::IN_RESPONSE) {
+        remember_for_port(after.port(), after.has(FdState::ONE_WRITE));
+    }
+}
+
+/// What the last response that ended on a port showed (port << 1 | one write), in a small
+/// table indexed by port: a new connection on a listener, or to a server, starts from it.
+static BY_PORT: [AtomicU32; 64] = [const { AtomicU32::new(0) }; 64];
+
+fn port_entry(port: u16) -> &'static AtomicU32 {
+    &BY_PORT[usize::from(port) % BY_PORT.len()]
+}
+
+fn remember_for_port(port: u16, one_write: bool) {
+    let word = u32::from(port) << 1 | u32::from(one_write);
+    if port_entry(port).load(SeqCst) != word {
+        port_entry(port).store(word, SeqCst);
+    }
+}
+
+/// Tests reuse ports that the kernel hands out again: each starts with nothing learned.
+#[cfg(test)]
+pub fn forget_ports() {
+    BY_PORT.iter().for_each(|p| p.store(0, SeqCst));
+}
+
+fn port_writes_whole(port: u16) -> bool {
+    port_entry(port).load(SeqCst) == u32::from(port) << 1 | 1
+}
+
+/// Pushes what our MSG_MORE writes hold on the fd, whose hold the caller has claimed: the
+/// response leaves now.
 fn release(fd: c_int, slot: Slot, why: &str) {
-    match sys::uncork(fd) {
-        Ok(()) => debug!("fd {fd}: response flushed ({why})"),
+    response_ended(slot);
+    match push(fd, slot) {
+        Ok(()) => debug!("fd {fd}: response pushed ({why})"),
         Err(e) => track::forget_if_gone(slot, e),
     }
 }
 
-/// Releases what our cork holds on the fd, if it holds anything.
+/// Pushes what the fd holds, if it holds anything.
 fn flush(fd: c_int, slot: Slot, why: &str) {
     if slot.take_held() {
         release(fd, slot, why);
@@ -48,8 +213,12 @@ fn flush(fd: c_int, slot: Slot, why: &str) {
 }
 
 /// Before a read-family call: the program turns to read, so the response is complete.
-pub fn before_read(fd: c_int, slot: Slot) {
-    flush(fd, slot, "the program reads");
+pub fn before_read(fd: c_int, slot: Slot, state: FdState) {
+    if slot.take_held() {
+        release(fd, slot, "the program reads");
+    } else if state.has(FdState::IN_RESPONSE) {
+        response_ended(slot);
+    }
 }
 
 /// The program sets TCP_CORK or TCP_NODELAY itself: our held data must never wait on its choice.
@@ -74,7 +243,7 @@ pub fn before_close(fd: c_int, slot: Slot, state: FdState) {
     }
     match policy::close_action(state, sys::unread_bytes(fd)) {
         CloseAction::PushFirst => {
-            let _ = sys::uncork(fd);
+            let _ = push(fd, slot);
         }
         // The close would send the held data with the FIN; a write-side shutdown sends the
         // same segment now, so that the connection's record counts it.
@@ -89,7 +258,9 @@ pub fn before_shutdown(fd: c_int, slot: Slot, how: c_int) {
     if !slot.is_held() {
         return;
     }
-    match policy::shutdown_action(how == libc::SHUT_RD, sys::handshake_pending(fd)) {
+    // Only a connection accepted with Fast Open can still be waiting for the handshake's ACK.
+    let pending = slot.load().has(FdState::APPLIED_FASTOPEN) && sys::handshake_pending(fd);
+    match policy::shutdown_action(how == libc::SHUT_RD, pending) {
         ShutdownAction::PushFirst => flush(fd, slot, "read-side shutdown"),
         ShutdownAction::RideFin => {
             if slot.take_held() {
@@ -102,19 +273,27 @@ pub fn before_shutdown(fd: c_int, slot: Slot, how: c_int) {
     }
 }
 
-/// The flusher's job: releases holds older than `SOCKTUNE_CORK_FLUSH_MS`; true while any fd
-/// still holds data.
-pub fn release_aged(now: u32) -> bool {
+/// The flusher's job: pushes holds older than `SOCKTUNE_CORK_FLUSH_MS`; returns when the
+/// oldest hold left comes of age.
+pub fn release_aged(now: u32) -> Option<u32> {
     let after = config().cork_flush_ms;
+    let oldest_left = std::cell::Cell::new(None::<u32>);
     fdtable::take_held_where(
-        |since, _| now.wrapping_sub(since) >= after,
-        |fd, _| {
-            // The fd may have been closed since it was claimed: a failed uncork is harmless,
+        |since, _| {
+            if now.wrapping_sub(since) >= after {
+                return true;
+            }
+            let due = Some(since.wrapping_add(after));
+            oldest_left.set(flusher::earliest(oldest_left.get(), due));
+            false
+        },
+        |fd, slot| {
+            // The fd may have been closed since it was claimed: a failed push is harmless,
             // and the table is left alone, since the number may already name a new socket.
-            if sys::uncork(fd).is_ok() {
-                debug!("fd {fd}: response flushed (no boundary within {after} ms)");
+            if push(fd, slot).is_ok() {
+                debug!("fd {fd}: response pushed (no boundary within {after} ms)");
             }
         },
     );
-    fdtable::held_count() > 0
+    oldest_left.get()
 }

@@ -12,7 +12,7 @@
 
 use socktune_core::state::FdState;
 use std::ptr::null_mut;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::SeqCst};
 
 const CHUNK_BITS: usize = 10;
 const CHUNK_LEN: usize = 1 << CHUNK_BITS;
@@ -31,6 +31,16 @@ struct Entry {
     /// When, and by which thread, the connection was armed (`FdState::ARMED`).
     armed_since: AtomicU32,
     armed_by: AtomicU32,
+    /// When the connection was last known to be in delayed-ACK mode (set at accept, or at a
+    /// read that returned data), in coarse ms; 0: never.
+    delayed_ack_at: AtomicU32,
+    /// Bytes written since the last response boundary.
+    response_bytes: AtomicU32,
+    /// The connection's MSS once cork needed it (0: not read yet).
+    mss: AtomicU32,
+    /// The rules-file rule whose settings the socket follows: 0 for the top level, `i + 1` for
+    /// rule `i`.
+    rule: AtomicU8,
 }
 
 struct Chunk {
@@ -141,6 +151,10 @@ impl Slot {
         self.take_held();
         let e = self.entry();
         e.responses.store(0, SeqCst);
+        e.delayed_ack_at.store(0, SeqCst);
+        e.response_bytes.store(0, SeqCst);
+        e.mss.store(0, SeqCst);
+        e.rule.store(0, SeqCst);
         let old = FdState(e.state.swap(state.0, SeqCst));
         armed_delta(old, state);
         old
@@ -178,6 +192,33 @@ impl Slot {
         self.update(|s| s.without(flags)).1
     }
 
+    /// Notes that the connection is in delayed-ACK mode at `now_ms`; returns when it last was
+    /// known to be (0: never).
+    pub fn note_delayed_ack(self, now_ms: u32) -> u32 {
+        self.entry().delayed_ack_at.swap(now_ms.max(1), SeqCst)
+    }
+
+    /// Adds a write's bytes to the current response's; returns the response's total so far.
+    pub fn add_response_bytes(self, n: usize) -> u32 {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        let e = &self.entry().response_bytes;
+        e.fetch_add(n, SeqCst).saturating_add(n)
+    }
+
+    /// A response boundary: the next write starts counting again.
+    pub fn response_bytes_ended(self) {
+        self.entry().response_bytes.store(0, SeqCst);
+    }
+
+    /// The MSS noted by [`Slot::set_mss`], 0 if none.
+    pub fn mss(self) -> u32 {
+        self.entry().mss.load(SeqCst)
+    }
+
+    pub fn set_mss(self, mss: u32) {
+        self.entry().mss.store(mss, SeqCst);
+    }
+
     pub fn responses(self) -> u32 {
         self.entry().responses.load(SeqCst)
     }
@@ -194,6 +235,16 @@ impl Slot {
     pub fn copy_from(self, from: Slot, state: FdState) {
         self.reset(state);
         self.entry().responses.store(from.responses(), SeqCst);
+        self.set_rule(from.rule());
+    }
+
+    /// The rule chosen for the socket ([`Slot::set_rule`]); 0, the top level, until then.
+    pub fn rule(self) -> u8 {
+        self.entry().rule.load(SeqCst)
+    }
+
+    pub fn set_rule(self, rule: u8) {
+        self.entry().rule.store(rule, SeqCst);
     }
 
     /// Records that the fd now holds corked data, stamped with the flusher tick and the thread.

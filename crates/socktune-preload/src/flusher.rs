@@ -1,18 +1,20 @@
-//! The flusher thread: a millisecond clock for the jobs that must run even when the program
-//! makes no call, such as releasing corked data that no response boundary released (`cork`) and
-//! writing connection records (`stats`). `lifecycle` hands it those jobs at load, so this module
-//! calls nothing above it.
+//! The flusher thread: runs the jobs that must happen even when the program makes no call, such
+//! as pushing held responses that no boundary released (`cork`) and writing connection records
+//! (`stats`). `lifecycle` hands it those jobs at load, so this module calls nothing above it.
 //!
-//! It ticks every millisecond while any job has work, and sleeps on a futex otherwise. A forked
-//! child starts its own thread on first need.
+//! It sleeps on a futex until the earliest time a job asked for. With nothing due it polls once
+//! per `SOCKTUNE_CORK_FLUSH_MS` only while new work came in the last [`IDLE_AFTER_MS`] (so a
+//! busy program's threads never make a system call to wake it), and then sleeps without a
+//! deadline, to be woken by the next work. A forked child starts its own thread on first need.
 
 use crate::guard;
+use crate::settings::config;
 use once_cell::sync::OnceCell;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
-use std::time::Duration;
 
-/// Work for one tick, given the tick's number; returns true while it has more to do.
-pub type Job = fn(u32) -> bool;
+/// Work due at `now` (ms on [`now`]'s clock); returns when it next needs to run, or `None`
+/// while it has nothing to do. (A job that only knows it has more work returns `now + 1`.)
+pub type Job = fn(u32) -> Option<u32>;
 
 static JOBS: OnceCell<&'static [Job]> = OnceCell::new();
 
@@ -20,47 +22,77 @@ pub fn set_jobs(jobs: &'static [Job]) {
     let _ = JOBS.set(jobs);
 }
 
+// SLEEP: what the thread is doing.
 const STOPPED: u32 = 0;
-const TICKING: u32 = 1;
-const IDLE: u32 = 2;
-/// Quiet ticks before the thread goes to sleep on the futex.
-const IDLE_AFTER_TICKS: u32 = 200;
+const AWAKE: u32 = 1;
+/// Asleep until `WAKE_AT`.
+const UNTIL: u32 = 2;
+/// Asleep with no deadline.
+const IDLE: u32 = 3;
 
-static STATE: AtomicU32 = AtomicU32::new(STOPPED);
-static TICK: AtomicU32 = AtomicU32::new(0);
+static SLEEP: AtomicU32 = AtomicU32::new(STOPPED);
+static WAKE_AT: AtomicU32 = AtomicU32::new(0);
+/// Bumped by every wake-up, so that a wait that began after it returns at once.
+static SEQ: AtomicU32 = AtomicU32::new(0);
+/// Work handed over since the thread last looked.
+static GIVEN: AtomicU32 = AtomicU32::new(0);
+/// How long the thread keeps polling after the last work came.
+const IDLE_AFTER_MS: u32 = 100;
 
-/// The current tick, used to stamp new holds.
+/// Milliseconds on CLOCK_MONOTONIC (from the vDSO, no system call); only differences mean
+/// anything, since it wraps.
 pub fn now() -> u32 {
-    TICK.load(SeqCst)
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    (t.tv_sec as u64 * 1000 + t.tv_nsec as u64 / 1_000_000) as u32
 }
 
-/// Called when a job has new work: makes sure the flusher is running and awake.
-pub fn ensure_running() {
-    match STATE.load(SeqCst) {
-        TICKING => {}
-        IDLE => {
-            if STATE
-                .compare_exchange(IDLE, TICKING, SeqCst, SeqCst)
-                .is_ok()
-            {
-                futex(libc::FUTEX_WAKE);
-            }
-        }
-        _ => {
-            if STATE
-                .compare_exchange(STOPPED, TICKING, SeqCst, SeqCst)
+/// Whether time `a` comes before `b` on the wrapping clock.
+fn before(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+/// The earlier of two times, either of which may be missing.
+pub fn earliest(a: Option<u32>, b: Option<u32>) -> Option<u32> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if before(a, b) { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A job has work due by `deadline`: makes sure the thread runs and looks by then. Costs a
+/// system call only when the thread sleeps without a deadline (or past this one).
+pub fn wake_by(deadline: u32) {
+    GIVEN.fetch_add(1, SeqCst);
+    match SLEEP.load(SeqCst) {
+        STOPPED => {
+            if SLEEP
+                .compare_exchange(STOPPED, AWAKE, SeqCst, SeqCst)
                 .is_ok()
                 && !spawn()
             {
-                STATE.store(STOPPED, SeqCst);
+                SLEEP.store(STOPPED, SeqCst);
             }
+        }
+        // Looking now, perhaps past this work already: its next wait must not begin.
+        AWAKE => {
+            SEQ.fetch_add(1, SeqCst);
+        }
+        UNTIL if !before(deadline, WAKE_AT.load(SeqCst)) => {}
+        _ => {
+            SEQ.fetch_add(1, SeqCst);
+            futex_wake();
         }
     }
 }
 
 /// In a forked child: the thread did not survive the fork.
 pub fn forget_after_fork() {
-    STATE.store(STOPPED, SeqCst);
+    SLEEP.store(STOPPED, SeqCst);
 }
 
 fn spawn() -> bool {
@@ -84,46 +116,74 @@ fn spawn() -> bool {
 
 fn run() {
     let _busy = guard::enter();
-    let mut quiet = 0;
+    let mut last_given = now();
     loop {
-        std::thread::sleep(Duration::from_millis(1));
-        let now = TICK.fetch_add(1, SeqCst).wrapping_add(1);
-        if run_jobs(now) {
-            quiet = 0;
-            continue;
+        SLEEP.store(AWAKE, SeqCst);
+        let seq = SEQ.load(SeqCst);
+        let now = now();
+        if GIVEN.swap(0, SeqCst) != 0 {
+            last_given = now;
         }
-        quiet += 1;
-        if quiet >= IDLE_AFTER_TICKS {
-            quiet = 0;
-            STATE.store(IDLE, SeqCst);
-            // A job given work after our check sees IDLE and wakes us; this last run catches
-            // work given before the store.
-            if !run_jobs(now) {
-                futex(libc::FUTEX_WAIT);
+        let next = run_jobs(now).or_else(|| {
+            // Nothing due: poll while work keeps coming.
+            (now.wrapping_sub(last_given) < IDLE_AFTER_MS)
+                .then(|| now.wrapping_add(config().cork_flush_ms.max(1)))
+        });
+        match next {
+            Some(at) => {
+                WAKE_AT.store(at, SeqCst);
+                SLEEP.store(UNTIL, SeqCst);
+                futex_wait(seq, Some(at.wrapping_sub(now) as i32));
             }
-            let _ = STATE.compare_exchange(IDLE, TICKING, SeqCst, SeqCst);
+            None => {
+                SLEEP.store(IDLE, SeqCst);
+                futex_wait(seq, None);
+            }
         }
     }
 }
 
-/// Runs every job once; true if any has more to do. A job that panics is skipped for this
-/// tick; the thread lives on.
-fn run_jobs(now: u32) -> bool {
+/// Runs every job once; the earliest time any asks for. A job that panics is skipped for this
+/// round; the thread lives on.
+fn run_jobs(now: u32) -> Option<u32> {
     let jobs = JOBS.get().copied().unwrap_or_default();
-    jobs.iter().fold(false, |busy, job| {
-        std::panic::catch_unwind(|| job(now)).unwrap_or(false) | busy
+    jobs.iter().fold(None, |next, job| {
+        earliest(next, std::panic::catch_unwind(|| job(now)).ok().flatten())
     })
 }
 
-/// FUTEX_WAIT until STATE leaves IDLE, or FUTEX_WAKE the waiter (only the flusher ever waits).
-fn futex(op: libc::c_int) {
-    // SAFETY: futex on a static word; a wait returns at once if it no longer reads IDLE.
+/// Waits on SEQ while it still reads `seq`, for `ms` at most (`None`: no limit).
+fn futex_wait(seq: u32, ms: Option<i32>) {
+    let timeout = ms.map(|ms| {
+        let ms = i64::from(ms.max(0));
+        libc::timespec {
+            tv_sec: ms / 1000,
+            tv_nsec: (ms % 1000) * 1_000_000,
+        }
+    });
+    let ptr = timeout
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: futex on a static word; the wait returns at once if it no longer reads `seq`.
     unsafe {
         libc::syscall(
             libc::SYS_futex,
-            STATE.as_ptr(),
-            op | libc::FUTEX_PRIVATE_FLAG,
-            IDLE,
+            SEQ.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            seq,
+            ptr,
+        );
+    }
+}
+
+fn futex_wake() {
+    // SAFETY: wakes the one waiter (only the flusher ever waits).
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            SEQ.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
             std::ptr::null::<libc::timespec>(),
         );
     }

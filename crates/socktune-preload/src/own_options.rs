@@ -46,7 +46,7 @@ pub fn program_sets(
     linger_on: Option<bool>,
 ) -> bool {
     let state = slot.load();
-    let force = for_socket(state.rule()).force;
+    let force = for_socket(slot.rule()).force;
     if let Some(i) = option_of(level, name) {
         return program_sets_option(fd, slot, state, i, force);
     }

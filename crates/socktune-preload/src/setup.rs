@@ -187,25 +187,25 @@ fn apply_listener_options(fd: c_int, plan: &ListenPlan, cfg: &Config) -> u64 {
 }
 
 /// Plans a listener by the rule for its local port, and sets its options; returns the plan,
-/// with the rule, and the state flags of the options that took.
-fn plan_listener(fd: c_int, state: FdState) -> (ListenPlan, u64) {
+/// the rule, and the state flags of the options that took.
+fn plan_listener(fd: c_int, state: FdState) -> (ListenPlan, u8, u64) {
     let port = sys::local_port(fd).unwrap_or(0);
     let rule = settings::rule_for(true, port, None);
     let cfg = settings::for_socket(rule);
-    let mut plan = policy::listen_plan(cfg, port, state);
-    plan.state = plan.state.with_rule(rule);
+    let plan = policy::listen_plan(cfg, port, state);
     let applied = apply_listener_options(fd, &plan, cfg);
-    (plan, applied)
+    (plan, rule, applied)
 }
 
 /// `fd` listens: finish its plan and remember it, with the listener options that took.
-fn now_listening(fd: c_int, slot: Slot, plan: &ListenPlan, applied: u64) -> FdState {
+fn now_listening(fd: c_int, slot: Slot, plan: &ListenPlan, rule: u8, applied: u64) -> FdState {
     if plan.quickack_off {
         // After listen(), which resets it, so that accepted sockets start with delayed ACKs.
         set_tcp(fd, libc::TCP_QUICKACK, 0, "TCP_QUICKACK=0 on listener");
     }
     let state = plan.state.with(applied);
     slot.reset(state);
+    slot.set_rule(rule);
     debug!(
         "fd {fd}: listening on port {}, accepted sockets get {}",
         state.port(),
@@ -218,6 +218,7 @@ fn now_listening(fd: c_int, slot: Slot, plan: &ListenPlan, applied: u64) -> FdSt
 pub struct Listening {
     slot: Slot,
     plan: ListenPlan,
+    rule: u8,
     applied: u64,
     /// The backlog to pass to the real listen().
     pub backlog: c_int,
@@ -226,11 +227,12 @@ pub struct Listening {
 /// Before listen(): sets the listener options; returns what to finish after, with the backlog.
 pub fn before_listen(fd: c_int, backlog: c_int) -> Option<Listening> {
     let (slot, state) = track::learn(fd).filter(|(_, s)| s.is_tcp())?;
-    let (plan, applied) = plan_listener(fd, state);
+    let (plan, rule, applied) = plan_listener(fd, state);
     Some(Listening {
         slot,
         backlog: plan.backlog.unwrap_or(backlog),
         plan,
+        rule,
         applied,
     })
 }
@@ -249,7 +251,13 @@ pub fn after_listen(fd: c_int, listening: Listening) {
             _ => debug!("fd {fd}: backlog {asked}"),
         }
     }
-    now_listening(fd, listening.slot, &listening.plan, listening.applied);
+    now_listening(
+        fd,
+        listening.slot,
+        &listening.plan,
+        listening.rule,
+        listening.applied,
+    );
 }
 
 /// accept()/accept4() returned `fd` from `listener`: give it the listener's plan.
@@ -259,8 +267,8 @@ pub fn accepted(listener: c_int, fd: c_int) {
     };
     if ls.kind() == Kind::Tcp && sys::is_listening(listener) {
         // A listener we did not see listen (inherited, e.g. systemd socket activation).
-        let (plan, applied) = plan_listener(listener, ls);
-        ls = now_listening(listener, listener_slot, &plan, applied);
+        let (plan, rule, applied) = plan_listener(listener, ls);
+        ls = now_listening(listener, listener_slot, &plan, rule, applied);
     }
     let Some(slot) = crate::fdtable::lookup_or_make(fd) else {
         return;
@@ -273,8 +281,8 @@ pub fn accepted(listener: c_int, fd: c_int) {
     let handshake = ls.flags(policy::opt_bits(|o| o.when() == When::Handshake));
     let planned = FdState::accepted_from(ls).with(handshake);
     let arm = stats::draw_arm();
-    let (rule, cfg) = accepted_rule(fd, ls);
-    let mut state = planned.with_rule(rule);
+    let (rule, cfg) = accepted_rule(fd, ls, listener_slot.rule());
+    let mut state = planned;
     if arm == Some(Arm::A) {
         state = state.without_behaviours();
     } else {
@@ -283,12 +291,15 @@ pub fn accepted(listener: c_int, fd: c_int) {
     }
     let state = stats::start(state, arm);
     slot.reset(state);
-    if state.has(FdState::NODELAY) && !state.has(FdState::APP_NAGLE) {
+    slot.set_rule(rule);
+    // A socket accepted from a listener the program gave TCP_NODELAY has it already.
+    let has_nodelay = state.has(FdState::APP_NODELAY);
+    if state.has(FdState::NODELAY) && !state.has(FdState::APP_NAGLE) && !has_nodelay {
         set_tcp(fd, libc::TCP_NODELAY, 1, "TCP_NODELAY=1");
     }
     uncork_forced(fd, state, cfg);
-    if state.reapplies_quickack() {
-        set_tcp(fd, libc::TCP_QUICKACK, 0, "TCP_QUICKACK=0");
+    if state.reapplies_quickack() && set_tcp(fd, libc::TCP_QUICKACK, 0, "TCP_QUICKACK=0") {
+        slot.note_delayed_ack(sys::coarse_ms());
     } else if planned.reapplies_quickack() {
         // Arm A: undo the delayed-ACK mode the socket took from its listener.
         set_tcp(fd, libc::TCP_QUICKACK, 1, "TCP_QUICKACK=1 (arm A)");
@@ -302,12 +313,12 @@ pub fn accepted(listener: c_int, fd: c_int) {
 
 /// The rule an accepted socket follows: its listener's, unless rules by peer are there to
 /// tell, with its settings.
-fn accepted_rule(fd: c_int, listener: FdState) -> (u8, &'static Config) {
+fn accepted_rule(fd: c_int, listener: FdState, listener_rule: u8) -> (u8, &'static Config) {
     let rule = if settings::rules_by_peer() {
         let peer = sys::peer_addr(fd).map(|a| a.ip());
         settings::rule_for(true, listener.port(), peer)
     } else {
-        listener.rule()
+        listener_rule
     };
     (rule, settings::for_socket(rule))
 }
@@ -321,7 +332,6 @@ pub fn before_connect(fd: c_int, remote: SocketAddr) -> Option<armed::Connecting
     let rule = settings::rule_for(false, remote_port, Some(remote.ip()));
     let cfg = settings::for_socket(rule);
     let mut plan: ConnectPlan = policy::connect_plan(cfg, remote_port, state);
-    plan.state = plan.state.with_rule(rule);
     if arm == Some(Arm::A) {
         plan = plan.without_behaviours();
     }
@@ -354,6 +364,7 @@ pub fn before_connect(fd: c_int, remote: SocketAddr) -> Option<armed::Connecting
         };
     let state = stats::start(plan.state.with(applied), arm);
     slot.reset(state);
+    slot.set_rule(rule);
     uncork_forced(fd, state, cfg);
     debug!(
         "fd {fd}: connecting to port {remote_port} (arm {arm:?}): {}",

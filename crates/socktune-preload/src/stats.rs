@@ -52,13 +52,13 @@ static PENDING: Pending = Pending {
 /// Past this, records are dropped (and counted) rather than grow memory without bound.
 const MAX_PENDING: usize = 1 << 20;
 const DRAIN_AT_BYTES: usize = 16 << 10;
-/// Flusher ticks (ms) a line may wait in memory.
+/// Milliseconds a line may wait in memory.
 const DRAIN_AFTER_TICKS: u32 = 10;
 /// At most ten textfile rewrites a second, each within 0.1 s of a change.
 const PROM_EVERY_TICKS: u32 = 100;
 
 static PENDING_BYTES: AtomicU32 = AtomicU32::new(0);
-/// Flusher tick at which the oldest pending line was buffered.
+/// When (flusher clock, ms) the oldest pending line was buffered.
 static OLDEST: AtomicU32 = AtomicU32::new(0);
 /// Drains between taking lines from the buffer and finishing their write.
 static IN_FLIGHT: AtomicU32 = AtomicU32::new(0);
@@ -227,7 +227,7 @@ fn push(conn: &Conn) {
             dropped(1);
         }
     }
-    flusher::ensure_running();
+    flusher::wake_by(flusher::now().wrapping_add(DRAIN_AFTER_TICKS));
 }
 
 fn dropped(records: u64) {
@@ -238,8 +238,8 @@ fn dropped(records: u64) {
     }
 }
 
-/// The flusher's job: writes what waited long enough; true while something is still to write.
-pub fn tick(now: u32) -> bool {
+/// The flusher's job: writes what waited long enough; returns when what is left is due.
+pub fn tick(now: u32) -> Option<u32> {
     let pending = PENDING_BYTES.load(SeqCst) as usize;
     if pending > 0
         && (pending >= DRAIN_AT_BYTES || now.wrapping_sub(OLDEST.load(SeqCst)) >= DRAIN_AFTER_TICKS)
@@ -250,7 +250,12 @@ pub fn tick(now: u32) -> bool {
         PROM_WRITTEN.store(now, SeqCst);
         write_prom();
     }
-    PENDING_BYTES.load(SeqCst) > 0 || PROM_DIRTY.load(SeqCst)
+    let lines_due = (PENDING_BYTES.load(SeqCst) > 0)
+        .then(|| OLDEST.load(SeqCst).wrapping_add(DRAIN_AFTER_TICKS));
+    let prom_due = PROM_DIRTY
+        .load(SeqCst)
+        .then(|| PROM_WRITTEN.load(SeqCst).wrapping_add(PROM_EVERY_TICKS));
+    flusher::earliest(lines_due, prom_due)
 }
 
 fn drain() {

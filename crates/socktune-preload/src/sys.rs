@@ -78,9 +78,27 @@ pub fn handshake_pending(fd: c_int) -> bool {
     tcp_state(fd) == Some(TCP_SYN_RECV)
 }
 
-/// Flushes what our cork holds: uncorking pushes it, and TCP_NODELAY sends the tail at once.
+/// A millisecond clock that costs no system call (CLOCK_MONOTONIC_COARSE, from the vDSO); it
+/// wraps after 49 days, so only differences of it mean anything.
+pub fn coarse_ms() -> u32 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut t) };
+    (t.tv_sec as u64 * 1000 + t.tv_nsec as u64 / 1_000_000) as u32
+}
+
+/// Releases our TCP_CORK: what it held leaves, the tail at once since nodelay is on.
 pub fn uncork(fd: c_int) -> Result<(), c_int> {
     set_int(fd, libc::IPPROTO_TCP, libc::TCP_CORK, 0)
+}
+
+/// Sends what MSG_MORE writes left pending: setting TCP_NODELAY pushes pending frames, also
+/// when it is on already (the kernel's `__tcp_sock_set_nodelay`).
+pub fn push(fd: c_int) -> Result<(), c_int> {
+    set_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)
 }
 
 /// Makes an armed Fast Open socket send its SYN now, with no data and without blocking.

@@ -2,12 +2,13 @@
 
 use crate::fdtable::{self, Slot};
 use crate::guard::act;
-use crate::{armed, cork, quickack, real, stats};
+use crate::{armed, cork, quickack, real, stats, sys};
 use libc::{c_int, c_void, iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
+use socktune_core::policy;
 use socktune_core::state::FdState;
 
-/// Counts the read, flushes the response before it, kicks an armed connection, and re-enters
-/// delayed-ACK mode after it. Only connections can need any of it; reads of files and pipes
+/// Counts the read, pushes the response before it, kicks an armed connection, and re-enters
+/// delayed-ACK mode after it where the kernel may have left it. Only connections can need any of it; reads of files and pipes
 /// cost one table lookup, inline.
 #[inline(always)]
 fn around(fd: c_int, call: &str, real_read: impl FnOnce() -> ssize_t) -> ssize_t {
@@ -23,10 +24,19 @@ fn around(fd: c_int, call: &str, real_read: impl FnOnce() -> ssize_t) -> ssize_t
         act_before(fd, call, slot, state);
     }
     let n = real_read();
-    if n > 0 && state.reapplies_quickack() {
+    if n > 0 && state.reapplies_quickack() && quickack_due(slot) {
         act(call, || quickack::after_read(fd, slot));
     }
     n
+}
+
+/// Whether this read is one after which quickack-off may need setting again (see
+/// [`policy::reapplies_quickack_after`]); one clock read from the vDSO, no system call.
+#[inline]
+fn quickack_due(slot: Slot) -> bool {
+    let now = sys::coarse_ms();
+    let last = slot.note_delayed_ack(now);
+    policy::reapplies_quickack_after((last != 0).then(|| now.wrapping_sub(last)))
 }
 
 #[inline(never)]
@@ -35,7 +45,7 @@ fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState) {
         if state.has(FdState::RECORDED) {
             stats::read(slot);
         }
-        cork::before_read(fd, slot);
+        cork::before_read(fd, slot, state);
         armed::before_read_elsewhere(fd);
         if state.has(FdState::WAITS_FOR_WRITE) {
             armed::before_read(fd, slot, state);

@@ -1,8 +1,11 @@
-//! The write family: each call may start a response, which is corked until its boundary.
+//! The write family: each call may be part of a response, which is held with MSG_MORE until
+//! its boundary (see `cork`). A held write() or writev() is made as sendmsg(), which a TCP
+//! socket treats the same way, returning the same; send() and sendto() likewise.
 
+use crate::cork::{self, WriteAs};
 use crate::fdtable::{self, Slot};
 use crate::guard::act;
-use crate::{armed, cork, own_options, real, stats};
+use crate::{armed, own_options, real, stats};
 use libc::{
     c_int, c_uint, c_void, iovec, msghdr, off64_t, off_t, size_t, sockaddr, socklen_t, ssize_t,
 };
@@ -15,35 +18,67 @@ struct Shape {
     gathered: bool,
     /// The program's own MSG_MORE: more of this response follows, and it says when it ends.
     more: bool,
+    /// The call can be made with MSG_MORE (not sendfile, nor a sendmsg with control data, nor
+    /// an empty write).
+    can_hold: bool,
+    bytes: Bytes,
 }
 
-const PLAIN: Shape = Shape {
-    gathered: false,
-    more: false,
-};
+/// What a write hands over, counted only on a connection we cork.
+#[derive(Clone, Copy)]
+enum Bytes {
+    One(size_t),
+    Buffers(*const iovec, usize),
+}
 
-fn sent_with(flags: c_int) -> Shape {
-    Shape {
-        gathered: false,
-        more: flags & libc::MSG_MORE != 0,
+impl Bytes {
+    fn count(self) -> usize {
+        match self {
+            Bytes::One(n) => n,
+            Bytes::Buffers(iov, count) if !iov.is_null() => {
+                // SAFETY: the program passes `count` iovecs at `iov` to the call.
+                let iov = unsafe { std::slice::from_raw_parts(iov, count) };
+                iov.iter().fold(0, |sum, v| sum.saturating_add(v.iov_len))
+            }
+            Bytes::Buffers(..) => 0,
+        }
     }
 }
 
-/// Counts the write, disarms an armed connection, and corks a new response. Only connections
-/// can need any of it; writes to files, pipes and listeners cost one table lookup, inline.
+fn unheld(n: size_t) -> Shape {
+    Shape {
+        gathered: false,
+        more: false,
+        can_hold: false,
+        bytes: Bytes::One(n),
+    }
+}
+
+fn sent_with(flags: c_int, n: size_t) -> Shape {
+    Shape {
+        gathered: false,
+        more: flags & libc::MSG_MORE != 0,
+        can_hold: n > 0,
+        bytes: Bytes::One(n),
+    }
+}
+
+/// Counts the write, disarms an armed connection, and says how the response's write goes out.
+/// Only connections can need any of it; writes to files, pipes and listeners cost one table
+/// lookup, inline.
 #[inline(always)]
-fn before(fd: c_int, call: &str, shape: Shape) {
-    let Some(slot) = fdtable::lookup(fd) else {
-        return;
-    };
+fn before(fd: c_int, call: &str, shape: Shape) -> Option<(Slot, WriteAs)> {
+    let slot = fdtable::lookup(fd)?;
     let state = slot.load();
     if state.is_connection() && (state.has(FdState::RECORDED) || state.acts_before_io()) {
-        act_before(fd, call, slot, state, shape);
+        Some((slot, act_before(fd, call, slot, state, shape)))
+    } else {
+        None
     }
 }
 
 #[inline(never)]
-fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState, shape: Shape) {
+fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState, shape: Shape) -> WriteAs {
     act(call, || {
         if state.has(FdState::RECORDED) {
             stats::wrote(slot);
@@ -51,42 +86,113 @@ fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState, shape: Shape) {
         if state.has(FdState::WAITS_FOR_WRITE) {
             armed::before_write(fd, slot, state);
         }
-        if state.corks() {
-            if shape.more {
-                own_options::program_sends_more(fd, slot);
-            } else {
-                cork::before_write(fd, slot, state, shape.gathered);
-            }
+        if !state.corks() {
+            WriteAs::Written
+        } else if shape.more {
+            own_options::program_sends_more(fd, slot);
+            WriteAs::Written
+        } else {
+            let len = shape.bytes.count();
+            cork::before_write(
+                fd,
+                slot,
+                len,
+                shape.gathered,
+                shape.can_hold && !state.has(FdState::ARMED),
+            )
         }
-    });
+    })
+}
+
+/// Makes a write of `call` as the program asked (`plain`), or held with MSG_MORE as `msg`.
+#[inline(always)]
+fn write_as(
+    fd: c_int,
+    call: &str,
+    shape: Shape,
+    msg: impl FnOnce() -> msghdr,
+    flags: c_int,
+    plain: impl FnOnce() -> ssize_t,
+) -> ssize_t {
+    match before(fd, call, shape) {
+        Some((slot, WriteAs::Held)) => {
+            // SAFETY: `msg` describes the program's own buffers.
+            unsafe { cork::send_held(fd, slot, msg(), flags) }.unwrap_or_else(plain)
+        }
+        Some((slot, WriteAs::Pushing)) => {
+            let n = plain();
+            cork::after_pushing_write(slot, n);
+            n
+        }
+        _ => plain(),
+    }
+}
+
+/// A message of `count` buffers at `iov`, to `addr` if not null.
+fn message(iov: *const iovec, count: usize, addr: *const sockaddr, len: socklen_t) -> msghdr {
+    // SAFETY: all-zero is a valid msghdr (no name, no buffers, no control data).
+    let mut m: msghdr = unsafe { std::mem::zeroed() };
+    m.msg_iov = iov.cast_mut();
+    m.msg_iovlen = count as _;
+    if !addr.is_null() {
+        m.msg_name = addr.cast_mut().cast();
+        m.msg_namelen = len;
+    }
+    m
 }
 
 /// Replaces write(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
-    before(fd, "write", PLAIN);
-    unsafe { real::write(fd, buf, n) }
+    let iov = iovec {
+        iov_base: buf.cast_mut(),
+        iov_len: n,
+    };
+    let shape = sent_with(0, n);
+    write_as(
+        fd,
+        "write",
+        shape,
+        || message(&iov, 1, std::ptr::null(), 0),
+        0,
+        || unsafe { real::write(fd, buf, n) },
+    )
 }
 
 /// Replaces writev(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
-    before(
+    let shape = Shape {
+        gathered: count > 1,
+        more: false,
+        can_hold: count > 0 && !iov.is_null(),
+        bytes: Bytes::Buffers(iov, usize::try_from(count).unwrap_or(0)),
+    };
+    write_as(
         fd,
         "writev",
-        Shape {
-            gathered: count > 1,
-            more: false,
-        },
-    );
-    unsafe { real::writev(fd, iov, count) }
+        shape,
+        || message(iov, count as usize, std::ptr::null(), 0),
+        0,
+        || unsafe { real::writev(fd, iov, count) },
+    )
 }
 
 /// Replaces send(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
-    before(fd, "send", sent_with(flags));
-    unsafe { real::send(fd, buf, n, flags) }
+    let iov = iovec {
+        iov_base: buf.cast_mut(),
+        iov_len: n,
+    };
+    write_as(
+        fd,
+        "send",
+        sent_with(flags, n),
+        || message(&iov, 1, std::ptr::null(), 0),
+        flags,
+        || unsafe { real::send(fd, buf, n, flags) },
+    )
 }
 
 /// Replaces sendto(2).
@@ -99,24 +205,39 @@ pub unsafe extern "C" fn sendto(
     addr: *const sockaddr,
     len: socklen_t,
 ) -> ssize_t {
-    before(fd, "sendto", sent_with(flags));
-    unsafe { real::sendto(fd, buf, n, flags, addr, len) }
+    let iov = iovec {
+        iov_base: buf.cast_mut(),
+        iov_len: n,
+    };
+    write_as(
+        fd,
+        "sendto",
+        sent_with(flags, n),
+        || message(&iov, 1, addr, len),
+        flags,
+        || unsafe { real::sendto(fd, buf, n, flags, addr, len) },
+    )
 }
 
 /// Replaces sendmsg(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
     // SAFETY: the program passes a msghdr to sendmsg, or null, which the real call rejects.
-    let gathered = !msg.is_null() && unsafe { (*msg).msg_iovlen } > 1;
-    before(
+    let given = unsafe { msg.as_ref() };
+    let shape = Shape {
+        gathered: given.is_some_and(|m| m.msg_iovlen > 1),
+        more: flags & libc::MSG_MORE != 0,
+        can_hold: given.is_some_and(|m| m.msg_controllen == 0 && m.msg_iovlen > 0),
+        bytes: given.map_or(Bytes::One(0), |m| Bytes::Buffers(m.msg_iov, m.msg_iovlen)),
+    };
+    write_as(
         fd,
         "sendmsg",
-        Shape {
-            gathered,
-            ..sent_with(flags)
-        },
-    );
-    unsafe { real::sendmsg(fd, msg, flags) }
+        shape,
+        || given.copied().unwrap_or_else(no_message),
+        flags,
+        || unsafe { real::sendmsg(fd, msg, flags) },
+    )
 }
 
 /// Before a call that sends data the SYN cannot carry (sendfile, splice): an armed Fast Open
@@ -138,8 +259,9 @@ pub unsafe extern "C" fn sendfile(
     count: size_t,
 ) -> ssize_t {
     before_spliced(out, "sendfile");
-    before(out, "sendfile", PLAIN);
-    unsafe { real::sendfile(out, input, offset, count) }
+    write_as(out, "sendfile", unheld(count), no_message, 0, || unsafe {
+        real::sendfile(out, input, offset, count)
+    })
 }
 
 /// Replaces sendfile64(2), which programs built with 64-bit file offsets call.
@@ -151,8 +273,14 @@ pub unsafe extern "C" fn sendfile64(
     count: size_t,
 ) -> ssize_t {
     before_spliced(out, "sendfile64");
-    before(out, "sendfile64", PLAIN);
-    unsafe { real::sendfile64(out, input, offset, count) }
+    write_as(out, "sendfile64", unheld(count), no_message, 0, || unsafe {
+        real::sendfile64(out, input, offset, count)
+    })
+}
+
+/// The message of a call that is never held.
+fn no_message() -> msghdr {
+    message(std::ptr::null(), 0, std::ptr::null(), 0)
 }
 
 /// Replaces splice(2), which may send a pipe's data to a socket.

@@ -1,0 +1,433 @@
+#!/usr/bin/env python3
+"""What socktune costs, side by side with the same programs without it (run by scripts/bench-cost.sh).
+
+usage: cost.py --lib PATH [--out DIR] [--smoke] [--pairs N] [--secs S]
+
+Everything runs in one private network namespace (`unshare -n`, lo up). Timed figures are the
+median of N pairs (default 5) measured interleaved: each round runs every variant of a row once,
+the order reversed every other round. Sections:
+  start-up   /bin/true started 300 times with no preload, a one-hook C preload (the floor any
+             preload costs), socktune with nothing set and with every behaviour on: µs per start
+             and callgrind instructions (scripts/bench_overhead.py's start-up section);
+  calls      setsockopt (and every system call) the shim adds per response under SOCKTUNE_CORK=1,
+             counted by strace -f -c over 1,000 keep-alive requests, as the difference of runs of
+             200 and 1,000 requests (start-up cancels out), for a server that splits each
+             response (python3 http.server), one that already sends it in one send() with nodelay
+             on (tests/progs/prefork_server.py nodelay whole), untuned nginx and Node.js. Exact;
+  load       requests/s and the server's CPU time per request (all its processes and threads,
+             from /proc, while the client runs) under wrk -c64 (redis-benchmark for Redis),
+             without and with SOCKTUNE_CORK=1: untuned nginx at 100 B and 64 KiB against nginx
+             natively tuned (tcp_nopush, tcp_nodelay), nginx tuned, Node.js, Redis, aiohttp and
+             gunicorn (sync, 2 workers);
+  flusher    the flusher thread's wake-ups per second (its context switches) in an untuned nginx
+             worker under SOCKTUNE_CORK=1, under load and idle;
+  pool       the p50 of Java's HttpServer (tests/progs/PoolServer.java), a thread-pool server,
+             under SOCKTUNE_NODELAY=1 alone and under SOCKTUNE_CORK=1.
+Prints a table and writes DIR/cost.json and DIR/cost.md (DIR: bench/results-cost). --smoke runs
+each section once, briefly, and fails if any program breaks; its figures mean nothing.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+import bench_overhead  # noqa: E402
+import netns  # noqa: E402
+import tools  # noqa: E402
+
+PORT = 8090
+CORK = ["SOCKTUNE_CORK=1"]
+PROGS = os.path.join(REPO, "tests", "progs")
+APPS = os.path.join(REPO, "bench", "apps")
+KA_CLIENT = [sys.executable, os.path.join(PROGS, "ka_client.py"), "127.0.0.1", str(PORT)]
+NGINX = {
+    "untuned": "tcp_nopush off; tcp_nodelay off; sendfile on;",
+    "tuned": "tcp_nopush on; tcp_nodelay on; sendfile on;",
+}
+
+
+def progress(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser()
+    p.add_argument("--lib", required=True)
+    p.add_argument("--out", default=os.path.join(REPO, "bench", "results-cost"))
+    p.add_argument("--smoke", action="store_true")
+    p.add_argument("--pairs", type=int, help="interleaved pairs per timed figure (default 5, smoke 1)")
+    p.add_argument("--secs", type=float, help="seconds per load run (default 5, smoke 1)")
+    p.add_argument("--only", action="append", metavar="TEXT",
+                   help="only the load rows whose name contains TEXT (repeatable); skips the other sections")
+    p.add_argument("--bin", help=argparse.SUPPRESS)  # compiled programs and files, made before unshare
+    p.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.pairs = args.pairs or (1 if args.smoke else 5)
+    args.secs = args.secs or (1.0 if args.smoke else 5.0)
+    args.reps = args.pairs  # for bench_overhead.startup
+    return args
+
+
+def servers(args):
+    """Each server: its command ({bin} holds www/ and the configs), and the path a client asks for."""
+    b = args.bin
+    return {
+        "http.server": ("python3 -m http.server -p HTTP/1.1 %d --bind 127.0.0.1 -d %s/www" % (PORT, b), "/f100"),
+        "already tuned": ("python3 %s/prefork_server.py 127.0.0.1 %d 1 nodelay whole" % (PROGS, PORT), "/"),
+        "nginx untuned": ("nginx -p %s -c %s/nginx-untuned.conf -e stderr" % (b, b), "/f100"),
+        "nginx untuned 64 KiB": ("nginx -p %s -c %s/nginx-untuned.conf -e stderr" % (b, b), "/f65536"),
+        "nginx tuned": ("nginx -p %s -c %s/nginx-tuned.conf -e stderr" % (b, b), "/f100"),
+        "nginx tuned 64 KiB": ("nginx -p %s -c %s/nginx-tuned.conf -e stderr" % (b, b), "/f65536"),
+        "Node.js": ("node %s/server.js 127.0.0.1 %d" % (APPS, PORT), "/f100"),
+        "Redis": ("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no" % PORT, None),
+        "aiohttp": ("python3 %s/aiohttp_app.py 127.0.0.1 %d" % (HERE, PORT), "/f100"),
+        "gunicorn": ("gunicorn -w 2 -k sync -b 127.0.0.1:%d --chdir %s flask_app:app" % (PORT, APPS), "/f100"),
+        "PoolServer": ("java -cp %s PoolServer 127.0.0.1 %d" % (b, PORT), "/"),
+    }
+
+
+class Server:
+    """A server started in the namespace (under `prefix`, e.g. strace), stopped on exit."""
+
+    def __init__(self, args, name, settings, prefix=()):
+        cmd, self.path = servers(args)[name]
+        env = netns.child_env(args, settings is not None, settings or [])
+        env["BENCH_BODY"] = os.path.join(args.bin, "www", "f100")
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(list(prefix) + shlex.split(cmd), env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=self.log, start_new_session=True)
+        self.name = name
+        deadline = time.monotonic() + 30
+        while not netns.listening(PORT):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("%s never listened:\n%s" % (name, self.stderr()))
+            time.sleep(0.02)
+
+    def stderr(self):
+        self.log.seek(0)
+        return self.log.read()[-2000:]
+
+    def stop(self):
+        netns.stop(self.proc)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def tree(self):
+        """Every process of the server (its own and its descendants)."""
+        children = {}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open("/proc/%s/stat" % pid) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(pid))
+        pids, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            pids.append(pid)
+            todo += children.get(pid, [])
+        return pids
+
+    def cpu_s(self):
+        """CPU time (user + system, every thread) the server's live processes used so far."""
+        total = 0
+        for pid in self.tree():
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+            except (OSError, IndexError, ValueError):
+                pass
+        return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_client(argv, timeout=600):
+    r = subprocess.run(argv, env=netns.child_env(None, False, []), stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=timeout)
+    if r.returncode:
+        raise RuntimeError("%s failed (%d):\n%s%s" % (" ".join(argv), r.returncode, r.stdout, r.stderr[-2000:]))
+    return r.stdout
+
+
+def strace_counts(args, name, settings, requests):
+    """System calls by name of a server run serving `requests` keep-alive requests, under strace."""
+    with tempfile.NamedTemporaryFile(dir=args.bin, suffix=".strace") as out:
+        with Server(args, name, settings, ["strace", "-f", "-c", "-U", "name,calls", "-o", out.name]) as srv:
+            run_client(KA_CLIENT + [str(requests), srv.path])
+        srv.proc.wait()
+        counts = {}
+        for line in open(out.name):
+            f = line.split()
+            if len(f) == 2 and f[1].isdigit() and f[0] not in ("total", "syscall"):
+                counts[f[0]] = int(f[1])
+        return counts
+
+
+def calls(args):
+    """setsockopt and all system calls the shim adds per response, per server."""
+    small, big = (50, 150) if args.smoke else (200, 1000)
+    res = {}
+    for name in ("http.server", "already tuned", "nginx untuned", "Node.js"):
+        per = {}
+        for shim in (False, True):
+            a, b = (strace_counts(args, name, CORK if shim else None, n) for n in (small, big))
+            per[shim] = {k: (b.get(k, 0) - a.get(k, 0)) / (big - small) for k in set(a) | set(b)}
+        added_set = per[True].get("setsockopt", 0) - per[False].get("setsockopt", 0)
+        added_all = sum(per[True].values()) - sum(per[False].values())
+        res[name] = {"setsockopt_added": round(added_set, 3), "syscalls_without": round(sum(per[False].values()), 2),
+                     "syscalls_with": round(sum(per[True].values()), 2), "syscalls_added": round(added_all, 2)}
+        progress("calls: %-14s setsockopt added per response %.3f; all calls per response %.2f -> %.2f"
+                 % (name, added_set, res[name]["syscalls_without"], res[name]["syscalls_with"]))
+    return res
+
+
+def wrk(args, srv):
+    out = run_client(["wrk", "-t1", "-c64", "-d%ds" % max(1, round(args.secs)), "http://127.0.0.1:%d%s" % (PORT, srv.path)])
+    errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)",
+                                             (re.search(r"Socket errors:.*", out) or [""])[0]))
+    errors += int((re.search(r"Non-2xx or 3xx responses: (\d+)", out) or [0, 0])[1])
+    if errors:
+        raise RuntimeError("wrk against %s: %d errors\n%s" % (srv.name, errors, out))
+    return int(re.search(r"(\d+) requests in", out).group(1))
+
+
+def redis(args, srv):
+    n = 20000 if args.smoke else int(40000 * args.secs)
+    out = run_client(["redis-benchmark", "-h", "127.0.0.1", "-p", str(PORT), "-c", "64", "-n", str(n), "-t", "get",
+                      "-q"])
+    if "requests per second" not in out:
+        raise RuntimeError("redis-benchmark: " + out)
+    return n
+
+
+def load_run(args, name, settings):
+    """One load run: requests/s and CPU µs per request of the server."""
+    with Server(args, name, settings) as srv:
+        drive = redis if name == "Redis" else wrk
+        cpu0, t0 = srv.cpu_s(), time.monotonic()
+        requests = drive(args, srv)
+        cpu, secs = srv.cpu_s() - cpu0, time.monotonic() - t0
+    return {"req_s": requests / secs, "cpu_us_per_req": cpu * 1e6 / requests}
+
+
+# Each load row: its variants (label, server, settings or None for no shim); the first is the baseline.
+LOAD_ROWS = [
+    ("nginx untuned 100 B", [("nginx natively tuned", "nginx tuned", None), ("untuned", "nginx untuned", None),
+                             ("untuned + shim", "nginx untuned", CORK)]),
+    ("nginx untuned 64 KiB", [("nginx natively tuned", "nginx tuned 64 KiB", None),
+                              ("untuned", "nginx untuned 64 KiB", None),
+                              ("untuned + shim", "nginx untuned 64 KiB", CORK)]),
+    ("nginx tuned", [("without", "nginx tuned", None), ("with shim", "nginx tuned", CORK)]),
+    ("Node.js", [("without", "Node.js", None), ("with shim", "Node.js", CORK)]),
+    ("Redis", [("without", "Redis", None), ("with shim", "Redis", CORK)]),
+    ("aiohttp", [("without", "aiohttp", None), ("with shim", "aiohttp", CORK)]),
+    ("gunicorn", [("without", "gunicorn", None), ("with shim", "gunicorn", CORK)]),
+]
+
+
+def interleaved(args, variants, measure):
+    """Every variant measured args.pairs times, the order reversed every other round."""
+    got = {label: [] for label, *_ in variants}
+    for r in range(args.pairs):
+        for label, *rest in variants if r % 2 == 0 else variants[::-1]:
+            got[label].append(measure(*rest))
+    return got
+
+
+def load(args):
+    res = {}
+    for row, variants in LOAD_ROWS:
+        if args.only and not any(o in row for o in args.only):
+            continue
+        got = interleaved(args, variants, lambda name, settings: load_run(args, name, settings))
+        base = variants[0][0]
+        med = {label: {k: statistics.median(r[k] for r in runs) for k in ("req_s", "cpu_us_per_req")}
+               for label, runs in got.items()}
+        res[row] = {label: dict(m, req_s_ratio=round(m["req_s"] / med[base]["req_s"], 3),
+                                cpu_ratio=round(m["cpu_us_per_req"] / med[base]["cpu_us_per_req"], 3),
+                                all=got[label]) for label, m in med.items()}
+        for label, m in res[row].items():
+            progress("load: %-22s %-22s %9.0f req/s (%.3f×)  %7.1f µs CPU/request (%.3f×)"
+                     % (row, label, m["req_s"], m["req_s_ratio"], m["cpu_us_per_req"], m["cpu_ratio"]))
+    return res
+
+
+def flusher_switches(srv):
+    """Context switches of every socktune-flush thread of the server so far."""
+    total = 0
+    for pid in srv.tree():
+        for tid in os.listdir("/proc/%d/task" % pid) if os.path.isdir("/proc/%d/task" % pid) else []:
+            try:
+                with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                    if f.read().strip() != "socktune-flush":
+                        continue
+                with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                    total += sum(int(v) for v in re.findall(r"^(?:non)?voluntary_ctxt_switches:\s+(\d+)",
+                                                            f.read(), re.M))
+            except OSError:
+                pass
+    return total
+
+
+def flusher(args):
+    idle = 1.0 if args.smoke else 3.0
+    with Server(args, "nginx untuned", CORK) as srv:
+        s0, t0 = flusher_switches(srv), time.monotonic()
+        wrk(args, srv)
+        s1, t1 = flusher_switches(srv), time.monotonic()
+        time.sleep(0.5)  # the thread's last polls after the load
+        s2 = flusher_switches(srv)
+        time.sleep(idle)
+        s3 = flusher_switches(srv)
+    res = {"load_wakeups_s": round((s1 - s0) / (t1 - t0), 1), "idle_wakeups_s": round((s3 - s2) / idle, 1)}
+    progress("flusher: untuned nginx worker under cork: %(load_wakeups_s).1f wake-ups/s under load, "
+             "%(idle_wakeups_s).1f idle" % res)
+    return res
+
+
+def pool_p50(args, settings):
+    with Server(args, "PoolServer", settings) as srv:
+        out = run_client(KA_CLIENT + ["50" if args.smoke else "300", srv.path])
+    return float(re.search(r"p50_ms=([\d.]+)", out).group(1))
+
+
+def pool(args):
+    variants = [("SOCKTUNE_NODELAY=1 alone", ["SOCKTUNE_NODELAY=1"]), ("SOCKTUNE_CORK=1", CORK)]
+    got = interleaved(args, variants, lambda settings: pool_p50(args, settings))
+    res = {label: {"p50_ms": statistics.median(v), "all": v} for label, v in got.items()}
+    for label, r in res.items():
+        progress("pool: Java HttpServer, %-26s p50 %.3f ms" % (label, r["p50_ms"]))
+    return res
+
+
+def startup(args):
+    res = bench_overhead.startup(args)
+    base = res["no preload"]["us_per_start"]
+    floor = res["one-hook C preload"]["us_per_start"] - base
+    floor_ir = res["one-hook C preload"]["instructions"] - res["no preload"]["instructions"]
+    for r in res.values():
+        r["added_us"] = round(r["us_per_start"] - base, 1)
+        r["added_x_floor"] = round(r["added_us"] / floor, 2) if floor > 0 else None
+        added_ir = r["instructions"] - res["no preload"]["instructions"]
+        r["added_instructions_x_floor"] = round(added_ir / floor_ir, 2) if floor_ir else None
+    return res
+
+
+def markdown(res):
+    lines = ["# socktune's cost, %s, %s" % (res["date"], res["machine"]), "",
+             "Median of %d interleaved pairs; load runs of %g s each.%s" % (
+                 res["pairs"], res["secs"], " SMOKE RUN: the figures mean nothing." if res["smoke"] else ""), "",
+             "| Start-up (/bin/true) | added µs | × the one-hook C preload's | added instructions × |",
+             "|---|---|---|---|"]
+    for name, r in res["startup"].items():
+        if name != "no preload":
+            lines.append("| %s | %+.1f | %s | %s |" % (name, r["added_us"], r["added_x_floor"],
+                                                      r["added_instructions_x_floor"]))
+    lines += ["", "| Calls per response, SOCKTUNE_CORK=1 (strace) | setsockopt added | all calls without → with |",
+              "|---|---|---|"]
+    for name, r in res["calls"].items():
+        lines.append("| %s | %.3f | %.2f → %.2f |" % (name, r["setsockopt_added"], r["syscalls_without"],
+                                                        r["syscalls_with"]))
+    lines += ["", "| Load (wrk -c64; Redis: redis-benchmark -c64) | variant | req/s | × first | CPU µs/request | × first |",
+              "|---|---|---|---|---|---|"]
+    for row, variants in res["load"].items():
+        for label, m in variants.items():
+            lines.append("| %s | %s | %.0f | %.3f | %.1f | %.3f |" % (row, label, m["req_s"], m["req_s_ratio"],
+                                                                      m["cpu_us_per_req"], m["cpu_ratio"]))
+    f = res["flusher"]
+    lines += ["", "Flusher (untuned nginx worker, cork): %.1f wake-ups/s under load, %.1f idle." % (
+        f["load_wakeups_s"], f["idle_wakeups_s"]), ""]
+    lines += ["| Thread-pool server (Java HttpServer) | p50 ms |", "|---|---|"]
+    lines += ["| %s | %.3f |" % (label, r["p50_ms"]) for label, r in res["pool"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def measure(args):
+    netns.setup_namespace(None)
+    with open("/proc/loadavg") as f:
+        load_avg = float(f.read().split()[0])
+    res = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "machine": "Linux %s, %d cores, load average %.2f at the start" % (platform.release(), os.cpu_count(),
+                                                                             load_avg),
+           "smoke": args.smoke, "pairs": args.pairs, "secs": args.secs}
+    progress("cost: %(date)s, %(machine)s" % res)
+    if args.only:
+        res["load"] = load(args)
+        print(json.dumps(res["load"], indent=1))
+        return
+    res["calls"] = calls(args)
+    res["flusher"] = flusher(args)
+    res["pool"] = pool(args)
+    res["load"] = load(args)
+    progress("start-up (µs per start, instructions):")
+    res["startup"] = startup(args)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "cost.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    text = markdown(res)
+    with open(os.path.join(args.out, "cost.md"), "w") as f:
+        f.write(text)
+    print(text)
+
+
+def prepare(work):
+    """www/ (f100, f65536), the nginx configs and PoolServer.class; the overhead programs."""
+    bench_overhead.compile_all(work)
+    www = os.path.join(work, "www")
+    os.makedirs(www)
+    os.makedirs(os.path.join(work, "tmp"))
+    for size in (100, 65536):
+        with open(os.path.join(www, "f%d" % size), "wb") as f:
+            f.write(bytes((i * 37 + 11) % 94 + 33 for i in range(size)))
+    with open(os.path.join(APPS, "nginx.conf")) as f:
+        template = f.read()
+    for name, tuning in NGINX.items():
+        with open(os.path.join(work, "nginx-%s.conf" % name), "w") as f:
+            f.write(template.replace("@WORK@", work).replace("@PORT@", str(PORT)).replace("@TUNING@", tuning)
+                    .replace("@LISTEN@", ""))
+    subprocess.run(["javac", "-d", work, os.path.join(PROGS, "PoolServer.java")], check=True)
+
+
+def main():
+    args = parse_args(sys.argv[1:])
+    if args.inside:
+        measure(args)
+        return
+    if not os.path.isfile(args.lib):
+        netns.die("library not found: %r" % args.lib)
+    tools.require([("valgrind", "valgrind"), ("cc", "gcc"), ("nginx", "nginx-light"), ("wrk", "wrk"),
+                   ("strace", "strace"), ("node", "nodejs"), ("redis-server", "redis-server"),
+                   ("redis-benchmark", "redis-tools"), ("javac", "default-jdk-headless")])
+    work = tempfile.mkdtemp(prefix="socktune-cost-")
+    try:
+        prepare(work)
+        argv = ["unshare", "-n", sys.executable, os.path.abspath(__file__), "--inside", "--bin", work,
+                "--lib", os.path.abspath(args.lib), "--out", os.path.abspath(args.out), "--pairs", str(args.pairs),
+                "--secs", str(args.secs)] + (["--smoke"] if args.smoke else []) + [
+                    "--only=" + o for o in args.only or []]
+        sys.exit(subprocess.run(argv).returncode)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
