@@ -2,20 +2,12 @@
 //! docs in the README): per group of connections (role and arm), and the A/B difference with a
 //! bootstrap interval.
 
-use socktune_core::record::{self, Arm, Behaviour, Conn, Line, Side};
+use socktune_core::record::{self, Arm, Conn, FastopenFail, Line, Side};
 use std::collections::BTreeMap;
 
 /// Segments in + out, from TCP_INFO at close.
 pub fn packets(c: &Conn) -> u64 {
     u64::from(c.segs_in) + u64::from(c.segs_out)
-}
-
-/// A Fast Open attempt: the behaviour that lets data ride in the SYN applied to it.
-fn tried_fastopen(c: &Conn) -> bool {
-    c.has(match c.role() {
-        Side::Client => Behaviour::FastopenConnect,
-        Side::Server => Behaviour::Fastopen,
-    })
 }
 
 /// Everything read from the stats files.
@@ -82,6 +74,31 @@ pub struct Summary {
     pub retrans: u64,
     /// (data in the SYN, attempts) for connections where Fast Open applied.
     pub fastopen: (usize, usize),
+    /// Why attempts failed (clients), by reason, most frequent first.
+    pub fastopen_fails: Vec<(FastopenFail, usize)>,
+    /// Server connections made by a Fast Open SYN.
+    pub fastopen_children: usize,
+    /// The later TCP_INFO fields, over the connections whose kernel had them (`None`: none had).
+    pub min_rtt_p50_us: Option<u32>,
+    pub delivery_rate_p50: Option<u64>,
+    pub busy_us: Option<u64>,
+    pub rwnd_limited_us: Option<u64>,
+    pub sndbuf_limited_us: Option<u64>,
+    pub reordering_max: Option<u32>,
+}
+
+/// The median of the values some connections have, if any has one.
+fn median_of<T: Copy + Default + Ord>(values: impl Iterator<Item = Option<T>>) -> Option<T> {
+    let mut v: Vec<T> = values.flatten().collect();
+    v.sort_unstable();
+    (!v.is_empty()).then(|| percentile(&v, 50.0))
+}
+
+/// The sum of the values some connections have, if any has one.
+fn sum_of(values: impl Iterator<Item = Option<u64>>) -> Option<u64> {
+    values
+        .flatten()
+        .fold(None, |sum, v| Some(sum.unwrap_or(0) + v))
 }
 
 pub fn summarize(conns: &[&Conn]) -> Summary {
@@ -90,7 +107,7 @@ pub fn summarize(conns: &[&Conn]) -> Summary {
     let responses = total(|c| c.responses);
     let mut rtts: Vec<u64> = conns.iter().map(|c| u64::from(c.rtt_us)).collect();
     rtts.sort_unstable();
-    let tried: Vec<_> = conns.iter().filter(|c| tried_fastopen(c)).collect();
+    let tried: Vec<_> = conns.iter().filter(|c| record::tried_fastopen(c)).collect();
     Summary {
         conns: n,
         packets_per_conn: conns.iter().map(|c| packets(c)).sum::<u64>() as f64 / n.max(1) as f64,
@@ -101,7 +118,25 @@ pub fn summarize(conns: &[&Conn]) -> Summary {
         rtt_p99_us: percentile(&rtts, 99.0),
         retrans: total(|c| c.retrans),
         fastopen: (tried.iter().filter(|c| c.syn_data).count(), tried.len()),
+        fastopen_fails: fails(conns),
+        fastopen_children: conns.iter().filter(|c| c.fastopen_child).count(),
+        min_rtt_p50_us: median_of(conns.iter().map(|c| c.min_rtt_us)),
+        delivery_rate_p50: median_of(conns.iter().map(|c| c.delivery_rate)),
+        busy_us: sum_of(conns.iter().map(|c| c.busy_us)),
+        rwnd_limited_us: sum_of(conns.iter().map(|c| c.rwnd_limited_us)),
+        sndbuf_limited_us: sum_of(conns.iter().map(|c| c.sndbuf_limited_us)),
+        reordering_max: conns.iter().filter_map(|c| c.reordering).max(),
     }
+}
+
+fn fails(conns: &[&Conn]) -> Vec<(FastopenFail, usize)> {
+    let mut by: BTreeMap<FastopenFail, usize> = BTreeMap::new();
+    for reason in conns.iter().filter_map(|c| c.fastopen_fail) {
+        *by.entry(reason).or_default() += 1;
+    }
+    let mut out: Vec<_> = by.into_iter().collect();
+    out.sort_by_key(|&(reason, n)| (std::cmp::Reverse(n), reason));
+    out
 }
 
 /// Nearest-rank percentile of sorted values (0 for none).

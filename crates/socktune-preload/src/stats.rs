@@ -16,6 +16,7 @@ use socktune_core::record::{self, Conn, End, Side, COUNTER_SLOTS, DROPPED_SLOT};
 use socktune_core::state::{Arm, FdState, Kind};
 use std::cell::UnsafeCell;
 use std::ffi::CString;
+use std::mem::{offset_of, size_of_val};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::SeqCst};
 
 /// Lines waiting for the file, behind a spin lock: the critical sections are a memcpy, and a
@@ -156,21 +157,37 @@ pub fn ended(fd: i32, slot: Slot, state: FdState, end: End) {
         return;
     }
     slot.unset(FdState::RECORDED);
-    let Some(info) = sys::tcp_info(fd) else {
+    let Some(sys::TcpInfo {
+        info,
+        len,
+        fastopen_bits,
+    }) = sys::tcp_info_filled(fd)
+    else {
         return;
     };
+    // A field this kernel's TCP_INFO does not reach is not a figure.
+    macro_rules! filled {
+        ($field:ident) => {
+            (offset_of!(libc::tcp_info, $field) + size_of_val(&info.$field) <= len)
+                .then_some(info.$field)
+        };
+    }
+    let side = if state.kind() == Kind::Client {
+        Side::Client
+    } else {
+        Side::Server
+    };
+    let applied = record::applied(state);
+    let syn_data = info.tcpi_options & TCPI_OPT_SYN_DATA != 0;
     let conn = Conn {
         ts_us: now_us(),
         pid: pid(),
-        side: Some(if state.kind() == Kind::Client {
-            Side::Client
-        } else {
-            Side::Server
-        }),
+        side: Some(side),
         local_port: sys::local_port(fd).unwrap_or(0),
         remote_port: sys::peer_port(fd).unwrap_or(0),
         arm: state.arm(),
-        applied: record::applied(state),
+        window: None,
+        applied,
         responses,
         segs_in: info.tcpi_segs_in,
         segs_out: info.tcpi_segs_out,
@@ -181,14 +198,24 @@ pub fn ended(fd: i32, slot: Slot, state: FdState, end: End) {
         retrans: info.tcpi_total_retrans,
         rtt_us: info.tcpi_rtt,
         rttvar_us: info.tcpi_rttvar,
-        syn_data: info.tcpi_options & TCPI_OPT_SYN_DATA != 0,
+        syn_data,
+        fastopen_child: info.tcpi_options & TCPI_OPT_TFO_CHILD != 0,
+        fastopen_fail: record::fastopen_fail(side, applied, syn_data, fastopen_bits >> 1),
+        min_rtt_us: filled!(tcpi_min_rtt),
+        delivery_rate: filled!(tcpi_delivery_rate),
+        busy_us: filled!(tcpi_busy_time),
+        rwnd_limited_us: filled!(tcpi_rwnd_limited),
+        sndbuf_limited_us: filled!(tcpi_sndbuf_limited),
+        reordering: filled!(tcpi_reordering),
         end: Some(end),
     };
     push(&conn);
 }
 
-/// `tcpi_options` bit: the SYN carried data and the peer took it.
+/// `tcpi_options` bits: the SYN carried data and the peer took it; the connection was created
+/// by a Fast Open SYN (server side; kernels without the bit leave it clear).
 const TCPI_OPT_SYN_DATA: u8 = 32;
+const TCPI_OPT_TFO_CHILD: u8 = 128;
 
 fn now_us() -> u64 {
     let mut ts = libc::timespec {
