@@ -435,3 +435,76 @@ fn an_unwritable_stats_path_warns_once_and_the_program_runs_on() {
         check_corked(r, "cork still works");
     }
 }
+
+/// Switchback: with 1-second windows, every connection of a window takes that window's arm
+/// (odd windows B at 50%), and `socktune report` compares the arms by window means. Arm A's
+/// windows are the untuned baseline.
+#[test]
+fn switchback_windows_give_both_arms_and_a_report_that_tells_them_apart() {
+    needs_root!(NETNS);
+    let dir = scratch("stats-switchback");
+    let stats = dir.join("conns.jsonl");
+    // Six seconds of keep-alive connections (5 GETs each), whatever each arm's speed.
+    let client = "sh -c 'end=$(( $(date +%s) + 6 )); while [ $(date +%s) -lt $end ]; do \
+                  python3 {progs}/ka_client.py 127.0.0.1 {port} 5 /f100 2 >/dev/null || exit 1; \
+                  done'";
+    let r = Scenario::new("switchback", client)
+        .server(HTTP11_SERVER_V4)
+        .server_env(&[
+            "SOCKTUNE_CORK=1",
+            "SOCKTUNE_AB=50",
+            "SOCKTUNE_AB_MODE=switchback:1",
+            &setting("STATS", &stats),
+        ])
+        .run();
+    check_quiet(&r);
+    let text = std::fs::read_to_string(&stats).expect("the server's records");
+    // (packets, responses) per (window, arm)
+    let mut windows: std::collections::BTreeMap<(u64, String), (u64, u64)> = Default::default();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        if v["type"] != "conn" {
+            continue;
+        }
+        let window = v["window"]
+            .as_u64()
+            .expect("every record carries its window");
+        let arm = v["arm"].as_str().expect("and its arm").to_string();
+        let want = if window % 2 == 1 { "B" } else { "A" };
+        assert_eq!(arm, want, "window {window}: {line}");
+        let w = windows.entry((window, arm)).or_default();
+        w.0 += v["segs_in"].as_u64().unwrap() + v["segs_out"].as_u64().unwrap();
+        w.1 += v["responses"].as_u64().unwrap();
+    }
+    let ppr = |arm: &str| -> Vec<f64> {
+        windows
+            .iter()
+            .filter(|((_, a), (_, resp))| a == arm && *resp > 0)
+            .map(|(_, (p, resp))| *p as f64 / *resp as f64)
+            .collect()
+    };
+    let (a, b) = (ppr("A"), ppr("B"));
+    eprintln!("switchback windows: A {a:?}, B {b:?}");
+    assert!(
+        a.len() >= 2 && b.len() >= 2,
+        "windows of both arms: {windows:?}"
+    );
+    // With 5 GETs a connection, its handshake and close add 1.2 packets per response: arm A
+    // measured 6.2 (5 per request untuned), arm B 3.6 (2 per request corked).
+    assert!(a.iter().all(|&p| p >= 5.5), "arm A untuned: {a:?}");
+    assert!(b.iter().all(|&p| p <= 4.0), "arm B corked: {b:?}");
+    let out = run_bounded(
+        Command::new(launcher()).arg("report").arg(&stats),
+        Duration::from_secs(30),
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "report failed: {report}");
+    let line = report
+        .lines()
+        .find(|l| l.starts_with("server: switchback, "))
+        .unwrap_or_else(|| panic!("no switchback comparison:\n{report}"));
+    assert!(
+        line.contains("B - A = -") && line.ends_with("): significant"),
+        "{report}"
+    );
+}

@@ -38,7 +38,9 @@ the server took the SYN without its data; syn-retransmitted: the SYN was resent 
 With both arms, it then says whether B differs from A by more than the noise: the difference
 in packets per response with a 95% bootstrap interval (2000 resamples of the connections, fixed
 seed, so the same data always gives the same answer). `significant` means the interval leaves
-out zero.
+out zero. That compares per-connection arms (--ab). Data from switchback windows (--ab-mode
+switchback:SECS) is compared by the mean of each window's packets per response, with the
+interval from resampling the windows, not the connections; its line says `switchback`.
 
   --svg PATH   also draw the packets per response and the p50 RTT of each row as an SVG chart
   -h, --help
@@ -289,6 +291,11 @@ fn comparisons(groups: &[Group]) -> Vec<String> {
             continue;
         };
         let role = role.name();
+        let windows = stats::windows(a.iter().chain(b).copied());
+        if !windows.is_empty() {
+            out.push(switchback_line(role, &windows));
+            continue;
+        }
         if a.len() < 2 || b.len() < 2 {
             out.push(format!(
                 "{role}: too few connections in an arm to compare (A {}, B {})",
@@ -305,16 +312,42 @@ fn comparisons(groups: &[Group]) -> Vec<String> {
                 d.low,
                 d.high,
                 stats::RESAMPLES,
-                if d.significant() {
-                    "significant"
-                } else {
-                    "not significant (the interval includes 0)"
-                }
+                verdict(&d)
             )),
             None => out.push(format!("{role}: an arm has no responses; nothing to compare")),
         }
     }
     out
+}
+
+/// A switchback run's comparison: by window means, the interval from the windows.
+fn switchback_line(role: &str, windows: &[stats::Window]) -> String {
+    let count = |arm| windows.iter().filter(|w| w.arm == arm).count();
+    let (na, nb) = (count(Arm::A), count(Arm::B));
+    let mode = format!("switchback, {} windows (A {na}, B {nb})", na + nb);
+    if na < 2 || nb < 2 {
+        return format!("{role}: {mode}: too few windows in an arm to compare");
+    }
+    match stats::switchback(windows) {
+        Some(d) => format!(
+            "{role}: {mode}: B - A = {:+.2} packets per response (mean of window means), 95% \
+             bootstrap interval {:+.2} to {:+.2} ({} resamples of the windows): {}",
+            d.estimate,
+            d.low,
+            d.high,
+            stats::RESAMPLES,
+            verdict(&d)
+        ),
+        None => format!("{role}: {mode}: an arm has no responses; nothing to compare"),
+    }
+}
+
+fn verdict(d: &stats::Difference) -> &'static str {
+    if d.significant() {
+        "significant"
+    } else {
+        "not significant (the interval includes 0)"
+    }
 }
 
 fn notes(data: &Data, groups: &[Group]) -> Vec<String> {

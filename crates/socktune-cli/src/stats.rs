@@ -186,14 +186,24 @@ impl Difference {
 }
 
 pub fn bootstrap(a: &[&Conn], b: &[&Conn]) -> Option<Difference> {
-    let estimate =
-        packets_per_response(b.iter().copied())? - packets_per_response(a.iter().copied())?;
+    bootstrap_by(a, b, |conns| packets_per_response(conns.iter().copied()))
+}
+
+/// B − A in `stat`, with the 95% interval of `RESAMPLES` resamples (with replacement) of the
+/// items of each arm: connections, or switchback windows.
+fn bootstrap_by<T: Copy>(
+    a: &[T],
+    b: &[T],
+    stat: impl Fn(&[T]) -> Option<f64>,
+) -> Option<Difference> {
+    let estimate = stat(b)? - stat(a)?;
     let mut rng = Rng::new(SEED);
-    let resample = |arm: &[&Conn], rng: &mut Rng| {
-        packets_per_response((0..arm.len()).map(|_| arm[rng.below(arm.len())]))
+    let mut resample = |arm: &[T]| {
+        let drawn: Vec<T> = (0..arm.len()).map(|_| arm[rng.below(arm.len())]).collect();
+        stat(&drawn)
     };
     let mut diffs: Vec<f64> = (0..RESAMPLES)
-        .filter_map(|_| Some(resample(b, &mut rng)? - resample(a, &mut rng)?))
+        .filter_map(|_| Some(resample(b)? - resample(a)?))
         .collect();
     if diffs.len() < RESAMPLES / 2 {
         return None; // most resamples had no response at all: too little data
@@ -204,6 +214,57 @@ pub fn bootstrap(a: &[&Conn], b: &[&Conn]) -> Option<Difference> {
         low: percentile(&diffs, 2.5),
         high: percentile(&diffs, 97.5),
     })
+}
+
+/// One switchback window of one arm: the connections that started in it, summed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Window {
+    pub window: u64,
+    pub arm: Arm,
+    pub packets: u64,
+    pub responses: u64,
+}
+
+impl Window {
+    fn packets_per_response(&self) -> Option<f64> {
+        (self.responses > 0).then(|| self.packets as f64 / self.responses as f64)
+    }
+}
+
+/// The switchback windows of these connections (those that carry one and an arm), in order.
+pub fn windows<'a>(conns: impl IntoIterator<Item = &'a Conn>) -> Vec<Window> {
+    let mut by: BTreeMap<(u64, Arm), Window> = BTreeMap::new();
+    for c in conns {
+        let (Some(window), Some(arm)) = (c.window, c.arm) else {
+            continue;
+        };
+        let w = by.entry((window, arm)).or_insert(Window {
+            window,
+            arm,
+            packets: 0,
+            responses: 0,
+        });
+        w.packets += packets(c);
+        w.responses += u64::from(c.responses);
+    }
+    by.into_values().collect()
+}
+
+/// The mean over windows of each window's packets per response (windows without a response
+/// left out).
+fn window_mean(windows: &[Window]) -> Option<f64> {
+    let v: Vec<f64> = windows
+        .iter()
+        .filter_map(Window::packets_per_response)
+        .collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// Switchback: B − A in the mean of the windows' packets per response, with an interval from
+/// resampling the windows, not the connections (they share each window's conditions).
+pub fn switchback(windows: &[Window]) -> Option<Difference> {
+    let arm = |a: Arm| -> Vec<Window> { windows.iter().copied().filter(|w| w.arm == a).collect() };
+    bootstrap_by(&arm(Arm::A), &arm(Arm::B), window_mean)
 }
 
 #[cfg(test)]
@@ -255,6 +316,37 @@ mod tests {
         let rs: Vec<&Conn> = same.iter().collect();
         let d = bootstrap(&ra, &rs).unwrap();
         assert!(!d.significant(), "{} {}", d.low, d.high);
+    }
+
+    #[test]
+    fn switchback_compares_window_means_with_an_interval_from_the_windows() {
+        let conns: Vec<Conn> = (0..8u64)
+            .flat_map(|w| {
+                let arm = if w % 2 == 1 { Arm::B } else { Arm::A };
+                let per = if arm == Arm::B { 20 } else { 50 };
+                (0..3).map(move |i| Conn {
+                    window: Some(w),
+                    ..conn(arm, per + i as u32, 10)
+                })
+            })
+            .collect();
+        let ws = windows(&conns);
+        assert_eq!(ws.len(), 8);
+        assert_eq!((ws[1].window, ws[1].arm, ws[1].responses), (1, Arm::B, 30));
+        let d = switchback(&ws).unwrap();
+        assert!((d.estimate - (-3.0)).abs() < 1e-9, "{}", d.estimate);
+        assert!(d.significant() && d.low <= d.estimate && d.estimate <= d.high);
+        // No windows: a per-connection split has nothing to give here.
+        assert!(windows(
+            &conns
+                .iter()
+                .map(|c| Conn {
+                    window: None,
+                    ..c.clone()
+                })
+                .collect::<Vec<_>>()
+        )
+        .is_empty());
     }
 
     #[test]

@@ -81,6 +81,9 @@ pub struct Config {
     pub stats_prom: Option<String>,
     /// Percent of connections in arm B (behaviours on); the rest get none.
     pub ab: Option<u8>,
+    /// Switchback: every new connection of the tree takes the arm of the current window of
+    /// this many seconds; `None`, each connection draws its own.
+    pub ab_window_s: Option<u32>,
     pub inherit: Inherit,
 }
 
@@ -106,6 +109,7 @@ impl Default for Config {
             stats: None,
             stats_prom: None,
             ab: None,
+            ab_window_s: None,
             inherit: Inherit::Chosen,
         }
     }
@@ -182,6 +186,14 @@ pub enum Kind {
     },
     /// Any text; an empty one leaves the setting unset.
     Path { set: fn(&mut Config, String) },
+    /// Text of a form of its own (`forms` says it, `example` is one): `set` reads it into the
+    /// config, or says it is bad.
+    Text {
+        forms: &'static str,
+        example: &'static str,
+        set: fn(&mut Config, &str) -> bool,
+        if_bad: &'static str,
+    },
     /// One of `names`, in any case; `set` gets its index.
     Choice {
         names: &'static [&'static str],
@@ -485,14 +497,38 @@ pub const SETTINGS: &[Setting] = &[
         default: "off",
         part: Part::Behaviour,
         effective: Some(("ab", |c| {
-            c.ab.map_or("off".into(), |pct| {
-                format!("{pct}% of connections in arm B")
+            c.ab.map_or("off".into(), |pct| match c.ab_window_s {
+                None => format!("{pct}% of connections in arm B"),
+                Some(s) => format!("{pct}% of switchback windows of {s} s in arm B"),
             })
         })),
         arg: Arg::Value("PCT"),
         help: "A/B split: that percent of connections, picked at random, get the behaviours \
                (arm B), the rest none (arm A); the arm is recorded by --stats. Listener options \
                (defer-accept, fastopen) apply to both arms",
+    },
+    Setting {
+        name: "AB_MODE",
+        kind: Kind::Text {
+            forms: "connection, or switchback:SECS with whole seconds from 1 to 86400",
+            example: "switchback:10",
+            set: |c, v| match parse_ab_mode(v) {
+                Some(window) => {
+                    c.ab_window_s = window;
+                    true
+                }
+                None => false,
+            },
+            if_bad: "each connection draws its own arm",
+        },
+        default: "connection",
+        part: Part::Behaviour,
+        effective: None,
+        arg: Arg::Value("connection|switchback:SECS"),
+        help: "how --ab picks arms: per connection at random, or switchback: all new connections \
+               of the process tree take the same arm for SECS-second windows, alternating A, B \
+               (with --ab 50) or drawn per window with the --ab share, since arms that share a \
+               bottleneck bias a per-connection split; records carry the window",
     },
     Setting {
         name: "INHERIT",
@@ -547,6 +583,7 @@ impl Kind {
             Kind::Role { .. } => "server, client or both".into(),
             Kind::Level { .. } => "error, info or debug".into(),
             Kind::Path { .. } => "a file path".into(),
+            Kind::Text { forms, .. } => (*forms).into(),
             Kind::Choice { names, .. } => match names.split_last() {
                 Some((last, [])) => (*last).into(),
                 Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
@@ -590,6 +627,13 @@ impl Kind {
                     set(config, value.to_string());
                 }
                 Ok(())
+            }
+            Kind::Text { set, if_bad, .. } => {
+                if set(config, v) {
+                    Ok(())
+                } else {
+                    Err(if_bad)
+                }
             }
             Kind::Choice { names, set, if_bad } => put(
                 config,
@@ -721,6 +765,18 @@ pub fn parse_ports(v: &str) -> Option<PortSet> {
         ranges.push(range);
     }
     Some(PortSet(ranges))
+}
+
+/// `connection` (None) or `switchback:SECS` (Some(SECS)).
+fn parse_ab_mode(v: &str) -> Option<Option<u32>> {
+    if v.eq_ignore_ascii_case("connection") {
+        return Some(None);
+    }
+    let (mode, secs) = v.split_once(':')?;
+    let secs = parse_uint(secs.trim(), 1, 86_400)?;
+    mode.trim()
+        .eq_ignore_ascii_case("switchback")
+        .then_some(Some(secs))
 }
 
 fn parse_role(v: &str) -> Option<Role> {
@@ -1137,6 +1193,35 @@ socktune: effective settings
     }
 
     #[test]
+    fn ab_mode_is_connection_or_switchback_windows() {
+        let mode = |v: &str| {
+            let p = env(&[("SOCKTUNE_AB", "50"), ("SOCKTUNE_AB_MODE", v)]);
+            (p.config.ab_window_s, p.problems)
+        };
+        assert_eq!(mode("switchback:10"), (Some(10), vec![]));
+        assert_eq!(mode(" Switchback: 3 "), (Some(3), vec![]));
+        assert_eq!(mode("connection"), (None, vec![]));
+        for bad in [
+            "switchback",
+            "switchback:0",
+            "switchback:x",
+            "window:5",
+            "5",
+        ] {
+            let (window, problems) = mode(bad);
+            assert_eq!(window, None, "{bad}");
+            assert_eq!(
+                problems,
+                [format!(
+                    "socktune: SOCKTUNE_AB_MODE={bad:?} is not valid (accepted: connection, or \
+                     switchback:SECS with whole seconds from 1 to 86400); each connection draws \
+                     its own arm"
+                )]
+            );
+        }
+    }
+
+    #[test]
     fn the_table_holds_together() {
         for (i, s) in SETTINGS.iter().enumerate() {
             assert!(
@@ -1195,6 +1280,7 @@ socktune: effective settings
                 Kind::Level { .. } => "info".into(),
                 Kind::Path { .. } => format!("/tmp/socktune-{}", s.name.to_ascii_lowercase()),
                 Kind::Choice { names, .. } => names[names.len() - 1].into(),
+                Kind::Text { example, .. } => example.into(),
             }
         }
 

@@ -60,6 +60,27 @@ pub fn arm_for(draw: u64, pct: u8) -> Arm {
     }
 }
 
+/// The arm of a switchback window, the same in every process of the tree: at 50%, windows
+/// alternate (odd ones in B); at other shares, each window is drawn with that share.
+pub fn window_arm(window: u64, pct: u8) -> Arm {
+    if pct == 50 {
+        if window % 2 == 1 {
+            Arm::B
+        } else {
+            Arm::A
+        }
+    } else {
+        arm_for(mix(window), pct)
+    }
+}
+
+/// The window a connection started in, from the low 8 bits its state kept and the window at
+/// its end: the latest window with those low bits (a connection that lasts 256 windows or more
+/// is put in a later one).
+pub fn started_window(low: u8, now: u64) -> u64 {
+    now - u64::from((now as u8).wrapping_sub(low)).min(now)
+}
+
 /// What splitmix64 adds to its state before each `mix`.
 pub const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -661,6 +682,27 @@ mod tests {
         assert!((2_700..3_300).contains(&b), "{b}");
         assert!((0..1000u64).all(|i| arm_for(mix(i), 0) == Arm::A));
         assert!((0..1000u64).all(|i| arm_for(mix(i), 100) == Arm::B));
+    }
+
+    #[test]
+    fn switchback_windows_alternate_at_half_and_draw_at_other_shares() {
+        let arms: Vec<Arm> = (10..14).map(|w| window_arm(w, 50)).collect();
+        assert_eq!(arms, [Arm::A, Arm::B, Arm::A, Arm::B]);
+        let b = (0..10_000u64)
+            .filter(|&w| window_arm(w, 20) == Arm::B)
+            .count();
+        assert!((1_700..2_300).contains(&b), "{b}");
+        assert!((0..100u64).all(|w| window_arm(w, 100) == Arm::B));
+    }
+
+    #[test]
+    fn a_connection_keeps_the_window_it_started_in() {
+        let start = 123_456u64;
+        for later in [0, 1, 200, 255] {
+            assert_eq!(started_window(start as u8, start + later), start, "{later}");
+        }
+        assert_eq!(started_window(start as u8, start + 256), start + 256);
+        assert_eq!(started_window(200, 3), 0, "never before the first window");
     }
 
     /// A connection with every field set, each to a value of its own.

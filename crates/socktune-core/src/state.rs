@@ -4,7 +4,8 @@
 //! The word holds the fd's [`Kind`], a port (the local port of a listener, the remote port of a
 //! client), and flags: the behaviours planned for it, what the program took over itself, the
 //! armed states of client connections, and its recording state for `SOCKTUNE_STATS`. Flags on a
-//! listener describe the plan for the sockets it accepts. Bits 24 to 47 are free.
+//! listener describe the plan for the sockets it accepts. Bits 24 to 39 are free; 40 to 47 hold
+//! the low bits of a connection's switchback window.
 
 /// The A/B arm of a connection under `SOCKTUNE_AB`; `None` when there is no split. Arm A sorts
 /// first: it is the baseline of a report.
@@ -51,6 +52,7 @@ const fn bit(n: u32) -> u64 {
 impl FdState {
     const KIND_MASK: u64 = 0b111;
     const PORT_SHIFT: u32 = 48;
+    const WINDOW_SHIFT: u32 = 40;
     /// Every bit that is neither kind nor port.
     const FLAG_MASK: u64 = !Self::KIND_MASK & ((1 << Self::PORT_SHIFT) - 1);
 
@@ -185,6 +187,13 @@ impl FdState {
         } else {
             None
         }
+    }
+    /// The low 8 bits of the switchback window the connection started in.
+    pub fn window_low(self) -> u8 {
+        (self.0 >> Self::WINDOW_SHIFT) as u8
+    }
+    pub fn with_window_low(self, low: u8) -> FdState {
+        FdState(self.0 & !(0xff << Self::WINDOW_SHIFT) | u64::from(low) << Self::WINDOW_SHIFT)
     }
     pub fn with_arm(self, arm: Option<Arm>) -> FdState {
         let bit = match arm {

@@ -118,21 +118,37 @@ fn seed() {
     RNG.store(record::mix(random ^ u64::from(pid())), SeqCst);
 }
 
-/// The arm for a new connection, if `SOCKTUNE_AB` splits them.
+thread_local! {
+    /// The low bits of the switchback window this thread's last `draw_arm` used, for the
+    /// `start` that follows it.
+    static DRAWN_WINDOW: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
+
+/// The arm for a new connection, if `SOCKTUNE_AB` splits them: its own draw, or under
+/// switchback the arm of the current window.
 pub fn draw_arm() -> Option<Arm> {
-    let pct = config().ab?;
+    let cfg = config();
+    let pct = cfg.ab?;
+    if let Some(secs) = cfg.ab_window_s {
+        let window = now_us() / 1_000_000 / u64::from(secs);
+        DRAWN_WINDOW.with(|w| w.set(window as u8));
+        return Some(record::window_arm(window, pct));
+    }
     let state = RNG.fetch_add(record::GAMMA, SeqCst);
     Some(record::arm_for(record::mix(state), pct))
 }
 
-/// A new connection's state with its recording state: recorded or not, and its arm.
+/// A new connection's state with its recording state: recorded or not, its arm, and under
+/// switchback its window.
 pub fn start(state: FdState, arm: Option<Arm>) -> FdState {
-    let recorded = if config().records() {
-        FdState::RECORDED
+    let cfg = config();
+    let recorded = if cfg.records() { FdState::RECORDED } else { 0 };
+    let state = state.with(recorded).with_arm(arm);
+    if cfg.ab_window_s.is_some() && arm.is_some() {
+        state.with_window_low(DRAWN_WINDOW.with(std::cell::Cell::get))
     } else {
-        0
-    };
-    state.with(recorded).with_arm(arm)
+        state
+    }
 }
 
 /// The program writes on a connection: the first write after a read starts a response.
@@ -178,15 +194,22 @@ pub fn ended(fd: i32, slot: Slot, state: FdState, end: End) {
         Side::Server
     };
     let applied = record::applied(state);
+    let ts_us = now_us();
+    let window = config()
+        .ab_window_s
+        .filter(|_| state.arm().is_some())
+        .map(|secs| {
+            record::started_window(state.window_low(), ts_us / 1_000_000 / u64::from(secs))
+        });
     let syn_data = info.tcpi_options & TCPI_OPT_SYN_DATA != 0;
     let conn = Conn {
-        ts_us: now_us(),
+        ts_us,
         pid: pid(),
         side: Some(side),
         local_port: sys::local_port(fd).unwrap_or(0),
         remote_port: sys::peer_port(fd).unwrap_or(0),
         arm: state.arm(),
-        window: None,
+        window,
         applied,
         responses,
         segs_in: info.tcpi_segs_in,
