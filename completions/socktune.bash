@@ -3,7 +3,7 @@ _socktune() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} words= i
     COMPREPLY=()
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "run env doctor report help" -- "$cur"))
+        COMPREPLY=($(compgen -W "run env doctor report ctl help" -- "$cur"))
         return
     fi
     case $prev in
@@ -38,8 +38,8 @@ _socktune() {
                 declare -F _command_offset >/dev/null && _command_offset "$i"
             elif [[ $cur == -* ]]; then
                 case ${COMP_WORDS[1]} in
-                    run) words="--role --defer-accept --cork --cork-flush-ms --quickack --fastopen --fastopen-connect --nodelay --backlog --ports --cork-role --quickack-role --nodelay-role --log --log-file --stats --stats-prom --ab --ab-mode --inherit --lib --help" ;;
-                    env) words="--role --defer-accept --cork --cork-flush-ms --quickack --fastopen --fastopen-connect --nodelay --backlog --ports --cork-role --quickack-role --nodelay-role --log --log-file --stats --stats-prom --ab --ab-mode --inherit --lib --format --help" ;;
+                    run) words="--role --defer-accept --cork --cork-flush-ms --quickack --fastopen --fastopen-connect --nodelay --backlog --ports --cork-role --quickack-role --nodelay-role --log --log-file --stats --stats-prom --ab --ab-mode --ctl --inherit --lib --help" ;;
+                    env) words="--role --defer-accept --cork --cork-flush-ms --quickack --fastopen --fastopen-connect --nodelay --backlog --ports --cork-role --quickack-role --nodelay-role --log --log-file --stats --stats-prom --ab --ab-mode --ctl --inherit --lib --format --help" ;;
                     doctor) words="--lib --help" ;;
                 esac
                 COMPREPLY=($(compgen -W "$words" -- "$cur"))
@@ -48,7 +48,8 @@ _socktune() {
             fi
             ;;
         report) COMPREPLY=($(compgen -W "--svg --help" -- "$cur")) ;;
-        help) COMPREPLY=($(compgen -W "run env doctor report help" -- "$cur")) ;;
+        ctl) COMPREPLY=($(compgen -W "--all show set reset --help" -- "$cur")) ;;
+        help) COMPREPLY=($(compgen -W "run env doctor report ctl help" -- "$cur")) ;;
     esac
 }
 complete -o bashdefault -o default -F _socktune socktune

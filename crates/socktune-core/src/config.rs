@@ -85,6 +85,8 @@ pub struct Config {
     /// this many seconds; `None`, each connection draws its own.
     pub ab_window_s: Option<u32>,
     pub inherit: Inherit,
+    /// A control file for `socktune ctl` (only while some behaviour or recording is on).
+    pub ctl: bool,
 }
 
 pub const DEFAULT_CORK_FLUSH_MS: u32 = 2;
@@ -111,6 +113,7 @@ impl Default for Config {
             ab: None,
             ab_window_s: None,
             inherit: Inherit::Chosen,
+            ctl: true,
         }
     }
 }
@@ -529,6 +532,21 @@ pub const SETTINGS: &[Setting] = &[
                of the process tree take the same arm for SECS-second windows, alternating A, B \
                (with --ab 50) or drawn per window with the --ab share, since arms that share a \
                bottleneck bias a per-connection split; records carry the window",
+    },
+    Setting {
+        name: "CTL",
+        kind: Kind::Bool {
+            set: |c, on| c.ctl = on,
+            if_bad: "live control stays on",
+        },
+        default: "on",
+        part: Part::Output,
+        effective: None,
+        arg: Arg::Switch,
+        help: "live control: while some behaviour or recording is on, a control file in the \
+               user's runtime directory ($XDG_RUNTIME_DIR/socktune, /run/socktune for root) \
+               lets `socktune ctl PID` show and change the settings of the running process \
+               and its forked workers; off: no control file",
     },
     Setting {
         name: "INHERIT",

@@ -14,6 +14,8 @@
 //!   connect, from `socktune_core::policy`'s plans), `cork` (cork per response), `armed` (client
 //!   connections that wait for the first write: Fast Open and quickack-off), `quickack` (delayed
 //!   ACKs re-entered after reads), `own_options` (the program's own setsockopt wins).
+//! - `live` maps the control file of `socktune ctl`, and puts a live change in force for the
+//!   sockets that start after it.
 //! - `stats` records each connection's TCP_INFO at its end, for `SOCKTUNE_STATS` and
 //!   `SOCKTUNE_STATS_PROM`, and draws the A/B arm; the `flusher` thread writes the records and
 //!   releases corks no boundary released.
@@ -35,6 +37,7 @@ mod sys;
 // Services.
 mod flusher;
 mod guard;
+mod live;
 mod log;
 mod settings;
 mod stats;

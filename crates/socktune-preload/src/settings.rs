@@ -1,17 +1,38 @@
 //! The settings, parsed once at load (see `lifecycle`), so later changes to the environment do
-//! not matter: nginx, for one, clears it before forking its workers.
+//! not matter: nginx, for one, clears it before forking its workers. A live change (`live`)
+//! replaces them for what comes after it.
 
 use crate::errno::KeepErrno;
 use crate::{guard, log, sys};
 use once_cell::sync::OnceCell;
 use socktune_core::config::{self, Config, Level};
+use std::sync::atomic::{AtomicPtr, Ordering::Acquire, Ordering::Release};
 
 static CONFIG: OnceCell<Config> = OnceCell::new();
+/// The settings of the latest live change, if any (leaked: changes are rare).
+static LIVE: AtomicPtr<Config> = AtomicPtr::new(std::ptr::null_mut());
 
-/// The settings; a hook that runs before our constructor parses them inside the program's call.
+/// The settings in force; a hook that runs before our constructor parses them inside the
+/// program's call.
 #[inline]
 pub fn config() -> &'static Config {
+    let live = LIVE.load(Acquire);
+    if live.is_null() {
+        start_up()
+    } else {
+        // SAFETY: a non-null pointer is a leaked, never freed Config (see `replace`).
+        unsafe { &*live }
+    }
+}
+
+/// The settings the process started with.
+pub fn start_up() -> &'static Config {
     CONFIG.get_or_init(load)
+}
+
+/// Puts `cfg` in force, for the sockets that start after this.
+pub fn replace(cfg: &'static Config) {
+    LIVE.store((cfg as *const Config).cast_mut(), Release);
 }
 
 fn load() -> Config {

@@ -89,6 +89,7 @@ pub struct Listening {
 
 /// Before listen(): sets the listener options; returns what to finish after, with the backlog.
 pub fn before_listen(fd: c_int, backlog: c_int) -> Option<Listening> {
+    crate::live::refresh();
     let (slot, state) = track::learn(fd).filter(|(_, s)| s.is_tcp())?;
     let plan = policy::listen_plan(config(), sys::local_port(fd).unwrap_or(0), state);
     let applied = apply_listener_options(fd, &plan);
@@ -119,6 +120,7 @@ pub fn after_listen(fd: c_int, listening: Listening) {
 
 /// accept()/accept4() returned `fd` from `listener`: give it the listener's plan.
 pub fn accepted(listener: c_int, fd: c_int) {
+    crate::live::refresh();
     let Some((listener_slot, mut ls)) = track::learn(listener) else {
         return;
     };
@@ -163,6 +165,7 @@ pub fn accepted(listener: c_int, fd: c_int) {
 /// Before connect() to `remote_port`: applies the client plan; returns what `armed` needs after
 /// the real call.
 pub fn before_connect(fd: c_int, remote_port: u16) -> Option<armed::Connecting> {
+    crate::live::refresh();
     let (slot, state) = track::learn(fd).filter(|(_, s)| s.kind() == Kind::Tcp)?;
     let arm = stats::draw_arm();
     let mut plan: ConnectPlan = policy::connect_plan(config(), remote_port, state);

@@ -10,7 +10,7 @@
 use crate::errno::{self, KeepErrno};
 use crate::fdtable::{self, Slot};
 use crate::settings::config;
-use crate::{flusher, guard, log, sys};
+use crate::{flusher, guard, live, log, sys};
 use once_cell::sync::OnceCell;
 use socktune_core::record::{self, Conn, End, Side, COUNTER_SLOTS, DROPPED_SLOT};
 use socktune_core::state::{Arm, FdState, Kind};
@@ -252,12 +252,13 @@ fn now_us() -> u64 {
 
 fn push(conn: &Conn) {
     CONNECTIONS.fetch_add(1, SeqCst);
-    if let Some(counters) = counters() {
+    // The textfile's counters, and the control file's for `socktune ctl show`.
+    for counters in [counters(), live::counters()].into_iter().flatten() {
         for (slot, n) in record::increments(conn) {
             counters[slot].fetch_add(n, SeqCst);
         }
-        PROM_DIRTY.store(true, SeqCst);
     }
+    PROM_DIRTY.fetch_or(counters().is_some(), SeqCst);
     if PATHS.get().is_some_and(|p| p.stats.is_some()) {
         let line = format!("{conn}\n");
         let kept = PENDING.with(|lines| {
@@ -280,10 +281,10 @@ fn push(conn: &Conn) {
 
 fn dropped(records: u64) {
     DROPPED.fetch_add(records, SeqCst);
-    if let Some(counters) = counters() {
+    for counters in [counters(), live::counters()].into_iter().flatten() {
         counters[DROPPED_SLOT].fetch_add(records, SeqCst);
-        PROM_DIRTY.store(true, SeqCst);
     }
+    PROM_DIRTY.fetch_or(counters().is_some(), SeqCst);
 }
 
 /// The flusher's job: writes what waited long enough; true while something is still to write.
