@@ -332,3 +332,51 @@ fn a_symlinked_control_path_is_refused() {
     assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
     let _ = std::fs::remove_file(link);
 }
+
+/// nginx (master and 2 workers, which it forks with its environment cleared), set up as it
+/// stalls untuned (header by writev, body by sendfile, Nagle on): the workers follow a change
+/// made through the master's pid.
+#[test]
+fn nginx_workers_follow_a_live_change() {
+    needs_root!("runs nginx as root in a scratch prefix");
+    let work = scratch("ctl-nginx-prefix");
+    // The conf is written by the script, once `start` filled in the port and the files.
+    let script = "cat > {work}/nginx.conf <<'END'
+user root;
+worker_processes 2;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/error.log warn;
+events { worker_connections 64; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush off;
+    tcp_nodelay off;
+    client_body_temp_path {work}/body;
+    proxy_temp_path {work}/proxy;
+    fastcgi_temp_path {work}/fastcgi;
+    uwsgi_temp_path {work}/uwsgi;
+    scgi_temp_path {work}/scgi;
+    server { listen 127.0.0.1:{port}; root {www}; }
+}
+END
+exec {launcher} run --cork -- nginx -p {work} -c {work}/nginx.conf -e {work}/error.log"
+        .replace("{work}", &work.display().to_string());
+    let server = Server::start("ctl-nginx", &script);
+    let show = server.show();
+    let line = show.lines().next().unwrap_or_default().to_string();
+    assert!(
+        line.contains(&format!("of the tree of {} (processes ", server.pid())),
+        "{line}"
+    );
+    let start = server.packets_per_request(2);
+    corked(start, "nginx under socktune run --cork");
+    server.set("cork=off");
+    let off = server.packets_per_request(2);
+    untuned(off, "nginx after ctl set cork=off");
+    server.set("cork=on");
+    let on = server.packets_per_request(2);
+    corked(on, "nginx after ctl set cork=on");
+    eprintln!("nginx packets/request: start {start:.2}, cork=off {off:.2}, cork=on {on:.2}");
+}
