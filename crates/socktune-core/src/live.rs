@@ -18,6 +18,8 @@ pub const FILE_LEN: usize = 8192;
 pub const GENERATION_AT: usize = 8;
 /// The pid of the process that made the file (the root of the tree that shares it).
 pub const PID_AT: usize = 16;
+/// Processes of the tree that still map the file: the last to exit removes it.
+pub const USERS_AT: usize = 32;
 /// Lengths of the two texts, as u32s.
 pub const START_LEN_AT: usize = 24;
 pub const LIVE_LEN_AT: usize = 28;

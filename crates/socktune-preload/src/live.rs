@@ -28,8 +28,6 @@ static APPLYING: AtomicBool = AtomicBool::new(false);
 /// The `SOCKTUNE_*` variables at start-up, which live changes are laid over.
 static START: OnceCell<Vec<(String, String)>> = OnceCell::new();
 static PATH: OnceCell<CString> = OnceCell::new();
-/// Processes of the tree that still map the file (it is removed when the last one exits).
-const USERS_AT: usize = 32;
 
 fn word(base: *mut u8, at: usize) -> &'static AtomicU64 {
     // SAFETY: `base` is the live FILE_LEN-byte shared mapping, `at` an aligned word in it.
@@ -81,7 +79,7 @@ pub fn init() {
             };
             half(base, live::START_LEN_AT).store(text.len() as u32, SeqCst);
             word(base, live::PID_AT).store(u64::from(pid), SeqCst);
-            word(base, USERS_AT).store(1, SeqCst);
+            word(base, live::USERS_AT).store(1, SeqCst);
             word(base, 0).store(live::MAGIC, SeqCst);
             let _ = START.set(start);
             let _ = PATH.set(CString::new(path).unwrap_or_default());
@@ -268,7 +266,7 @@ pub fn counters() -> Option<&'static [AtomicU64; COUNTER_SLOTS]> {
 pub fn after_fork_in_child() {
     let base = MAP.load(Relaxed);
     if !base.is_null() {
-        word(base, USERS_AT).fetch_add(1, SeqCst);
+        word(base, live::USERS_AT).fetch_add(1, SeqCst);
     }
 }
 
@@ -282,7 +280,7 @@ pub fn at_exit() {
     if base.is_null() {
         return;
     }
-    if word(base, USERS_AT).fetch_sub(1, SeqCst) == 1 {
+    if word(base, live::USERS_AT).fetch_sub(1, SeqCst) == 1 {
         if let Some(path) = PATH.get() {
             // SAFETY: a NUL-terminated path.
             unsafe { libc::unlink(path.as_ptr()) };
