@@ -370,6 +370,16 @@ fn notes(data: &Data, groups: &[Group]) -> Vec<String> {
             shared.join(" and ")
         ));
     }
+    let per_connection = groups
+        .iter()
+        .any(|g| g.arm.is_some() && g.conns.iter().any(|c| c.window.is_none()));
+    if per_connection {
+        out.push(
+            "arms were drawn per connection (--ab): connections that share a bottleneck bias \
+             each other; --ab-mode switchback:SECS compares whole windows instead"
+                .into(),
+        );
+    }
     if data.dropped > 0 {
         out.push(format!(
             "the library dropped {} records (buffer full or file unwritable)",
