@@ -380,3 +380,38 @@ exec {launcher} run --cork -- nginx -p {work} -c {work}/nginx.conf -e {work}/err
     corked(on, "nginx after ctl set cork=on");
     eprintln!("nginx packets/request: start {start:.2}, cork=off {off:.2}, cork=on {on:.2}");
 }
+
+/// `ctl set ab=...` starts an experiment live: with ab=0 every new connection is in arm A
+/// (untouched) and recorded so; a reset ends it.
+#[test]
+fn an_ab_experiment_starts_and_stops_live() {
+    let stats = scratch("ctl-ab-stats").join("conns.jsonl");
+    let script = format!(
+        "exec {{launcher}} run --cork --stats {} -- {{python}} -m http.server -p HTTP/1.1 \
+         {{port}} --bind 127.0.0.1 -d {{www}}",
+        stats.display()
+    );
+    let server = Server::start("ctl-ab", &script);
+    corked(server.packets_per_request(1), "before the experiment");
+    server.set("ab=0");
+    untuned(server.packets_per_request(1), "arm A, untouched");
+    server.ctl(None, &["reset"]);
+    corked(server.packets_per_request(1), "after the experiment");
+    // The last connection's record may still be on its way (the library writes within ~10 ms).
+    let start = Instant::now();
+    let arms = loop {
+        let text = std::fs::read_to_string(&stats).unwrap_or_default();
+        let arms: Vec<String> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            // Not the readiness probe's connection, which asked for nothing.
+            .filter(|v| v["type"] == "conn" && v["responses"] != 0)
+            .map(|v| v["arm"].as_str().unwrap_or("-").to_string())
+            .collect();
+        if arms.len() == 3 || start.elapsed() > LIMIT {
+            break arms;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(arms, ["-", "A", "-"], "the records' arms, in order");
+}
