@@ -17,7 +17,8 @@ usage: socktune ctl PID|--all show
        socktune ctl PID|--all reset
 
 Live control of a process running with libsocktune.so, and of the workers it forked (they share
-its control file, in $XDG_RUNTIME_DIR/socktune, or /run/socktune for root). A change takes
+its control file, in $XDG_RUNTIME_DIR/socktune, or /run/socktune for root; a program it execs
+has a file of its own). A change takes
 effect for the listeners and connections the processes make or accept after it, at the latest
 at their next one; existing connections keep their plan, so no response is split midway.
 
