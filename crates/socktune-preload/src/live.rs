@@ -90,18 +90,26 @@ pub fn init() {
             // SAFETY: registers a plain extern "C" function.
             unsafe { libc::atexit(remove_at_exit) };
         }
-        Err(why) => log::stderr(&format!(
+        Err(Refused::Unsafe(why)) => log::stderr(&format!(
             "socktune: no live control: cannot use {path:?} ({why})"
         )),
+        Err(Refused::Unavailable(why)) => info!("no live control: cannot use {path:?} ({why})"),
     }
+}
+
+/// Why there is no control file: something planted where it goes is worth a warning; a runtime
+/// directory that cannot be used is the environment's business, said at `info`.
+enum Refused {
+    Unsafe(String),
+    Unavailable(String),
 }
 
 /// Makes and maps the control file at `path`, in `dir` (made if missing): both must be ours,
 /// and neither is ever followed through a symbolic link.
-fn make(dir: &str, path: &str, euid: u32) -> Result<*mut u8, String> {
+fn make(dir: &str, path: &str, euid: u32) -> Result<*mut u8, Refused> {
     let (cdir, cpath) = match (CString::new(dir), CString::new(path)) {
         (Ok(d), Ok(p)) => (d, p),
-        _ => return Err("a NUL in the path".into()),
+        _ => return Err(Refused::Unavailable("a NUL in the path".into())),
     };
     let os_error = || std::io::Error::last_os_error().to_string();
     // SAFETY: plain mkdir/lstat/unlink/open/ftruncate/mmap on NUL-terminated paths and our
@@ -110,21 +118,25 @@ fn make(dir: &str, path: &str, euid: u32) -> Result<*mut u8, String> {
         libc::mkdir(cdir.as_ptr(), 0o700);
         let mut st = std::mem::zeroed::<libc::stat>();
         if libc::lstat(cdir.as_ptr(), &mut st) != 0 {
-            return Err(os_error());
+            return Err(Refused::Unavailable(os_error()));
         }
         if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
-            return Err(format!("{dir:?} is not a directory (a symbolic link?)"));
+            return Err(Refused::Unsafe(format!(
+                "{dir:?} is not a directory (a symbolic link?)"
+            )));
         }
         if st.st_uid != euid || st.st_mode & 0o022 != 0 {
-            return Err(format!(
+            return Err(Refused::Unsafe(format!(
                 "{dir:?} belongs to another user or others may write in it"
-            ));
+            )));
         }
         if libc::lstat(cpath.as_ptr(), &mut st) == 0 {
             // Our own pid's file is left from an earlier process of that pid (or from this
             // program before it exec'd): stale, unless it is not a plain file of ours.
             if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_uid != euid {
-                return Err("it exists and is not our file (a symbolic link?)".into());
+                return Err(Refused::Unsafe(
+                    "it exists and is not our file (a symbolic link?)".into(),
+                ));
             }
             libc::unlink(cpath.as_ptr());
         }
@@ -134,7 +146,7 @@ fn make(dir: &str, path: &str, euid: u32) -> Result<*mut u8, String> {
             0o600,
         );
         if fd < 0 {
-            return Err(os_error());
+            return Err(Refused::Unavailable(os_error()));
         }
         let map = if libc::ftruncate(fd, FILE_LEN as i64) == 0 {
             libc::mmap(
@@ -152,7 +164,7 @@ fn make(dir: &str, path: &str, euid: u32) -> Result<*mut u8, String> {
         libc::syscall(libc::SYS_close, fd);
         if map == libc::MAP_FAILED {
             libc::unlink(cpath.as_ptr());
-            return Err(err);
+            return Err(Refused::Unavailable(err));
         }
         Ok(map.cast())
     }
