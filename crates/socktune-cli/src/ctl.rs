@@ -96,12 +96,11 @@ fn act(pid: u32, path: &Path, action: &Action) -> Result<(), String> {
     match action {
         Action::Show => print!("{}", control.show(pid, path)),
         Action::Reset => {
-            control.write(&[]);
+            control.update(|_| Vec::new())?;
             println!("socktune ctl: process {pid}: back to the start-up settings");
         }
         Action::Set(changes) => {
-            let live = live::merged(&control.live(), changes);
-            control.write(&live);
+            control.update(|live| live::merged(&live, changes))?;
             let said: Vec<String> = changes.iter().map(|(k, v)| format!("{k}={v}")).collect();
             println!("socktune ctl: process {pid}: set {}", said.join(" "));
         }
@@ -281,23 +280,37 @@ impl Control {
         live::decode(&self.text(live::LIVE_LEN_AT, live::LIVE_AT, live::LIVE_MAX))
     }
 
-    /// Puts `changes` in as the live settings: odd generation while writing, under flock so
-    /// that two `ctl`s do not interleave.
-    fn write(&self, changes: &[(String, String)]) {
-        let text = live::encode(changes);
-        let text = &text.as_bytes()[..text.len().min(live::LIVE_MAX)];
+    /// Replaces the live settings with `f` of them: under flock, so that two `ctl`s do not
+    /// interleave, with the generation odd while the text is written.
+    fn update(
+        &self,
+        f: impl FnOnce(Vec<(String, String)>) -> Vec<(String, String)>,
+    ) -> Result<(), String> {
         let fd = self.file.as_raw_fd();
-        // SAFETY: flock on our own fd; the copy stays within the mapping.
+        // SAFETY: flock on our own fd.
+        unsafe { libc::flock(fd, libc::LOCK_EX) };
+        let text = live::encode(&f(self.live()));
+        if text.len() > live::LIVE_MAX {
+            // SAFETY: as above.
+            unsafe { libc::flock(fd, libc::LOCK_UN) };
+            return Err(format!(
+                "socktune ctl: the live settings would exceed {} bytes; nothing changed",
+                live::LIVE_MAX
+            ));
+        }
+        let text = text.as_bytes();
+        let generation = self.word(live::GENERATION_AT);
+        generation.fetch_add(1, SeqCst);
+        // SAFETY: the copy and the length stay within the mapping.
         unsafe {
-            libc::flock(fd, libc::LOCK_EX);
-            let generation = self.word(live::GENERATION_AT);
-            generation.fetch_add(1, SeqCst);
             std::ptr::copy_nonoverlapping(text.as_ptr(), self.base.add(live::LIVE_AT), text.len());
             (*self.base.add(live::LIVE_LEN_AT).cast::<AtomicU32>())
                 .store(text.len() as u32, SeqCst);
-            generation.fetch_add(1, SeqCst);
-            libc::flock(fd, libc::LOCK_UN);
         }
+        generation.fetch_add(1, SeqCst);
+        // SAFETY: as above.
+        unsafe { libc::flock(fd, libc::LOCK_UN) };
+        Ok(())
     }
 
     fn show(&self, pid: u32, path: &Path) -> String {

@@ -49,11 +49,7 @@ pub fn init() {
     // SAFETY: environ is intact at load (see `settings`).
     let start: Vec<(String, String)> =
         unsafe { sys::environ_entries(core_config::PREFIX.as_bytes()) }
-            .map(|entry| {
-                let text = String::from_utf8_lossy(entry);
-                let (k, v) = text.split_once('=').unwrap_or((&text, ""));
-                (k.to_owned(), v.to_owned())
-            })
+            .map(settings::pair)
             .filter(|(k, _)| k != core_config::REPORTED_VAR)
             .collect();
     // SAFETY: geteuid cannot fail.

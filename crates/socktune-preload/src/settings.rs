@@ -50,12 +50,7 @@ fn load() -> Config {
     if ours.clone().next().is_none() {
         return Config::default();
     }
-    // Lossy, so that a value that is not UTF-8 is reported as invalid rather than ignored.
-    let parsed = config::parse(ours.map(|entry| {
-        let text = String::from_utf8_lossy(entry);
-        let (k, v) = text.split_once('=').unwrap_or((&text, ""));
-        (k.to_owned(), v.to_owned())
-    }));
+    let parsed = config::parse(ours.map(pair));
     let cfg = parsed.config;
     log::init(cfg.log, cfg.log_file.as_deref());
     if !parsed.reported {
@@ -76,6 +71,14 @@ fn load() -> Config {
         }
     }
     cfg
+}
+
+/// An environment entry as a (name, value) pair. Lossy, so that a value that is not UTF-8 is
+/// reported as invalid rather than ignored.
+pub fn pair(entry: &[u8]) -> (String, String) {
+    let text = String::from_utf8_lossy(entry);
+    let (k, v) = text.split_once('=').unwrap_or((&text, ""));
+    (k.to_owned(), v.to_owned())
 }
 
 /// Unit tests choose the settings instead of reading the environment.
