@@ -48,6 +48,8 @@ debs=(
     tcpdump:tcpdump             # packet traces: SOCKTUNE_TEST_TRACE=1 (netns.py --trace)
     prometheus-node-exporter:prometheus-node-exporter  # node_exporter: the textfile read for real
     promtool:prometheus         # node_exporter: promtool check metrics
+    /usr/sbin/vsftpd:vsftpd     # ftp: passive FTP under client Fast Open
+    openssl:openssl             # armed: a certificate for the TLS case, made at test time
 )
 if [ -n "$bench" ]; then
     debs+=(starman:starman plackup:libplack-perl)

@@ -508,3 +508,27 @@ fn switchback_windows_give_both_arms_and_a_report_that_tells_them_apart() {
         "{report}"
     );
 }
+
+/// Prefork workers whose stats path cannot be written warn once between them: the flag is in
+/// memory the workers share from the fork, not in each worker's own copy.
+#[test]
+fn prefork_workers_warn_once_per_process_tree() {
+    needs_root!(NETNS);
+    let r = Scenario::new(
+        "prefork",
+        "python3 {progs}/short_client.py 127.0.0.1 {port} 12 /",
+    )
+    .server("python3 {progs}/prefork_server.py 127.0.0.1 {port} 3 once")
+    .server_env(&["SOCKTUNE_STATS=/dev/full"])
+    .run();
+    check(
+        r.num("srv_workers") >= 2.0,
+        &r,
+        "the connections must reach several workers",
+    );
+    check(
+        r.num("srv_socktune_lines") == 1.0,
+        &r,
+        "exactly one warning in the whole process tree",
+    );
+}

@@ -169,21 +169,56 @@ pub fn shutdown_action(read_side_only: bool, handshake_pending: bool) -> Shutdow
     }
 }
 
-/// What an armed client connection (see `FdState::ARMED`) needs before the program waits on it.
+/// What an armed client connection (see `FdState::ARMED`) needs before the program waits.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ArmedWait {
-    /// Send the SYN now: otherwise nothing will ever arrive to read.
+    /// Send the SYN (or ACK) now: otherwise nothing will ever arrive to read.
     Kick,
     /// The wait will report the socket writable at once; give the program that chance first.
     LetThrough,
+    /// Not this wait's business: another thread armed it and waits elsewhere.
+    Leave,
 }
 
-pub fn armed_wait(state: FdState, wants_read: bool, wants_write: bool) -> ArmedWait {
-    if wants_read && (!wants_write || state.has(FdState::ARMED_WAITED)) {
-        ArmedWait::Kick
-    } else {
-        ArmedWait::LetThrough
+/// `interest`: what the wait asks of the fd, (read, write), or `None` if it does not wait on it.
+/// `armed_here`: the waiting thread armed it. A thread that waits on anything else before its
+/// first write (the passive-FTP client polls its control connection) may be what the peer
+/// waits for.
+pub fn armed_wait(state: FdState, interest: Option<(bool, bool)>, armed_here: bool) -> ArmedWait {
+    match interest {
+        Some((true, write)) if !write || state.has(FdState::ARMED_WAITED) => ArmedWait::Kick,
+        Some(_) => ArmedWait::LetThrough,
+        None if armed_here => ArmedWait::Kick,
+        None => ArmedWait::Leave,
     }
+}
+
+/// A plain connect() of a non-blocking socket answers EINPROGRESS; with a cached Fast Open
+/// cookie the kernel answers 0 and sends nothing. Whether to report EINPROGRESS instead.
+pub fn reports_in_progress(nonblocking: bool, kernel_result: i32, syn_waits: bool) -> bool {
+    nonblocking && kernel_result == 0 && syn_waits
+}
+
+/// Before a close or shutdown of an armed Fast Open connection: whether to wait for the
+/// handshake after sending the SYN. A program told its socket is connected (connect() returned
+/// 0, or it saw it writable) expects the peer to see the connection and its end; closing in
+/// SYN_SENT would abort it unseen.
+pub fn armed_end_waits_for_handshake(state: FdState) -> bool {
+    !state.has(FdState::ARMED_IN_PROGRESS) || state.has(FdState::ARMED_WAITED)
+}
+
+/// Quickack-off, before a read on a connection whose last data read has not been answered
+/// (`FdState::ACK_PENDING`): send the delayed ACK now if the read is going to wait for more, as
+/// the peer's Nagle may be holding that very data until it sees the ACK. A read of data or an
+/// end already there (`ready`), or one that returns EAGAIN at once (an event loop draining its
+/// socket before it writes the response), keeps the ACK for the response (or the FIN) to carry.
+/// Each is asked only as far as needed: each is a system call.
+pub fn acks_before_read(
+    state: FdState,
+    ready: impl FnOnce() -> bool,
+    blocking: impl FnOnce() -> bool,
+) -> bool {
+    state.has(FdState::ACK_PENDING) && !ready() && blocking()
 }
 
 #[cfg(test)]
@@ -338,12 +373,62 @@ mod tests {
     #[test]
     fn armed_fast_open_never_waits_forever_for_input() {
         let m = FdState::new(Kind::Client, FdState::ARMED, 25);
-        assert_eq!(armed_wait(m, true, false), ArmedWait::Kick);
-        assert_eq!(armed_wait(m, true, true), ArmedWait::LetThrough);
+        assert_eq!(armed_wait(m, Some((true, false)), false), ArmedWait::Kick);
         assert_eq!(
-            armed_wait(FdState(m.0 | FdState::ARMED_WAITED), true, true),
+            armed_wait(m, Some((true, true)), true),
+            ArmedWait::LetThrough
+        );
+        assert_eq!(
+            armed_wait(m.with(FdState::ARMED_WAITED), Some((true, true)), false),
             ArmedWait::Kick
         );
-        assert_eq!(armed_wait(m, false, true), ArmedWait::LetThrough);
+        assert_eq!(
+            armed_wait(m, Some((false, true)), true),
+            ArmedWait::LetThrough
+        );
+        assert_eq!(
+            armed_wait(m, None, true),
+            ArmedWait::Kick,
+            "waits elsewhere"
+        );
+        assert_eq!(armed_wait(m, None, false), ArmedWait::Leave);
+    }
+
+    #[test]
+    fn connect_answers_as_a_plain_connect_would() {
+        assert!(reports_in_progress(true, 0, true));
+        assert!(!reports_in_progress(false, 0, true), "blocking: 0 is right");
+        assert!(
+            !reports_in_progress(true, -1, true),
+            "the kernel said EINPROGRESS itself"
+        );
+        assert!(!reports_in_progress(true, 0, false));
+        let m = FdState::new(Kind::Client, FdState::ARMED, 25);
+        assert!(armed_end_waits_for_handshake(m));
+        let pending = m.with(FdState::ARMED_IN_PROGRESS);
+        assert!(!armed_end_waits_for_handshake(pending));
+        assert!(armed_end_waits_for_handshake(
+            pending.with(FdState::ARMED_WAITED)
+        ));
+    }
+
+    #[test]
+    fn the_pending_ack_leaves_only_before_a_read_that_waits() {
+        let m = FdState::new(
+            Kind::Client,
+            FdState::QUICKACK_OFF | FdState::ACK_PENDING,
+            80,
+        );
+        assert!(acks_before_read(m, || false, || true));
+        assert!(
+            !acks_before_read(m, || true, || unreachable!()),
+            "data or the peer's FIN there: the read does not wait"
+        );
+        assert!(
+            !acks_before_read(m, || false, || false),
+            "EAGAIN at once: the response carries it"
+        );
+        let answered = m.without(FdState::ACK_PENDING);
+        assert!(!acks_before_read(answered, || unreachable!(), || true));
     }
 }

@@ -107,6 +107,7 @@ pub const BEHAVIOURS: &[&str] = &[
     "fastopen-connect",
     "defer-accept",
     "fastopen",
+    "defer-accept-off",
 ];
 
 /// Bit i set: `BEHAVIOURS[i]` applied.
@@ -122,6 +123,7 @@ pub fn applied(state: FdState) -> Applied {
         state.has(FdState::APPLIED_FASTOPEN_CONNECT),
         state.has(FdState::APPLIED_DEFER_ACCEPT),
         state.has(FdState::APPLIED_FASTOPEN),
+        state.has(FdState::DEFER_HEALED),
     ];
     Applied(
         on.iter()
@@ -136,15 +138,18 @@ pub enum End {
     Shutdown,
     /// Still open when the process exited (exit or _exit).
     Exit,
+    /// Still open when the process exec'd another program, which may use it on.
+    Exec,
 }
 
 impl Named for End {
-    const ALL: &'static [End] = &[End::Close, End::Shutdown, End::Exit];
+    const ALL: &'static [End] = &[End::Close, End::Shutdown, End::Exit, End::Exec];
     fn name(self) -> &'static str {
         match self {
             End::Close => "close",
             End::Shutdown => "shutdown",
             End::Exit => "exit",
+            End::Exec => "exec",
         }
     }
 }
@@ -200,6 +205,9 @@ pub enum Behaviour {
     FastopenConnect,
     DeferAccept,
     Fastopen,
+    /// Not a plan but a correction: this connection, written before it was read, showed a server
+    /// that speaks first, and turned defer-accept off on its listener.
+    DeferAcceptOff,
 }
 
 impl Behaviour {
@@ -773,7 +781,7 @@ mod tests {
     fn a_behaviour_is_named_by_its_place_in_the_list() {
         assert_eq!(Behaviour::Cork.name(), "cork");
         assert_eq!(Behaviour::FastopenConnect.name(), "fastopen-connect");
-        assert_eq!(Behaviour::Fastopen as usize, BEHAVIOURS.len() - 1);
+        assert_eq!(Behaviour::DeferAcceptOff as usize, BEHAVIOURS.len() - 1);
         let c = Conn {
             applied: Applied(1 << Behaviour::DeferAccept as u8),
             ..Conn::default()

@@ -4,7 +4,7 @@
 //! The word holds the fd's [`Kind`], a port (the local port of a listener, the remote port of a
 //! client), and flags: the behaviours planned for it, what the program took over itself, the
 //! armed states of client connections, and its recording state for `SOCKTUNE_STATS`. Flags on a
-//! listener describe the plan for the sockets it accepts. Bits 24 to 39 are free; 40 to 47 hold
+//! listener describe the plan for the sockets it accepts. Bits 29 to 39 are free; 40 to 47 hold
 //! the low bits of a connection's switchback window.
 
 /// The A/B arm of a connection under `SOCKTUNE_AB`; `None` when there is no split. Arm A sorts
@@ -107,6 +107,22 @@ impl FdState {
     pub const APPLIED_FASTOPEN_CONNECT: u64 = bit(21);
     pub const APPLIED_DEFER_ACCEPT: u64 = bit(22);
     pub const APPLIED_FASTOPEN: u64 = bit(23);
+    /// An armed Fast Open connection whose connect() the program was told is in progress
+    /// (EINPROGRESS, as a plain non-blocking connect answers), and has not yet seen it writable.
+    pub const ARMED_IN_PROGRESS: u64 = bit(24);
+    /// Quickack-off: the program read data and has not written since, so an ACK may be waiting
+    /// for a response to ride on. A read or wait for more input before writing sends it.
+    pub const ACK_PENDING: u64 = bit(25);
+    /// Accepted from a listener we set defer-accept on, and not read yet: a write first means
+    /// the server speaks first, and defer-accept only delays it.
+    pub const DEFER_WATCH: u64 = bit(26);
+    /// An armed fd was registered with epoll: an epoll wait may be waiting on it.
+    pub const EPOLL_REGISTERED: u64 = bit(27);
+    /// This connection's first write, before any read, turned defer-accept off on its listener
+    /// (see `DEFER_WATCH`): recorded, so the one connection that paid for it is known.
+    pub const DEFER_HEALED: u64 = bit(28);
+    /// What a write ends: something that waits for the program's first write or next response.
+    pub const WAITS_FOR_WRITE: u64 = Self::ARMED | Self::ACK_PENDING | Self::DEFER_WATCH;
 
     /// Flags an accepted socket takes from its listener.
     pub const INHERITED: u64 = Self::CORK
@@ -162,7 +178,7 @@ impl FdState {
     }
     /// Reads and writes on it may need us first: to cork, to flush, or to send an armed SYN.
     pub fn acts_before_io(self) -> bool {
-        self.corks() || self.has(Self::ARMED)
+        self.corks() || self.has(Self::WAITS_FOR_WRITE)
     }
     pub fn reapplies_quickack(self) -> bool {
         self.is_connection() && self.has(Self::QUICKACK_OFF) && !self.has(Self::APP_QUICKACK)
@@ -173,9 +189,14 @@ impl FdState {
     }
     /// The state an accepted socket starts in.
     pub fn accepted_from(listener: FdState) -> FdState {
+        let watch = if listener.has(Self::APPLIED_DEFER_ACCEPT) {
+            Self::DEFER_WATCH
+        } else {
+            0
+        };
         FdState::new(
             Kind::Server,
-            listener.flags(Self::INHERITED),
+            listener.flags(Self::INHERITED) | watch,
             listener.port(),
         )
     }
@@ -278,7 +299,10 @@ mod tests {
             child,
             FdState::new(
                 Kind::Server,
-                FdState::CORK | FdState::APPLIED_DEFER_ACCEPT | FdState::APP_NODELAY,
+                FdState::CORK
+                    | FdState::APPLIED_DEFER_ACCEPT
+                    | FdState::APP_NODELAY
+                    | FdState::DEFER_WATCH,
                 8080
             )
         );

@@ -265,3 +265,78 @@ fn a_connection_is_recorded_at_its_end_with_its_responses_and_behaviours() {
         assert!(line.contains(field), "{field} missing from {line}");
     }
 }
+
+#[test]
+fn a_read_that_would_wait_sends_the_pending_ack_and_a_write_keeps_it_for_the_response() {
+    use std::io::{Read, Write};
+    let mut a = accepted();
+    let fd = a.server.as_raw_fd();
+    // Nodelay: the client's second write must not wait for the ACK the server delays (with
+    // Nagle on it would, which is the stall this rule removes).
+    a.client.set_nodelay(true).unwrap();
+    a.client.write_all(b"header").unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(a.server.read(&mut buf).unwrap(), 6);
+    quickack::after_read(fd, a.slot);
+    assert!(
+        a.slot.load().has(FdState::ACK_PENDING),
+        "read, not answered"
+    );
+    a.client.write_all(b"body").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    armed::before_read(fd, a.slot, a.slot.load());
+    assert!(
+        a.slot.load().has(FdState::ACK_PENDING),
+        "data already there: the read does not wait, the ACK may still ride"
+    );
+    assert_eq!(a.server.read(&mut buf).unwrap(), 4);
+    armed::before_read(fd, a.slot, a.slot.load());
+    assert!(
+        !a.slot.load().has(FdState::ACK_PENDING),
+        "a blocking read with nothing there: the ACK leaves first"
+    );
+    assert_eq!(
+        tcp_option(fd, libc::TCP_QUICKACK),
+        0,
+        "delayed ACKs after it"
+    );
+    quickack::after_read(fd, a.slot);
+    armed::before_write(fd, a.slot, a.slot.load());
+    assert!(
+        !a.slot.load().has(FdState::ACK_PENDING),
+        "the response carries it"
+    );
+}
+
+#[test]
+fn a_server_that_writes_first_turns_defer_accept_off_its_listener() {
+    let a = accepted();
+    let lfd = a.listener.as_raw_fd();
+    let port = a.listener.local_addr().unwrap().port();
+    sys::set_int(lfd, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, 5).unwrap();
+    let lslot = fdtable::lookup(lfd).unwrap();
+    lslot.reset(FdState::new(
+        Kind::Listener,
+        FdState::APPLIED_DEFER_ACCEPT,
+        port,
+    ));
+    let watched = FdState::accepted_from(lslot.load());
+    assert!(watched.has(FdState::DEFER_WATCH));
+    // A connection that was read first keeps defer-accept on.
+    a.slot.reset(watched);
+    armed::before_read(a.server.as_raw_fd(), a.slot, watched);
+    armed::before_write(a.server.as_raw_fd(), a.slot, a.slot.load());
+    assert!(
+        tcp_option(lfd, libc::TCP_DEFER_ACCEPT) > 0,
+        "client spoke first"
+    );
+    // One written first turns it off, and says so in its record.
+    a.slot.reset(watched);
+    armed::before_write(a.server.as_raw_fd(), a.slot, watched);
+    assert_eq!(tcp_option(lfd, libc::TCP_DEFER_ACCEPT), 0);
+    assert!(!lslot.load().has(FdState::APPLIED_DEFER_ACCEPT));
+    assert!(a.slot.load().has(FdState::DEFER_HEALED));
+    assert!(!FdState::accepted_from(lslot.load()).has(FdState::DEFER_WATCH));
+    lslot.clear(); // the fd numbers are reused by the next test
+    a.slot.clear();
+}

@@ -28,6 +28,9 @@ struct Entry {
     responses: AtomicU32,
     held_since: AtomicU32,
     held_by: AtomicU32,
+    /// When, and by which thread, the connection was armed (`FdState::ARMED`).
+    armed_since: AtomicU32,
+    armed_by: AtomicU32,
 }
 
 struct Chunk {
@@ -212,6 +215,19 @@ impl Slot {
         } else {
             false
         }
+    }
+
+    /// Stamps an arming with the flusher tick and the thread, before the flag is set.
+    pub fn stamp_armed(self, tick: u32, thread: u32) {
+        let e = self.entry();
+        e.armed_since.store(tick, SeqCst);
+        e.armed_by.store(thread, SeqCst);
+    }
+
+    /// The tick and thread of the last [`Slot::stamp_armed`].
+    pub fn armed_stamp(self) -> (u32, u32) {
+        let e = self.entry();
+        (e.armed_since.load(SeqCst), e.armed_by.load(SeqCst))
     }
 
     pub fn is_held(self) -> bool {

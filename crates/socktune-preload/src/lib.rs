@@ -5,15 +5,17 @@
 //! - At load, `lifecycle` runs the constructor: [`settings`] parses the variables once (bad
 //!   values are reported and switched off, never fatal; in secure-execution mode the shim does
 //!   nothing), and fork handlers, the exec environment and recording are set up.
-//! - `hooks` exports socket, listen, accept, connect, the read, write and wait families, close,
-//!   dup, setsockopt, exec and `_exit`. Each hook looks its fd up in [`fdtable`] once (one atomic
-//!   load for an fd that is not a tracked socket), runs the behaviours' steps around the real
-//!   call through [`guard::act`], calls the real function ([`real`]) exactly once, and returns
-//!   its result with its errno.
+//! - `hooks` exports socket, listen, accept, connect, getpeername, the read, write (splice
+//!   included) and wait families, close, dup, setsockopt, getsockopt, exec and `_exit`. Each
+//!   hook looks its fd up in [`fdtable`] once (one atomic load for an fd that is not a tracked
+//!   socket), runs the behaviours' steps around the real call through [`guard::act`], calls the
+//!   real function ([`real`]) exactly once, and returns its result with its errno.
 //! - The behaviours, one module each: `setup` (the options set once, at listen, accept and
 //!   connect, from `socktune_core::policy`'s plans), `cork` (cork per response), `armed` (client
 //!   connections that wait for the first write: Fast Open and quickack-off), `quickack` (delayed
-//!   ACKs re-entered after reads), `own_options` (the program's own setsockopt wins).
+//!   ACKs re-entered after reads, and sent when the program reads or waits on before it writes),
+//!   `speaks_first` (defer-accept off a listener whose server writes first), `own_options` (the
+//!   program's own setsockopt wins).
 //! - `live` maps the control file of `socktune ctl`, and puts a live change in force for the
 //!   sockets that start after it.
 //! - `stats` records each connection's TCP_INFO at its end, for `SOCKTUNE_STATS` and
@@ -37,6 +39,7 @@ mod sys;
 // Services.
 mod flusher;
 mod guard;
+mod interest;
 mod live;
 mod log;
 mod settings;
@@ -49,6 +52,7 @@ mod cork;
 mod own_options;
 mod quickack;
 mod setup;
+mod speaks_first;
 
 // The process's life, and the exported hooks.
 mod exec_env;

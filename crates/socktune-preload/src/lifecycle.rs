@@ -3,7 +3,7 @@
 //! upward.
 
 use crate::settings::config;
-use crate::{cork, exec_env, fdtable, flusher, guard, live, stats, track};
+use crate::{armed, cork, exec_env, fdtable, flusher, guard, live, stats, track};
 use socktune_core::config::Inherit;
 
 /// The library's constructor: settings, fork handlers, the exec environment, recording.
@@ -19,7 +19,7 @@ extern "C" fn init() {
     }
     stats::init();
     live::init();
-    flusher::set_jobs(&[cork::release_aged, stats::tick]);
+    flusher::set_jobs(&[cork::release_aged, armed::release_aged, stats::tick]);
 }
 
 #[cfg(not(test))]
@@ -44,7 +44,11 @@ extern "C" fn after_fork_in_child() {
 /// Before an exec or spawn: the new program may hold the sockets too (on fd 1, CGI style), so a
 /// close here must push what we corked rather than leave it to a FIN that never comes. No fork
 /// handler says so after posix_spawn or vfork; in a vfork child this marks the parent's table.
-pub fn before_exec() {
+/// `replaces_us`: an exec of this process (not a spawn), whose open connections are recorded.
+pub fn before_exec(replaces_us: bool) {
+    if replaces_us {
+        stats::at_exec(); // before they are marked shared, which only the writer records
+    }
     track::mark_connections_shared();
 }
 

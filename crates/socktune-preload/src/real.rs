@@ -101,6 +101,8 @@ real_functions! {
     accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int;
     connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int;
     setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t) -> c_int;
+    getsockopt(fd: c_int, level: c_int, name: c_int, value: *mut c_void, len: *mut socklen_t) -> c_int;
+    getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int;
 
     read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t;
     readv(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t;
@@ -118,6 +120,7 @@ real_functions! {
     sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t;
     sendfile(out: c_int, input: c_int, offset: *mut off_t, count: size_t) -> ssize_t;
     sendfile64(out: c_int, input: c_int, offset: *mut off64_t, count: size_t) -> ssize_t;
+    splice(input: c_int, off_in: *mut off64_t, out: c_int, off_out: *mut off64_t, len: size_t, flags: c_uint) -> ssize_t;
 
     poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int;
     __poll_chk(fds: *mut pollfd, n: nfds_t, timeout: c_int, fdslen: size_t) -> c_int;

@@ -16,7 +16,7 @@ use socktune_core::record::{self, Conn, End, Side, COUNTER_SLOTS, DROPPED_SLOT};
 use socktune_core::state::{Arm, FdState, Kind};
 use std::cell::UnsafeCell;
 use std::ffi::CString;
-use std::mem::{offset_of, size_of_val};
+use std::mem::{offset_of, size_of, size_of_val};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::SeqCst};
 
 /// Lines waiting for the file, behind a spin lock: the critical sections are a memcpy, and a
@@ -96,6 +96,7 @@ pub fn init() {
     if let Some(prom) = &cfg.stats_prom {
         map_counters(&format!("{prom}.counters"));
     }
+    map_tree_word();
     extern "C" fn drain_at_exit() {
         at_exit();
     }
@@ -327,7 +328,7 @@ fn append(lines: &[u8]) {
         Err(e) => {
             let records = lines.iter().filter(|&&b| b == b'\n').count() as u64;
             dropped(records);
-            if !WARNED.swap(true, SeqCst) {
+            if first_warning_in_tree(&WARNED, TREE_STATS_WARNED) {
                 log::stderr(&format!(
                     "socktune: cannot append connection records to SOCKTUNE_STATS={:?} ({}); \
                      records are dropped",
@@ -436,6 +437,43 @@ fn map_counters(path: &str) {
     }
 }
 
+/// Flags shared by this process and every process forked from it: a shared anonymous mapping,
+/// made at load, survives fork, so prefork workers whose stats path became unwritable after a
+/// privilege drop warn once between them, not once each.
+static TREE: AtomicPtr<AtomicU32> = AtomicPtr::new(std::ptr::null_mut());
+const TREE_STATS_WARNED: u32 = 1;
+const TREE_PROM_WARNED: u32 = 2;
+
+fn map_tree_word() {
+    // SAFETY: a fresh anonymous mapping; all-zero bytes are a valid AtomicU32.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            size_of::<AtomicU32>(),
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if map != libc::MAP_FAILED {
+        TREE.store(map.cast(), SeqCst);
+    }
+}
+
+/// True for the first warning of its kind in this process tree (in this process alone, if the
+/// shared word could not be mapped).
+fn first_warning_in_tree(here: &AtomicBool, flag: u32) -> bool {
+    if here.swap(true, SeqCst) {
+        return false;
+    }
+    // SAFETY: a non-null pointer is the live shared mapping made by `map_tree_word`.
+    match unsafe { TREE.load(SeqCst).as_ref() } {
+        Some(tree) => tree.fetch_or(flag, SeqCst) & flag == 0,
+        None => true,
+    }
+}
+
 /// Renders the counters into the textfile: a temporary file renamed over it, so that
 /// node_exporter never reads half a file.
 fn write_prom() {
@@ -462,7 +500,7 @@ fn write_prom() {
     if let Err(e) = result {
         // SAFETY: NUL-terminated path; a missing file is fine.
         unsafe { libc::unlink(tmp.as_ptr()) };
-        if !WARNED.swap(true, SeqCst) {
+        if first_warning_in_tree(&WARNED, TREE_PROM_WARNED) {
             log::stderr(&format!(
                 "socktune: cannot write SOCKTUNE_STATS_PROM={path:?} ({})",
                 std::io::Error::from_raw_os_error(e)
@@ -502,6 +540,20 @@ pub fn at_exit() {
     if PROM_DIRTY.load(SeqCst) {
         write_prom();
     }
+}
+
+/// Before this process execs another program (not a spawn, which leaves it running): its open
+/// connections are recorded as they stand, and the buffer written, which the exec would drop.
+pub fn at_exec() {
+    if !config().records() || guard::in_vfork_child() {
+        return;
+    }
+    fdtable::for_each_tracked(|fd, slot, state| {
+        if state.is_connection() {
+            ended(fd, slot, state, End::Exec);
+        }
+    });
+    drain();
 }
 
 /// In a forked child: the parent writes what was buffered before the fork; the child starts

@@ -1,7 +1,7 @@
 //! Thin, typed wrappers over the system calls the shim makes on its own behalf.
 //!
 //! Anything that could land in one of our hooks goes through [`crate::real`]; the calls we do
-//! not intercept (getsockopt, getsockname, ioctl) go straight to libc.
+//! not intercept (getsockname, ioctl) go straight to libc.
 
 use crate::{errno, real};
 use libc::{c_int, socklen_t};
@@ -30,7 +30,7 @@ fn get_len<T: Copy>(fd: c_int, level: c_int, name: c_int) -> Option<(T, usize)> 
     let mut value = MaybeUninit::<T>::zeroed();
     let mut len = size_of::<T>() as socklen_t;
     // SAFETY: the buffer is `len` bytes; the kernel writes at most that many.
-    let r = unsafe { libc::getsockopt(fd, level, name, value.as_mut_ptr().cast(), &mut len) };
+    let r = unsafe { real::getsockopt(fd, level, name, value.as_mut_ptr().cast(), &mut len) };
     // SAFETY: zero-initialised, and the kernel filled what it had.
     (r == 0).then(|| (unsafe { value.assume_init() }, len as usize))
 }
@@ -79,6 +79,11 @@ pub const TCP_ESTABLISHED: u8 = 1;
 pub const TCP_SYN_SENT: u8 = 2;
 pub const TCP_SYN_RECV: u8 = 3;
 
+/// A Fast Open connect() whose SYN waits for data: in SYN-SENT with nothing sent yet.
+pub fn syn_deferred(fd: c_int) -> bool {
+    tcp_info(fd).is_some_and(|i| i.tcpi_state == TCP_SYN_SENT && i.tcpi_segs_out == 0)
+}
+
 /// An accepted Fast Open connection whose handshake ACK has not come yet.
 pub fn handshake_pending(fd: c_int) -> bool {
     tcp_state(fd) == Some(TCP_SYN_RECV)
@@ -100,6 +105,66 @@ pub fn kick_syn(fd: c_int) {
             libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
         )
     };
+}
+
+/// The peer address of a connecting socket, which getpeername refuses until the handshake is
+/// done: SO_PEERNAME asks the kernel without that check, for the exact size of the family's
+/// address. Returns the address and its length.
+pub fn connecting_peer(fd: c_int) -> Option<(libc::sockaddr_storage, socklen_t)> {
+    let len = match get_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)? {
+        libc::AF_INET => size_of::<libc::sockaddr_in>(),
+        libc::AF_INET6 => size_of::<libc::sockaddr_in6>(),
+        _ => return None,
+    } as socklen_t;
+    let mut ss = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut got = len;
+    // SAFETY: the buffer is a sockaddr_storage, larger than `len`.
+    let r = unsafe {
+        real::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERNAME,
+            ss.as_mut_ptr().cast(),
+            &mut got,
+        )
+    };
+    // SAFETY: zero-initialised, and the kernel wrote the address.
+    (r == 0).then(|| (unsafe { ss.assume_init() }, got))
+}
+
+/// The socket is in non-blocking mode (fcntl through the raw syscall: fcntl is hooked).
+pub fn nonblocking(fd: c_int) -> bool {
+    // SAFETY: F_GETFL reads the fd's flags.
+    let flags = unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETFL) };
+    flags >= 0 && flags as c_int & libc::O_NONBLOCK != 0
+}
+
+/// A read now would not wait: data, the peer's FIN or an error is there.
+pub fn readable_now(fd: c_int) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN | libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one pollfd on our stack, no wait.
+    unsafe { real::poll(&mut p, 1, 0) > 0 }
+}
+
+/// Waits up to `ms` for a connecting socket to finish its handshake (or fail).
+pub fn wait_connected(fd: c_int, ms: c_int) {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one pollfd on our stack.
+    unsafe { real::poll(&mut p, 1, ms) };
+}
+
+/// Sends a delayed ACK now and re-enters delayed-ACK mode: quickack on sends what is due.
+pub fn ack_now(fd: c_int) -> Result<(), c_int> {
+    set_int(fd, libc::IPPROTO_TCP, libc::TCP_QUICKACK, 1)?;
+    set_int(fd, libc::IPPROTO_TCP, libc::TCP_QUICKACK, 0)
 }
 
 /// shutdown(SHUT_WR) on the shim's own behalf: the FIN leaves with any corked data.
@@ -140,20 +205,19 @@ pub fn sockaddr_port(addr: *const libc::sockaddr, len: socklen_t) -> Option<u16>
 }
 
 pub fn local_port(fd: c_int) -> Option<u16> {
-    address_port(fd, libc::getsockname)
+    // SAFETY: passed on a sockaddr_storage and its size.
+    address_port(|a, l| unsafe { libc::getsockname(fd, a, l) })
 }
 
 pub fn peer_port(fd: c_int) -> Option<u16> {
-    address_port(fd, libc::getpeername)
+    // SAFETY: as above.
+    address_port(|a, l| unsafe { real::getpeername(fd, a, l) })
 }
 
-type NameFn = unsafe extern "C" fn(c_int, *mut libc::sockaddr, *mut socklen_t) -> c_int;
-
-fn address_port(fd: c_int, name: NameFn) -> Option<u16> {
+fn address_port(name: impl FnOnce(*mut libc::sockaddr, *mut socklen_t) -> c_int) -> Option<u16> {
     let mut ss = MaybeUninit::<libc::sockaddr_storage>::zeroed();
     let mut len = size_of::<libc::sockaddr_storage>() as socklen_t;
-    // SAFETY: the buffer is a sockaddr_storage of `len` bytes.
-    let r = unsafe { name(fd, ss.as_mut_ptr().cast(), &mut len) };
+    let r = name(ss.as_mut_ptr().cast(), &mut len);
     if r != 0 {
         return None;
     }

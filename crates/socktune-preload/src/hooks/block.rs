@@ -5,10 +5,12 @@
 //! A shorter block changes nothing the flusher would not, and is left alone: taking a lock, or
 //! CPython's GIL (a 5 ms timed wait on a condition variable, whose clock a caller cannot see, so
 //! pthread_cond_timedwait is not hooked), may come between the writes of one response.
+//! A block of at least the armed deadline (`armed::DEADLINE_MS`) also releases the connections
+//! this thread armed: the peer may be waiting for them.
 
 use crate::guard::act;
 use crate::settings::config;
-use crate::{cork, fdtable, real};
+use crate::{armed, cork, fdtable, real};
 use libc::{
     c_int, c_uint, clockid_t, pthread_cond_t, pthread_mutex_t, sem_t, siginfo_t, sigset_t,
     timespec, useconds_t,
@@ -18,10 +20,10 @@ const NS_PER_MS: i64 = 1_000_000;
 const NS_PER_S: i64 = 1_000_000_000;
 
 /// Before the thread blocks for `ns` nanoseconds at most (`None`: with no bound). Inline: with
-/// nothing held anywhere it costs one load.
+/// nothing held or armed anywhere it costs two loads.
 #[inline(always)]
 fn before(call: &str, ns: impl FnOnce() -> Option<i64>) {
-    if fdtable::held_count() != 0 {
+    if fdtable::held_count() != 0 || fdtable::armed_count() != 0 {
         release(call, ns);
     }
 }
@@ -29,9 +31,15 @@ fn before(call: &str, ns: impl FnOnce() -> Option<i64>) {
 #[inline(never)]
 fn release(call: &str, ns: impl FnOnce() -> Option<i64>) {
     act(call, || {
+        let ns = ns();
         let flush_after = i64::from(config().cork_flush_ms) * NS_PER_MS;
-        if ns().is_none_or(|ns| ns >= flush_after) {
+        if ns.is_none_or(|ns| ns >= flush_after) {
             cork::before_wait();
+        }
+        // A connection this thread armed would wait out the block: the armed deadline's worth.
+        let armed_after = i64::from(armed::DEADLINE_MS) * NS_PER_MS;
+        if fdtable::armed_count() != 0 && ns.is_none_or(|ns| ns >= armed_after) {
+            armed::before_thread_blocks();
         }
     });
 }

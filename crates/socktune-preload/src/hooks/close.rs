@@ -3,7 +3,7 @@
 
 use crate::fdtable::{self, Slot};
 use crate::guard::{self, act};
-use crate::{cork, log, real, stats, track};
+use crate::{armed, cork, log, real, stats, track};
 use libc::{c_int, c_uint, c_ulong};
 use socktune_core::record::End;
 use socktune_core::state::{FdState, Kind};
@@ -26,6 +26,7 @@ fn forget_slot(fd: c_int, slot: Slot, state: FdState) {
             log::sink_closed();
         }
         if state.is_connection() {
+            armed::before_end(fd, slot, state);
             cork::before_close(fd, slot, state);
             stats::ended(fd, slot, state, End::Close);
         }
@@ -45,7 +46,10 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
 pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
     let slot = fdtable::lookup(fd).filter(|s| s.load().is_connection());
     if let Some(slot) = slot {
-        act("shutdown", || cork::before_shutdown(fd, slot, how));
+        act("shutdown", || {
+            armed::before_end(fd, slot, slot.load());
+            cork::before_shutdown(fd, slot, how)
+        });
     }
     let r = unsafe { real::shutdown(fd, how) };
     if let Some(slot) = slot.filter(|_| r == 0 && how != libc::SHUT_RD) {

@@ -18,7 +18,8 @@ fn around(fd: c_int, call: &str, real_read: impl FnOnce() -> ssize_t) -> ssize_t
     if !state.is_connection() {
         return real_read();
     }
-    if state.has(FdState::RECORDED) || state.acts_before_io() {
+    let armed_elsewhere = fdtable::armed_count() != 0 && armed::armed_here();
+    if state.has(FdState::RECORDED) || state.acts_before_io() || armed_elsewhere {
         act_before(fd, call, slot, state);
     }
     let n = real_read();
@@ -35,7 +36,8 @@ fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState) {
             stats::read(slot);
         }
         cork::before_read(fd, slot);
-        if state.has(FdState::ARMED) {
+        armed::before_read_elsewhere(fd);
+        if state.has(FdState::WAITS_FOR_WRITE) {
             armed::before_read(fd, slot, state);
         }
     });

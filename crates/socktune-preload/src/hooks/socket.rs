@@ -1,7 +1,7 @@
 //! socket, socketpair, listen, accept, accept4.
 
 use crate::guard::act;
-use crate::{real, setup, track};
+use crate::{armed, fdtable, real, setup, track};
 use libc::{c_int, sockaddr, socklen_t};
 
 /// Replaces socket(2): records whether the new fd is a TCP socket.
@@ -41,9 +41,19 @@ pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
     r
 }
 
+/// accept() may wait for a peer that waits for what this thread armed (a test's socketpair
+/// emulation connects, then accepts).
+#[inline]
+fn before_accept(call: &str) {
+    if fdtable::armed_count() != 0 && armed::armed_here() {
+        act(call, armed::before_thread_blocks);
+    }
+}
+
 /// Replaces accept(2): the new socket takes its listener's plan.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    before_accept("accept");
     let new = unsafe { real::accept(fd, addr, len) };
     if new >= 0 {
         act("accept", || setup::accepted(fd, new));
@@ -59,6 +69,7 @@ pub unsafe extern "C" fn accept4(
     len: *mut socklen_t,
     flags: c_int,
 ) -> c_int {
+    before_accept("accept4");
     let new = unsafe { real::accept4(fd, addr, len, flags) };
     if new >= 0 {
         act("accept4", || setup::accepted(fd, new));

@@ -2,7 +2,7 @@
 
 use crate::fdtable;
 use crate::guard::act;
-use crate::{own_options, real};
+use crate::{armed, own_options, real};
 use libc::{c_int, c_void, socklen_t};
 use std::mem::size_of;
 
@@ -28,4 +28,26 @@ pub unsafe extern "C" fn setsockopt(
         });
     }
     unsafe { real::setsockopt(fd, level, name, value, len) }
+}
+
+/// Replaces getsockopt(2): TCP_INFO on an armed connection sends what it holds first, so that
+/// the state it shows is a connection under way. SO_ERROR is answered as it stands (0: nothing
+/// sent can have failed yet), so an event loop's check after connect keeps its request in the
+/// SYN.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn getsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    value: *mut c_void,
+    len: *mut socklen_t,
+) -> c_int {
+    if level == libc::IPPROTO_TCP && name == libc::TCP_INFO && fdtable::armed_count() != 0 {
+        if let Some(slot) = fdtable::lookup(fd) {
+            act("getsockopt", || {
+                armed::before_other_call(fd, slot, slot.load())
+            });
+        }
+    }
+    unsafe { real::getsockopt(fd, level, name, value, len) }
 }

@@ -1,9 +1,11 @@
 //! Event waits: poll, ppoll, select, pselect and epoll. Waiting ends the responses this thread
-//! wrote, and must never wait forever on an armed connection (see `armed`).
+//! wrote, must never wait forever on an armed connection (see `armed`), and sends the ACKs it
+//! delayed on connections it waits on for input (see `quickack`).
 
-use crate::armed::{self, EpollInterest, Interest};
+use crate::armed;
 use crate::guard::act;
-use crate::{cork, fdtable, real};
+use crate::interest::{EpollInterest, Interest};
+use crate::{cork, fdtable, quickack, real};
 use libc::{c_int, epoll_event, fd_set, nfds_t, pollfd, sigset_t, size_t, timespec, timeval};
 use socktune_core::state::FdState;
 
@@ -37,28 +39,42 @@ impl Interest for SelectInterest {
     }
 }
 
-/// Before any wait. Inline: a wait with nothing held or armed anywhere costs two loads.
+/// Before any wait; `waits`: its timeout is not zero. Inline: a wait with nothing held or armed
+/// anywhere, and no ACK this thread delayed, costs two loads and a thread-local read.
 #[inline(always)]
-fn before(call: &str, interest: &impl Interest) {
-    if fdtable::held_count() != 0 || fdtable::armed_count() != 0 {
-        settle(call, interest);
+fn before(call: &str, interest: &impl Interest, waits: bool) {
+    if fdtable::held_count() != 0
+        || (waits && (fdtable::armed_count() != 0 || quickack::pending_here()))
+    {
+        settle(call, interest, waits);
     }
 }
 
+/// A wait that cannot block (zero timeout) makes no peer wait: armed connections and delayed
+/// ACKs stay as they are (the armed deadline still bounds a loop that only polls).
 #[inline(never)]
-fn settle(call: &str, interest: &impl Interest) {
+fn settle(call: &str, interest: &impl Interest, waits: bool) {
     act(call, || {
         cork::before_wait();
-        if fdtable::armed_count() != 0 {
+        if waits && fdtable::armed_count() != 0 {
             armed::before_wait(interest);
         }
+        if waits && quickack::pending_here() {
+            quickack::before_wait(interest);
+        }
     });
+}
+
+/// A timespec timeout that is not zero (null: no timeout).
+fn waits_for(t: *const timespec) -> bool {
+    // SAFETY: the program passes a timespec, or null.
+    unsafe { t.as_ref() }.is_none_or(|t| t.tv_sec != 0 || t.tv_nsec != 0)
 }
 
 /// Replaces poll(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int {
-    before("poll", &PollInterest(fds, n));
+    before("poll", &PollInterest(fds, n), timeout != 0);
     unsafe { real::poll(fds, n, timeout) }
 }
 
@@ -70,7 +86,7 @@ pub unsafe extern "C" fn __poll_chk(
     timeout: c_int,
     fdslen: size_t,
 ) -> c_int {
-    before("__poll_chk", &PollInterest(fds, n));
+    before("__poll_chk", &PollInterest(fds, n), timeout != 0);
     unsafe { real::__poll_chk(fds, n, timeout, fdslen) }
 }
 
@@ -82,7 +98,7 @@ pub unsafe extern "C" fn ppoll(
     timeout: *const timespec,
     mask: *const sigset_t,
 ) -> c_int {
-    before("ppoll", &PollInterest(fds, n));
+    before("ppoll", &PollInterest(fds, n), waits_for(timeout));
     unsafe { real::ppoll(fds, n, timeout, mask) }
 }
 
@@ -95,7 +111,9 @@ pub unsafe extern "C" fn select(
     e: *mut fd_set,
     timeout: *mut timeval,
 ) -> c_int {
-    before("select", &SelectInterest(n, r, w));
+    // SAFETY: the program passes a timeval, or null.
+    let waits = unsafe { timeout.as_ref() }.is_none_or(|t| t.tv_sec != 0 || t.tv_usec != 0);
+    before("select", &SelectInterest(n, r, w), waits);
     unsafe { real::select(n, r, w, e, timeout) }
 }
 
@@ -109,7 +127,7 @@ pub unsafe extern "C" fn pselect(
     timeout: *const timespec,
     mask: *const sigset_t,
 ) -> c_int {
-    before("pselect", &SelectInterest(n, r, w));
+    before("pselect", &SelectInterest(n, r, w), waits_for(timeout));
     unsafe { real::pselect(n, r, w, e, timeout, mask) }
 }
 
@@ -121,7 +139,7 @@ pub unsafe extern "C" fn epoll_wait(
     max: c_int,
     timeout: c_int,
 ) -> c_int {
-    before("epoll_wait", &EpollInterest);
+    before("epoll_wait", &EpollInterest, timeout != 0);
     unsafe { real::epoll_wait(epfd, events, max, timeout) }
 }
 
@@ -134,7 +152,7 @@ pub unsafe extern "C" fn epoll_pwait(
     timeout: c_int,
     mask: *const sigset_t,
 ) -> c_int {
-    before("epoll_pwait", &EpollInterest);
+    before("epoll_pwait", &EpollInterest, timeout != 0);
     unsafe { real::epoll_pwait(epfd, events, max, timeout, mask) }
 }
 
@@ -147,7 +165,7 @@ pub unsafe extern "C" fn epoll_pwait2(
     timeout: *const timespec,
     mask: *const sigset_t,
 ) -> c_int {
-    before("epoll_pwait2", &EpollInterest);
+    before("epoll_pwait2", &EpollInterest, waits_for(timeout));
     unsafe { real::epoll_pwait2(epfd, events, max, timeout, mask) }
 }
 

@@ -3,7 +3,9 @@
 use crate::fdtable::{self, Slot};
 use crate::guard::act;
 use crate::{armed, cork, own_options, real, stats};
-use libc::{c_int, c_void, iovec, msghdr, off64_t, off_t, size_t, sockaddr, socklen_t, ssize_t};
+use libc::{
+    c_int, c_uint, c_void, iovec, msghdr, off64_t, off_t, size_t, sockaddr, socklen_t, ssize_t,
+};
 use socktune_core::state::FdState;
 
 /// How a write hands its data over.
@@ -46,8 +48,8 @@ fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState, shape: Shape) {
         if state.has(FdState::RECORDED) {
             stats::wrote(slot);
         }
-        if state.has(FdState::ARMED) {
-            armed::before_write(slot);
+        if state.has(FdState::WAITS_FOR_WRITE) {
+            armed::before_write(fd, slot, state);
         }
         if state.corks() {
             if shape.more {
@@ -117,6 +119,16 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
     unsafe { real::sendmsg(fd, msg, flags) }
 }
 
+/// Before a call that sends data the SYN cannot carry (sendfile, splice): an armed Fast Open
+/// connection sends its SYN first.
+fn before_spliced(fd: c_int, call: &str) {
+    if fdtable::armed_count() != 0 {
+        if let Some(slot) = fdtable::lookup(fd) {
+            act(call, || armed::before_other_call(fd, slot, slot.load()));
+        }
+    }
+}
+
 /// Replaces sendfile(2): a body sent after a corked header joins it in the same segments.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sendfile(
@@ -125,6 +137,7 @@ pub unsafe extern "C" fn sendfile(
     offset: *mut off_t,
     count: size_t,
 ) -> ssize_t {
+    before_spliced(out, "sendfile");
     before(out, "sendfile", PLAIN);
     unsafe { real::sendfile(out, input, offset, count) }
 }
@@ -137,6 +150,21 @@ pub unsafe extern "C" fn sendfile64(
     offset: *mut off64_t,
     count: size_t,
 ) -> ssize_t {
+    before_spliced(out, "sendfile64");
     before(out, "sendfile64", PLAIN);
     unsafe { real::sendfile64(out, input, offset, count) }
+}
+
+/// Replaces splice(2), which may send a pipe's data to a socket.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn splice(
+    input: c_int,
+    off_in: *mut off64_t,
+    out: c_int,
+    off_out: *mut off64_t,
+    len: size_t,
+    flags: c_uint,
+) -> ssize_t {
+    before_spliced(out, "splice");
+    unsafe { real::splice(input, off_in, out, off_out, len, flags) }
 }

@@ -1,0 +1,67 @@
+//! Defer-accept heals itself: on a listener whose server speaks first (a greeting, as SMTP, FTP
+//! or POP3 send), TCP_DEFER_ACCEPT holds every connection for the whole defer period, as no
+//! client data comes. The first connection written before it was read turns it off on the
+//! listener: only that one pays.
+mod common;
+use common::*;
+
+#[test]
+fn only_the_first_connection_to_a_greeting_server_pays_for_defer_accept() {
+    needs_root!(NETNS);
+    let greet = |name: &str| {
+        Scenario::new(name, "python3 {progs}/greet_times.py 127.0.0.1 {port} 4")
+            .server("python3 {progs}/greet_server.py 127.0.0.1 {port}")
+    };
+    let stats = scratch("defer_heal").join("stats.jsonl");
+    let record = format!("SOCKTUNE_STATS={}", stats.display());
+    let runs = run_all(&[
+        greet("untuned"),
+        greet("defer-accept").server_env(&[
+            "SOCKTUNE_DEFER_ACCEPT=1",
+            "SOCKTUNE_LOG=info",
+            &record,
+        ]),
+    ]);
+    let (base, tuned) = (&runs[0], &runs[1]);
+    check_quiet(base);
+    for r in &runs {
+        eprintln!(
+            "{:<12} first greeting {} ms, slowest other {} ms",
+            r.name,
+            r.get("first_ms"),
+            r.get("rest_max_ms")
+        );
+        check(
+            r.num("rest_max_ms") < 300.0,
+            r,
+            "later greetings come at once",
+        );
+    }
+    check(
+        base.num("first_ms") < 300.0,
+        base,
+        "untuned: no defer period",
+    );
+    check(
+        tuned.num("first_ms") >= 900.0 && tuned.get("srv_defer_8080") != "0",
+        tuned,
+        "defer-accept was on: the first connection waits out its 1 s",
+    );
+    let notes = tuned
+        .stderr
+        .lines()
+        .filter(|l| l.contains("speaks first"))
+        .count();
+    check(notes == 1, tuned, "the heal is logged once, at info");
+    let text = std::fs::read_to_string(&stats).unwrap_or_default();
+    let conns = text
+        .lines()
+        .filter(|l| l.contains("\"type\":\"conn\""))
+        .count();
+    let healed = text.matches("\"defer-accept-off\"").count();
+    check(
+        conns == 4 && healed == 1,
+        tuned,
+        &format!("4 records, one marked defer-accept-off expected:\n{text}"),
+    );
+}

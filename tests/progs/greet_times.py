@@ -1,0 +1,21 @@
+"""Read-first client of a server-speaks-first protocol: N connections, one after another, each
+waiting for the greeting before it writes. Reports first_ms (the first greeting's wait) and
+rest_max_ms (the slowest of the others)."""
+import socket
+import sys
+import time
+
+from netutil import GREETING, read_line
+
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+times = []
+for _ in range(n):
+    t = time.perf_counter()
+    c = socket.create_connection((host, port))
+    c.settimeout(10)
+    if read_line(c) != GREETING:
+        sys.exit("wrong greeting")
+    times.append((time.perf_counter() - t) * 1000)
+    c.sendall(b"QUIT\r\n")
+    c.close()
+print("first_ms=%.1f rest_max_ms=%.1f" % (times[0], max(times[1:])))

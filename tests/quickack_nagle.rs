@@ -1,0 +1,85 @@
+//! Quickack-off never makes a peer wait: python3 -m http.server (HTTP/1.1) writes its header and
+//! body in two sends with Nagle on, so the body waits for the ACK of the header. A curl whose
+//! delayed ACK waited for a request that never comes held every response ~40 ms; the shim sends
+//! the pending ACK when curl waits for more input without having written.
+mod common;
+use common::*;
+
+#[test]
+fn a_nagle_writing_server_is_not_held_by_a_quickack_off_client() {
+    needs_root!(NETNS);
+    let fetch = |name: &str| {
+        Scenario::new(
+            name,
+            "python3 {progs}/curl_times.py http://127.0.0.1:{port}/f100 20",
+        )
+        .server(HTTP11_SERVER_V4)
+    };
+    let runs = run_all(&[
+        fetch("baseline"),
+        fetch("quickack-off").client_env(&["SOCKTUNE_QUICKACK=0"]),
+    ]);
+    let (base, tuned) = (&runs[0], &runs[1]);
+    for r in &runs {
+        check_quiet(r);
+        eprintln!(
+            "{:<12} p50 {} ms, slowest {} ms, {} packets per connection",
+            r.name,
+            r.get("p50_ms"),
+            r.get("max_ms"),
+            r.get("packets_per_conn")
+        );
+        // A delayed ACK is at least 40 ms: a median below half of it means none waited.
+        check(
+            r.num("p50_ms") < 20.0,
+            r,
+            "no response may wait for a delayed ACK",
+        );
+    }
+    check(
+        tuned.num("packets_per_conn") < base.num("packets_per_conn"),
+        tuned,
+        "quickack-off must still save packets (the handshake ACK rides on the request)",
+    );
+}
+
+/// A reverse proxy, both roles in one process, under every behaviour, in front of the same
+/// backend (tests/progs/relay_proxy.py starts it unshimmed): its client side's delayed ACK must
+/// not hold the backend's body either (each request is a new connection through it).
+#[test]
+fn a_proxy_under_every_behaviour_is_not_held_by_its_backends_nagle() {
+    needs_root!(NETNS);
+    let through = |name: &str| {
+        Scenario::new(
+            name,
+            "python3 {progs}/curl_times.py http://127.0.0.1:{port}/f100 20",
+        )
+        .server("python3 {progs}/relay_proxy.py {port} 8081 {www}")
+        .tfo()
+    };
+    let runs = run_all(&[
+        through("untuned"),
+        through("every behaviour").server_env(ALL_BEHAVIOURS),
+    ]);
+    let (base, tuned) = (&runs[0], &runs[1]);
+    for r in &runs {
+        check_quiet(r);
+        eprintln!(
+            "proxy {:<16} p50 {} ms, slowest {} ms, {} packets per connection",
+            r.name,
+            r.get("p50_ms"),
+            r.get("max_ms"),
+            r.get("packets_per_conn")
+        );
+        check(
+            r.num("p50_ms") < 20.0,
+            r,
+            "no response may wait for a delayed ACK",
+        );
+    }
+    check(
+        tuned.num("packets_per_conn") < base.num("packets_per_conn"),
+        tuned,
+        "the behaviours must still save packets",
+    );
+}
