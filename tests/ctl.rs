@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,12 +20,13 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// The control files' directory: /run/socktune for root, else a private runtime directory.
-fn runtime(scratch: &Path) -> (PathBuf, Vec<(String, String)>) {
+/// The control files' directory: /run/socktune for root, else a private runtime directory
+/// that this test binary's servers share.
+fn runtime() -> (PathBuf, Vec<(String, String)>) {
     if is_root() {
         return (PathBuf::from("/run/socktune"), vec![]);
     }
-    let xdg = scratch.join("xdg");
+    let xdg = std::env::temp_dir().join(format!("socktune-ctl-xdg-{}", std::process::id()));
     std::fs::create_dir_all(&xdg).unwrap();
     let env = vec![("XDG_RUNTIME_DIR".into(), xdg.display().to_string())];
     (xdg.join("socktune"), env)
@@ -62,7 +63,7 @@ impl Server {
     /// environment plus `env`, once it listens.
     fn start(name: &str, script: &str) -> Server {
         let dir = scratch(name);
-        let (runtime_dir, env) = runtime(&dir);
+        let (runtime_dir, env) = runtime();
         let www = dir.join("www");
         std::fs::create_dir_all(&www).unwrap();
         std::fs::write(www.join("f100"), [b'0'; 100]).unwrap();
@@ -310,7 +311,7 @@ fn another_user_cannot_change_it() {
 fn a_symlinked_control_path_is_refused() {
     let dir = scratch("ctl-link-target");
     let target = dir.join("target");
-    let (runtime_dir, _) = runtime(&scratch("ctl-link"));
+    let (runtime_dir, _) = runtime();
     let script = format!(
         "mkdir -p {d} && chmod 700 {d} && ln -sf {t} {d}/$$.ctl && {HTTP_SERVER}",
         d = runtime_dir.display(),
@@ -414,4 +415,20 @@ fn an_ab_experiment_starts_and_stops_live() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(arms, ["-", "A", "-"], "the records' arms, in order");
+}
+
+/// A tree killed by a signal cannot remove its control file; the next process to make its own
+/// removes it, since no member of that tree is alive.
+#[test]
+fn a_killed_trees_control_file_is_removed_by_the_next_process() {
+    let mut killed = Server::start("ctl-killed", HTTP_SERVER);
+    let left = killed.runtime_dir.join(format!("{}.ctl", killed.pid()));
+    assert!(left.exists(), "{} while it runs", left.display());
+    // SAFETY: a signal to the group the server leads.
+    unsafe { libc::kill(-(killed.pid() as i32), libc::SIGKILL) };
+    let _ = killed.child.wait();
+    assert!(left.exists(), "a killed process cannot remove its file");
+    let next = Server::start("ctl-next", HTTP_SERVER);
+    assert!(!left.exists(), "{} outlived its tree", left.display());
+    corked(next.packets_per_request(1), "the next server is tuned");
 }

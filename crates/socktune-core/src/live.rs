@@ -18,13 +18,16 @@ pub const FILE_LEN: usize = 8192;
 pub const GENERATION_AT: usize = 8;
 /// The pid of the process that made the file (the root of the tree that shares it).
 pub const PID_AT: usize = 16;
-/// Processes of the tree that still map the file: the last to exit removes it.
-pub const USERS_AT: usize = 32;
 /// Lengths of the two texts, as u32s.
 pub const START_LEN_AT: usize = 24;
 pub const LIVE_LEN_AT: usize = 28;
 /// The tree's counters (`record::COUNTER_SLOTS` words), kept while it records connections.
 pub const COUNTERS_AT: usize = 64;
+/// The pids of the tree's processes, u32s (0: a free slot). The last to exit removes the file;
+/// one none of whose members lives was left by a tree killed by a signal, and the next process
+/// to make its own file removes it.
+pub const MEMBERS_AT: usize = 800;
+pub const MEMBERS: usize = 56;
 /// The `SOCKTUNE_*` variables the creating process started with, `NAME=value` lines.
 pub const START_AT: usize = 1024;
 pub const START_MAX: usize = 3072;
@@ -32,7 +35,8 @@ pub const START_MAX: usize = 3072;
 pub const LIVE_AT: usize = START_AT + START_MAX;
 pub const LIVE_MAX: usize = FILE_LEN - LIVE_AT;
 
-const _: () = assert!(COUNTERS_AT + 8 * COUNTER_SLOTS <= START_AT);
+const _: () =
+    assert!(COUNTERS_AT + 8 * COUNTER_SLOTS <= MEMBERS_AT && MEMBERS_AT + 4 * MEMBERS <= START_AT);
 
 /// The control file of process `pid` in `dir`.
 pub fn file_name(pid: u32) -> String {

@@ -67,7 +67,11 @@ pub fn init() {
     // SAFETY: getpid cannot fail.
     let pid = unsafe { libc::getpid() } as u32;
     let path = format!("{dir}/{}", live::file_name(pid));
-    match make(&dir, &path, euid) {
+    let made = make(&dir, &path, euid);
+    if made.is_ok() {
+        sweep(&dir, &path, euid);
+    }
+    match made {
         Ok(base) => {
             // SAFETY: the mapping is FILE_LEN bytes; START_AT + START_MAX is within it.
             unsafe {
@@ -75,7 +79,7 @@ pub fn init() {
             };
             half(base, live::START_LEN_AT).store(text.len() as u32, SeqCst);
             word(base, live::PID_AT).store(u64::from(pid), SeqCst);
-            word(base, live::USERS_AT).store(1, SeqCst);
+            join(base, pid);
             word(base, 0).store(live::MAGIC, SeqCst);
             let _ = START.set(start);
             let _ = PATH.set(CString::new(path).unwrap_or_default());
@@ -270,15 +274,32 @@ pub fn counters() -> Option<&'static [AtomicU64; COUNTER_SLOTS]> {
     })
 }
 
-/// A forked child shares the file: one more process to wait for before removing it.
-pub fn after_fork_in_child() {
-    let base = MAP.load(Relaxed);
-    if !base.is_null() {
-        word(base, live::USERS_AT).fetch_add(1, SeqCst);
+fn members(base: *mut u8) -> &'static [AtomicU32; live::MEMBERS] {
+    // SAFETY: the members lie within the mapping, 4-byte aligned (see `socktune_core::live`).
+    unsafe {
+        &*base
+            .add(live::MEMBERS_AT)
+            .cast::<[AtomicU32; live::MEMBERS]>()
     }
 }
 
-/// At exit: the last process of the tree to leave removes the file.
+/// Puts `pid` in a free member slot (none left: the file may outlive the tree).
+fn join(base: *mut u8, pid: u32) {
+    let _ = members(base)
+        .iter()
+        .find(|m| m.compare_exchange(0, pid, SeqCst, SeqCst).is_ok());
+}
+
+/// A forked child shares the file: one more member to wait for before removing it.
+pub fn after_fork_in_child() {
+    let base = MAP.load(Relaxed);
+    if !base.is_null() {
+        // SAFETY: getpid cannot fail.
+        join(base, unsafe { libc::getpid() } as u32);
+    }
+}
+
+/// At exit: the last member of the tree to leave removes the file.
 pub fn at_exit() {
     // A vfork child runs in our memory: the file is not its to remove.
     if guard::in_vfork_child() {
@@ -288,10 +309,82 @@ pub fn at_exit() {
     if base.is_null() {
         return;
     }
-    if word(base, live::USERS_AT).fetch_sub(1, SeqCst) == 1 {
+    // SAFETY: getpid cannot fail.
+    let pid = unsafe { libc::getpid() } as u32;
+    let all = members(base);
+    let _ = all
+        .iter()
+        .find(|m| m.compare_exchange(pid, 0, SeqCst, SeqCst).is_ok());
+    if all.iter().all(|m| m.load(SeqCst) == 0) {
         if let Some(path) = PATH.get() {
             // SAFETY: a NUL-terminated path.
             unsafe { libc::unlink(path.as_ptr()) };
         }
     }
+}
+
+/// Removes the control files in `dir`, other than `own`, that are ours and that no member
+/// process is alive to use: trees killed by a signal leave theirs.
+fn sweep(dir: &str, own: &str, euid: u32) {
+    let Ok(cdir) = CString::new(dir) else {
+        return;
+    };
+    // SAFETY: opendir/readdir/closedir on a NUL-terminated path; each entry's name is read
+    // before the next readdir.
+    unsafe {
+        let d = libc::opendir(cdir.as_ptr());
+        if d.is_null() {
+            return;
+        }
+        loop {
+            let entry = libc::readdir(d);
+            if entry.is_null() {
+                break;
+            }
+            let name = std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()).to_string_lossy();
+            let path = format!("{dir}/{name}");
+            if name.ends_with(".ctl") && path != own && !in_use(&path, euid) {
+                if let Ok(cpath) = CString::new(path) {
+                    libc::unlink(cpath.as_ptr());
+                }
+            }
+        }
+        libc::closedir(d);
+    }
+}
+
+/// Whether the control file at `path` is not ours to judge, or one of its members is alive.
+fn in_use(path: &str, euid: u32) -> bool {
+    let Ok(cpath) = CString::new(path) else {
+        return true;
+    };
+    let mut pids = [0u32; live::MEMBERS];
+    let mut magic = 0u64;
+    // SAFETY: open/fstat/pread into local buffers of the sizes given; the fd is closed.
+    unsafe {
+        let fd = libc::open(cpath.as_ptr(), libc::O_RDONLY | sys::OWN_FILE);
+        if fd < 0 {
+            return true;
+        }
+        let mut st = std::mem::zeroed::<libc::stat>();
+        let ours = libc::fstat(fd, &mut st) == 0
+            && st.st_mode & libc::S_IFMT == libc::S_IFREG
+            && st.st_uid == euid
+            && libc::pread(fd, (&mut magic as *mut u64).cast(), 8, 0) == 8
+            && magic == live::MAGIC
+            && libc::pread(
+                fd,
+                pids.as_mut_ptr().cast(),
+                4 * live::MEMBERS,
+                live::MEMBERS_AT as i64,
+            ) == (4 * live::MEMBERS) as isize;
+        libc::syscall(libc::SYS_close, fd);
+        if !ours {
+            return true;
+        }
+    }
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    pids.iter()
+        .filter(|&&p| p != 0)
+        .any(|&p| unsafe { libc::kill(p as i32, 0) == 0 || crate::errno::get() == libc::EPERM })
 }
