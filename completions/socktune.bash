@@ -3,7 +3,7 @@ _socktune() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} words= i
     COMPREPLY=()
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "run env doctor report help" -- "$cur"))
+        COMPREPLY=($(compgen -W "run env doctor report ctl help" -- "$cur"))
         return
     fi
     case $prev in
@@ -13,10 +13,11 @@ _socktune() {
         --quickack-role) words="server client both" ;;
         --nodelay-role) words="server client both" ;;
         --log) words="error info debug" ;;
+        --ab-mode) words="connection switchback:SECS" ;;
         --inherit) words="chosen always" ;;
         --format) words="sh systemd docker" ;;
         --config | --log-file | --stats | --stats-prom | --lib | --svg) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        --role | --defer-accept | --cork-flush-ms | --quickack | --fastopen | --backlog | --ports | --cork-role | --quickack-role | --nodelay-role | --keepalive | --user-timeout | --syncnt | --congestion | --notsent-lowat | --sndbuf | --rcvbuf | --tos | --mark | --priority | --maxseg | --force | --config | --log | --log-file | --stats | --stats-prom | --ab | --inherit | --lib | --svg | --format) return ;;
+        --role | --defer-accept | --cork-flush-ms | --quickack | --fastopen | --backlog | --ports | --cork-role | --quickack-role | --nodelay-role | --keepalive | --user-timeout | --syncnt | --congestion | --notsent-lowat | --sndbuf | --rcvbuf | --tos | --mark | --priority | --maxseg | --force | --config | --log | --log-file | --stats | --stats-prom | --ab | --ab-mode | --inherit | --lib | --svg | --format) return ;;
     esac
     if [ -n "$words" ]; then
         COMPREPLY=($(compgen -W "$words" -- "$cur"))
@@ -28,7 +29,7 @@ _socktune() {
             for ((i = 2; i < COMP_CWORD; i++)); do
                 case ${COMP_WORDS[i]} in
                     --) ((i++)); break ;;
-                    --role | --defer-accept | --cork-flush-ms | --quickack | --fastopen | --backlog | --ports | --cork-role | --quickack-role | --nodelay-role | --keepalive | --user-timeout | --syncnt | --congestion | --notsent-lowat | --sndbuf | --rcvbuf | --tos | --mark | --priority | --maxseg | --force | --config | --log | --log-file | --stats | --stats-prom | --ab | --inherit | --lib | --svg | --format) ((i++)) ;;
+                    --role | --defer-accept | --cork-flush-ms | --quickack | --fastopen | --backlog | --ports | --cork-role | --quickack-role | --nodelay-role | --keepalive | --user-timeout | --syncnt | --congestion | --notsent-lowat | --sndbuf | --rcvbuf | --tos | --mark | --priority | --maxseg | --force | --config | --log | --log-file | --stats | --stats-prom | --ab | --ab-mode | --inherit | --lib | --svg | --format) ((i++)) ;;
                     -*) ;;
                     *) break ;;
                 esac
@@ -37,8 +38,8 @@ _socktune() {
                 declare -F _command_offset >/dev/null && _command_offset "$i"
             elif [[ $cur == -* ]]; then
                 case ${COMP_WORDS[1]} in
-                    run) words="--role --defer-accept --cork --cork-flush-ms --quickack --fastopen --fastopen-connect --nodelay --backlog --ports --cork-role --quickack-role --nodelay-role --keepalive --user-timeout --syncnt --congestion --notsent-lowat --sndbuf --rcvbuf --tos --mark --priority --maxseg --force --config --log --log-file --stats --stats-prom --ab --inherit --lib --help" ;;
-                    env) words="--role --defer-accept --cork --cork-flush-ms --quickack --fastopen --fastopen-connect --nodelay --backlog --ports --cork-role --quickack-role --nodelay-role --keepalive --user-timeout --syncnt --congestion --notsent-lowat --sndbuf --rcvbuf --tos --mark --priority --maxseg --force --config --log --log-file --stats --stats-prom --ab --inherit --lib --format --help" ;;
+                    run) words="--role --defer-accept --cork --cork-flush-ms --quickack --fastopen --fastopen-connect --nodelay --backlog --ports --cork-role --quickack-role --nodelay-role --keepalive --user-timeout --syncnt --congestion --notsent-lowat --sndbuf --rcvbuf --tos --mark --priority --maxseg --force --config --log --log-file --stats --stats-prom --ab --ab-mode --ctl --inherit --lib --help" ;;
+                    env) words="--role --defer-accept --cork --cork-flush-ms --quickack --fastopen --fastopen-connect --nodelay --backlog --ports --cork-role --quickack-role --nodelay-role --keepalive --user-timeout --syncnt --congestion --notsent-lowat --sndbuf --rcvbuf --tos --mark --priority --maxseg --force --config --log --log-file --stats --stats-prom --ab --ab-mode --ctl --inherit --lib --format --help" ;;
                     doctor) words="--lib --help" ;;
                 esac
                 COMPREPLY=($(compgen -W "$words" -- "$cur"))
@@ -47,7 +48,8 @@ _socktune() {
             fi
             ;;
         report) COMPREPLY=($(compgen -W "--svg --help" -- "$cur")) ;;
-        help) COMPREPLY=($(compgen -W "run env doctor report help" -- "$cur")) ;;
+        ctl) COMPREPLY=($(compgen -W "--all show set reset --help" -- "$cur")) ;;
+        help) COMPREPLY=($(compgen -W "run env doctor report ctl help" -- "$cur")) ;;
     esac
 }
 complete -o bashdefault -o default -F _socktune socktune

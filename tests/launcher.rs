@@ -700,7 +700,7 @@ fn version_and_unknown_commands() {
     let out = launch(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(
-        text(&out.stderr).contains("commands: run, env, doctor, report, help, --version"),
+        text(&out.stderr).contains("commands: run, env, doctor, report, ctl, help, --version"),
         "{}",
         describe(&out)
     );

@@ -12,12 +12,18 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Every metric family the library writes (crates/socktune-core/src/record.rs `render_prom`).
-const FAMILIES: [&str; 6] = [
+const FAMILIES: [&str; 12] = [
     "socktune_connections_total",
     "socktune_segments_total",
     "socktune_responses_total",
     "socktune_retransmits_total",
     "socktune_syn_data_total",
+    "socktune_fastopen_attempts_total",
+    "socktune_fastopen_child_total",
+    "socktune_fastopen_failures_total",
+    "socktune_busy_seconds_total",
+    "socktune_rwnd_limited_seconds_total",
+    "socktune_sndbuf_limited_seconds_total",
     "socktune_stats_dropped_total",
 ];
 

@@ -2,7 +2,8 @@
 //! the environment says. tests/progs/secure_probe.c loads the library with dlopen and calls its
 //! listen() with SOCKTUNE_DEFER_ACCEPT=5 set: run normally it must read back a non-zero
 //! TCP_DEFER_ACCEPT (so the probe can see the shim act); run setuid-root as user nobody it must
-//! read back 0 while the variable is still in its environment.
+//! read back 0 while the variable is still in its environment, and it must make no control file
+//! for `socktune ctl`.
 mod common;
 use common::*;
 use std::os::unix::fs::PermissionsExt;
@@ -70,15 +71,16 @@ fn secure_execution_leaves_the_shim_inert() {
     let secure = probe(&dir, true);
     std::fs::remove_dir_all(&dir).ok();
     assert!(
-        normal.contains("secure=0") && normal.contains("defer_readback=7"),
-        "run normally, the shim must set TCP_DEFER_ACCEPT (5 s reads back as 7): {normal}"
+        normal.contains("secure=0") && normal.contains("defer_readback=7 ctl=1"),
+        "run normally, the shim must set TCP_DEFER_ACCEPT (5 s reads back as 7) and make its \
+         control file: {normal}"
     );
     assert!(
         secure.contains("secure=1") && secure.contains("env_kept=1"),
         "the setuid run must be in secure-execution mode with the variable still set: {secure}"
     );
     assert!(
-        secure.contains("defer_readback=0"),
-        "under AT_SECURE the shim must do nothing: {secure}"
+        secure.contains("defer_readback=0 ctl=0"),
+        "under AT_SECURE the shim must do nothing, and make no control file: {secure}"
     );
 }

@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -273,27 +273,35 @@ fn a_response_leaving_with_the_fin_is_counted() {
     );
 }
 
-/// Fast Open shows in the records of both ends: data in the SYN from the 2nd connection on.
-#[test]
-fn fastopen_shows_in_the_records_of_both_ends() {
-    needs_root!(NETNS);
-    let dir = scratch("stats-tfo");
+/// Ten short HTTP/1.0 connections from a Fast Open client, to a server with Fast Open on or off.
+/// Also gives the client's stats file.
+fn fastopen_run(name: &str, server_fastopen: bool) -> (Summary, Summary, Results, PathBuf) {
+    let dir = scratch(name);
     let (srv, cli) = (dir.join("server.jsonl"), dir.join("client.jsonl"));
+    let srv_stats = setting("STATS", &srv);
+    let mut server_env = vec!["SOCKTUNE_CORK=1", &srv_stats];
+    if server_fastopen {
+        server_env.push("SOCKTUNE_FASTOPEN=256");
+    }
     let r = Scenario::new(
-        "tfo",
+        name,
         "python3 {progs}/short_client.py 127.0.0.1 {port} 10 /f100",
     )
     .server(HTTP10_SERVER_V4)
     .tfo()
-    .server_env(&[
-        "SOCKTUNE_FASTOPEN=256",
-        "SOCKTUNE_CORK=1",
-        &setting("STATS", &srv),
-    ])
+    .server_env(&server_env)
     .client_env(&["SOCKTUNE_FASTOPEN_CONNECT=1", &setting("STATS", &cli)])
     .run();
     check_quiet(&r);
-    let (s, c) = (Summary::read(&srv, None), Summary::read(&cli, None));
+    (Summary::read(&srv, None), Summary::read(&cli, None), r, cli)
+}
+
+/// Fast Open shows in the records of both ends: data in the SYN from the 2nd connection on, the
+/// server's connections made by a Fast Open SYN, and the client's one failure (no cookie yet).
+#[test]
+fn fastopen_shows_in_the_records_of_both_ends() {
+    needs_root!(NETNS);
+    let (s, c, r, _) = fastopen_run("stats-tfo", true);
     let syn = "0111111111";
     // http.server answers HTTP/1.0, then shuts the connection down: the record follows that.
     let expectations = [
@@ -328,6 +336,30 @@ fn fastopen_shows_in_the_records_of_both_ends() {
             "10",
             "each corked response: one data segment",
         ),
+        (
+            &s,
+            "server_none_child",
+            syn,
+            "server records: made by a Fast Open SYN from the 2nd connection",
+        ),
+        (
+            &c,
+            "client_none_fail",
+            "cookie-unavailable",
+            "the client's first connection had no cookie; the rest rode",
+        ),
+        (
+            &s,
+            "server_none_min_rtt",
+            "10",
+            "later TCP_INFO fields read",
+        ),
+        (
+            &c,
+            "client_none_min_rtt",
+            "10",
+            "later TCP_INFO fields read",
+        ),
     ];
     for (summary, key, want, what) in expectations {
         expect(summary.get(key) == want, summary, &r, what);
@@ -336,6 +368,43 @@ fn fastopen_shows_in_the_records_of_both_ends() {
         r.get("syn_data") == syn,
         &r,
         "the client's own TCP_INFO agrees",
+    );
+}
+
+/// With the server's Fast Open off, every client attempt fails, and the record says why: the
+/// server never hands out a cookie. `socktune report` shows the rate and the reason per arm.
+#[test]
+fn fastopen_failure_reasons_appear_when_the_server_has_it_off() {
+    needs_root!(NETNS);
+    let (s, c, r, cli) = fastopen_run("stats-tfo-off", false);
+    let expectations = [
+        (&c, "client_none_syn", "0000000000", "no data rode in a SYN"),
+        (
+            &c,
+            "client_none_fail",
+            &["cookie-unavailable"; 10].join("+"),
+            "each attempt failed for want of a cookie",
+        ),
+        (&s, "server_none_child", "0000000000", "no Fast Open child"),
+        (
+            &s,
+            "server_none_behaviours",
+            "cork+nodelay",
+            "no server Fast Open",
+        ),
+    ];
+    for (summary, key, want, what) in expectations {
+        expect(summary.get(key) == want, summary, &r, what);
+    }
+    let out = run_bounded(
+        Command::new(launcher()).arg("report").arg(&cli),
+        Duration::from_secs(30),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "report failed: {text}");
+    assert!(
+        text.contains("client -: fast open 0/10 in the SYN (0%); not: cookie-unavailable 10"),
+        "{text}"
     );
 }
 
@@ -365,6 +434,79 @@ fn an_unwritable_stats_path_warns_once_and_the_program_runs_on() {
         );
         check_corked(r, "cork still works");
     }
+}
+
+/// Switchback: with 1-second windows, every connection of a window takes that window's arm
+/// (odd windows B at 50%), and `socktune report` compares the arms by window means. Arm A's
+/// windows are the untuned baseline.
+#[test]
+fn switchback_windows_give_both_arms_and_a_report_that_tells_them_apart() {
+    needs_root!(NETNS);
+    let dir = scratch("stats-switchback");
+    let stats = dir.join("conns.jsonl");
+    // Six seconds of keep-alive connections (5 GETs each), whatever each arm's speed.
+    let client = "sh -c 'end=$(( $(date +%s) + 6 )); while [ $(date +%s) -lt $end ]; do \
+                  python3 {progs}/ka_client.py 127.0.0.1 {port} 5 /f100 2 >/dev/null || exit 1; \
+                  done'";
+    let r = Scenario::new("switchback", client)
+        .server(HTTP11_SERVER_V4)
+        .server_env(&[
+            "SOCKTUNE_CORK=1",
+            "SOCKTUNE_AB=50",
+            "SOCKTUNE_AB_MODE=switchback:1",
+            &setting("STATS", &stats),
+        ])
+        .run();
+    check_quiet(&r);
+    let text = std::fs::read_to_string(&stats).expect("the server's records");
+    // (packets, responses) per (window, arm)
+    let mut windows: std::collections::BTreeMap<(u64, String), (u64, u64)> = Default::default();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        if v["type"] != "conn" {
+            continue;
+        }
+        let window = v["window"]
+            .as_u64()
+            .expect("every record carries its window");
+        let arm = v["arm"].as_str().expect("and its arm").to_string();
+        let want = if window % 2 == 1 { "B" } else { "A" };
+        assert_eq!(arm, want, "window {window}: {line}");
+        let w = windows.entry((window, arm)).or_default();
+        w.0 += v["segs_in"].as_u64().unwrap() + v["segs_out"].as_u64().unwrap();
+        w.1 += v["responses"].as_u64().unwrap();
+    }
+    let ppr = |arm: &str| -> Vec<f64> {
+        windows
+            .iter()
+            .filter(|((_, a), (_, resp))| a == arm && *resp > 0)
+            .map(|(_, (p, resp))| *p as f64 / *resp as f64)
+            .collect()
+    };
+    let (a, b) = (ppr("A"), ppr("B"));
+    eprintln!("switchback windows: A {a:?}, B {b:?}");
+    assert!(
+        a.len() >= 2 && b.len() >= 2,
+        "windows of both arms: {windows:?}"
+    );
+    // With 5 GETs a connection, its handshake and close add 1.2 packets per response: arm A
+    // measured 6.2 (5 per request untuned), arm B 3.6 (2 per request corked).
+    assert!(a.iter().all(|&p| p >= 5.5), "arm A untuned: {a:?}");
+    assert!(b.iter().all(|&p| p <= 4.0), "arm B corked: {b:?}");
+    let out = run_bounded(
+        Command::new(launcher()).arg("report").arg(&stats),
+        Duration::from_secs(30),
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "report failed: {report}");
+    let line = report
+        .lines()
+        .find(|l| l.starts_with("server: switchback, "))
+        .unwrap_or_else(|| panic!("no switchback comparison:\n{report}"));
+    assert!(
+        line.contains("B - A = -") && line.ends_with("): significant"),
+        "{report}"
+    );
 }
 
 /// Prefork workers whose stats path cannot be written warn once between them: the flag is in

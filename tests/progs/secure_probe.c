@@ -2,7 +2,8 @@
  * LD_PRELOAD paths in secure-execution mode, dlopen does not) and calls the library's own
  * listen() through dlsym, on a socket bound to 127.0.0.1:PORT. Prints whether the process runs
  * in secure-execution mode, whether SOCKTUNE_DEFER_ACCEPT is still in its environment, and the
- * listener's TCP_DEFER_ACCEPT read back: non-zero means the shim acted.
+ * listener's TCP_DEFER_ACCEPT read back: non-zero means the shim acted; and whether the shim made
+ * its control file for socktune ctl (/run/socktune/PID.ctl, for an effective uid of root).
  * usage: secure_probe LIBRARY PORT */
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <sys/auxv.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 int main(int argc, char **argv) {
     if (argc != 3) return 2;
@@ -26,7 +28,9 @@ int main(int argc, char **argv) {
     int defer = -1;
     socklen_t len = sizeof defer;
     getsockopt(s, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, &len);
-    printf("secure=%lu env_kept=%d defer_readback=%d\n", getauxval(AT_SECURE),
-           getenv("SOCKTUNE_DEFER_ACCEPT") != NULL, defer);
+    char ctl[64];
+    snprintf(ctl, sizeof ctl, "/run/socktune/%d.ctl", (int)getpid());
+    printf("secure=%lu env_kept=%d defer_readback=%d ctl=%d\n", getauxval(AT_SECURE),
+           getenv("SOCKTUNE_DEFER_ACCEPT") != NULL, defer, access(ctl, F_OK) == 0);
     return 0;
 }

@@ -6,7 +6,7 @@
 use crate::config::{Arg, Setting, SETTINGS};
 use crate::flags;
 
-const COMMANDS: &str = "run env doctor report help";
+const COMMANDS: &str = "run env doctor report ctl help";
 const HEADER: &str = "made from the settings table by crates/socktune-cli/src/completions.rs; \
                       rewrite with SOCKTUNE_UPDATE_DOCS=1 cargo test -p socktune-cli";
 
@@ -78,6 +78,7 @@ _socktune() {{
             fi
             ;;
         report) COMPREPLY=($(compgen -W "--svg --help" -- "$cur")) ;;
+        ctl) COMPREPLY=($(compgen -W "--all show set reset --help" -- "$cur")) ;;
         help) COMPREPLY=($(compgen -W "{COMMANDS}" -- "$cur")) ;;
     esac
 }}
@@ -132,6 +133,7 @@ _socktune() {{
         env) _arguments -S $settings $common '--format[the output form]:format:(sh systemd docker)' ;;
         doctor) _arguments -S $common '(-)1:command:_command_names -e' '*::arguments:_normal' ;;
         report) _arguments '--svg[write an SVG chart]:path:_files' '*:stats file:_files' ;;
+        ctl) _arguments '1:process:(--all)' '2:action:(show set reset)' '*:setting:' ;;
         help) _arguments '1:command:({COMMANDS})' ;;
     esac
 }}

@@ -39,6 +39,7 @@ usage:
   socktune env [FLAGS] [--format FORMAT]    print the variables, for shells, systemd, docker
   socktune doctor [CMD... | --pid PID]     what stands between a program and the gain
   socktune report STATS... [--svg PATH]     compare the arms of a --stats file
+  socktune ctl PID|--all show|set K=V...|reset   show or change a running process's settings
   socktune help [COMMAND]                   this text, or a command's (also COMMAND --help)
   socktune -V|--version                     print socktune's version
 

@@ -14,6 +14,7 @@ use socktune_core::{config, rules};
 // The files made from the settings table, checked (or rewritten) by their tests.
 #[cfg(test)]
 mod completions;
+mod ctl;
 mod doctor;
 mod elf;
 mod flags;
@@ -43,7 +44,7 @@ pub enum Fail {
 const USAGE_STATUS: i32 = 2;
 
 /// Every first argument the launcher takes, as its error messages list them.
-const COMMANDS: &str = "run, env, doctor, report, help, --version";
+const COMMANDS: &str = "run, env, doctor, report, ctl, help, --version";
 
 /// `socktune 0.1.0`, what `--version` prints.
 fn version() -> String {
@@ -56,6 +57,7 @@ fn subcommand_help(name: &str) -> Option<String> {
         "env" => launch::env_help(),
         "doctor" => doctor::HELP.to_string(),
         "report" => report::HELP.to_string(),
+        "ctl" => ctl::HELP.to_string(),
         _ => return None,
     })
 }
@@ -69,6 +71,7 @@ fn dispatch(name: &str, args: Vec<OsString>) -> Result<i32, Fail> {
     match name {
         "env" => launch::env(args).map(|()| 0),
         "doctor" => doctor::doctor(args),
+        "ctl" => ctl::ctl(args),
         _ => report::report(args).map(|()| 0),
     }
 }

@@ -23,10 +23,24 @@ run had no --ab split):
   retrans        retransmitted segments
   fast open      connections whose data rode in the SYN, of those where Fast Open applied
 
+Where the kernel's TCP_INFO has them, a second table tells why:
+  min rtt p50    the median of the connections' lowest RTT seen (the path, without queueing)
+  rate p50       the median of their last delivery rate estimates
+  busy           time the connections had data to send, in total
+  rwnd-limited   the share of it limited by the peer's receive window
+  sndbuf-limited the share limited by the send buffer
+  reordering     the highest reordering degree the kernel saw
+
+Then, per row where Fast Open applied, its success rate and the kernel's reasons for the
+failures (cookie-unavailable: no cookie cached yet, or the server gives none; data-not-acked:
+the server took the SYN without its data; syn-retransmitted: the SYN was resent without it).
+
 With both arms, it then says whether B differs from A by more than the noise: the difference
 in packets per response with a 95% bootstrap interval (2000 resamples of the connections, fixed
 seed, so the same data always gives the same answer). `significant` means the interval leaves
-out zero.
+out zero. That compares per-connection arms (--ab). Data from switchback windows (--ab-mode
+switchback:SECS) is compared by the mean of each window's packets per response, with the
+interval from resampling the windows, not the connections; its line says `switchback`.
 
   --svg PATH   also draw the packets per response and the p50 RTT of each row as an SVG chart
   -h, --help
@@ -85,7 +99,10 @@ pub fn report(args: Vec<String>) -> Result<(), Fail> {
         .map(|g| (label(g), stats::summarize(&g.conns)))
         .collect();
     print!("{}", table(&rows));
-    for line in comparisons(&groups) {
+    for line in fastopen_lines(&rows)
+        .into_iter()
+        .chain(comparisons(&groups))
+    {
         println!("{line}");
     }
     for line in notes(&data, &groups)
@@ -128,13 +145,24 @@ const HEADERS: [&str; 9] = [
     "fast open",
 ];
 
+/// The second table: the TCP_INFO figures that tell why.
+const WHY_HEADERS: [&str; 7] = [
+    "role arm",
+    "min rtt p50",
+    "rate p50",
+    "busy",
+    "rwnd-limited",
+    "sndbuf-limited",
+    "reordering",
+];
+
 fn table(rows: &[(String, Summary)]) -> String {
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
-    let cells: Vec<[String; 9]> = rows
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|(label, s)| {
             let (syn, tried) = s.fastopen;
-            [
+            vec![
                 label.clone(),
                 s.conns.to_string(),
                 format!("{:.2}", s.packets_per_conn),
@@ -151,15 +179,60 @@ fn table(rows: &[(String, Summary)]) -> String {
             ]
         })
         .collect();
+    let mut out = aligned(&HEADERS, &cells);
+    let why: Vec<Vec<String>> = rows
+        .iter()
+        .filter(|(_, s)| s.min_rtt_p50_us.is_some())
+        .map(|(label, s)| why_row(label, s))
+        .collect();
+    if !why.is_empty() {
+        out += "\n";
+        out += &aligned(&WHY_HEADERS, &why);
+    }
+    out
+}
+
+fn why_row(label: &str, s: &Summary) -> Vec<String> {
+    let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    // Limited times as a share of the time the connections had data to send.
+    let share = |us: Option<u64>| {
+        or_dash(
+            us.zip(s.busy_us)
+                .map(|(us, busy)| format!("{:.1}%", 100.0 * us as f64 / busy.max(1) as f64)),
+        )
+    };
+    vec![
+        label.to_string(),
+        or_dash(s.min_rtt_p50_us.map(|us| format!("{us} us"))),
+        or_dash(s.delivery_rate_p50.map(rate)),
+        or_dash(s.busy_us.map(|us| format!("{:.1} ms", us as f64 / 1000.0))),
+        share(s.rwnd_limited_us),
+        share(s.sndbuf_limited_us),
+        or_dash(s.reordering_max.map(|r| r.to_string())),
+    ]
+}
+
+/// Bytes per second, as bits per second with a unit.
+fn rate(bytes_per_s: u64) -> String {
+    let bits = bytes_per_s as f64 * 8.0;
+    match bits {
+        b if b >= 1e9 => format!("{:.1} Gbit/s", b / 1e9),
+        b if b >= 1e6 => format!("{:.1} Mbit/s", b / 1e6),
+        b => format!("{:.0} kbit/s", b / 1e3),
+    }
+}
+
+/// Columns right-aligned under their headers, the first left-aligned.
+fn aligned(headers: &[&str], cells: &[Vec<String>]) -> String {
     let width = |i: usize| {
         cells
             .iter()
             .map(|r| r[i].len())
-            .chain([HEADERS[i].len()])
+            .chain([headers[i].len()])
             .max()
             .unwrap_or(0)
     };
-    let widths: Vec<usize> = (0..HEADERS.len()).map(width).collect();
+    let widths: Vec<usize> = (0..headers.len()).map(width).collect();
     let line = |cols: Vec<&str>| {
         let mut out = format!("{:<w$}", cols[0], w = widths[0]);
         for (c, w) in cols[1..].iter().zip(&widths[1..]) {
@@ -167,9 +240,37 @@ fn table(rows: &[(String, Summary)]) -> String {
         }
         out + "\n"
     };
-    let mut out = line(HEADERS.to_vec());
-    for r in &cells {
+    let mut out = line(headers.to_vec());
+    for r in cells {
         out += &line(r.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// Per group where Fast Open applied: how often the data rode in the SYN, and why not.
+fn fastopen_lines(rows: &[(String, Summary)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (label, s) in rows {
+        let (syn, tried) = s.fastopen;
+        if tried == 0 {
+            continue;
+        }
+        let mut line = format!(
+            "{label}: fast open {syn}/{tried} in the SYN ({:.0}%)",
+            100.0 * syn as f64 / tried as f64
+        );
+        if !s.fastopen_fails.is_empty() {
+            let why: Vec<String> = s
+                .fastopen_fails
+                .iter()
+                .map(|(reason, n)| format!("{} {n}", reason.name()))
+                .collect();
+            line += &format!("; not: {}", why.join(", "));
+        }
+        if s.fastopen_children > 0 {
+            line += &format!("; {} made by a Fast Open SYN", s.fastopen_children);
+        }
+        out.push(line);
     }
     out
 }
@@ -190,6 +291,11 @@ fn comparisons(groups: &[Group]) -> Vec<String> {
             continue;
         };
         let role = role.name();
+        let windows = stats::windows(a.iter().chain(b).copied());
+        if !windows.is_empty() {
+            out.push(switchback_line(role, &windows));
+            continue;
+        }
         if a.len() < 2 || b.len() < 2 {
             out.push(format!(
                 "{role}: too few connections in an arm to compare (A {}, B {})",
@@ -206,16 +312,42 @@ fn comparisons(groups: &[Group]) -> Vec<String> {
                 d.low,
                 d.high,
                 stats::RESAMPLES,
-                if d.significant() {
-                    "significant"
-                } else {
-                    "not significant (the interval includes 0)"
-                }
+                verdict(&d)
             )),
             None => out.push(format!("{role}: an arm has no responses; nothing to compare")),
         }
     }
     out
+}
+
+/// A switchback run's comparison: by window means, the interval from the windows.
+fn switchback_line(role: &str, windows: &[stats::Window]) -> String {
+    let count = |arm| windows.iter().filter(|w| w.arm == arm).count();
+    let (na, nb) = (count(Arm::A), count(Arm::B));
+    let mode = format!("switchback, {} windows (A {na}, B {nb})", na + nb);
+    if na < 2 || nb < 2 {
+        return format!("{role}: {mode}: too few windows in an arm to compare");
+    }
+    match stats::switchback(windows) {
+        Some(d) => format!(
+            "{role}: {mode}: B - A = {:+.2} packets per response (mean of window means), 95% \
+             bootstrap interval {:+.2} to {:+.2} ({} resamples of the windows): {}",
+            d.estimate,
+            d.low,
+            d.high,
+            stats::RESAMPLES,
+            verdict(&d)
+        ),
+        None => format!("{role}: {mode}: an arm has no responses; nothing to compare"),
+    }
+}
+
+fn verdict(d: &stats::Difference) -> &'static str {
+    if d.significant() {
+        "significant"
+    } else {
+        "not significant (the interval includes 0)"
+    }
 }
 
 fn notes(data: &Data, groups: &[Group]) -> Vec<String> {
@@ -237,6 +369,16 @@ fn notes(data: &Data, groups: &[Group]) -> Vec<String> {
             "{} applied in both arms: listener options cannot be split per connection",
             shared.join(" and ")
         ));
+    }
+    let per_connection = groups
+        .iter()
+        .any(|g| g.arm.is_some() && g.conns.iter().any(|c| c.window.is_none()));
+    if per_connection {
+        out.push(
+            "arms were drawn per connection (--ab): connections that share a bottleneck bias \
+             each other; --ab-mode switchback:SECS compares whole windows instead"
+                .into(),
+        );
     }
     if data.dropped > 0 {
         out.push(format!(

@@ -2,20 +2,12 @@
 //! docs in the README): per group of connections (role and arm), and the A/B difference with a
 //! bootstrap interval.
 
-use socktune_core::record::{self, Arm, Behaviour, Conn, Line, Side};
+use socktune_core::record::{self, Arm, Conn, FastopenFail, Line, Side};
 use std::collections::BTreeMap;
 
 /// Segments in + out, from TCP_INFO at close.
 pub fn packets(c: &Conn) -> u64 {
     u64::from(c.segs_in) + u64::from(c.segs_out)
-}
-
-/// A Fast Open attempt: the behaviour that lets data ride in the SYN applied to it.
-fn tried_fastopen(c: &Conn) -> bool {
-    c.has(match c.role() {
-        Side::Client => Behaviour::FastopenConnect,
-        Side::Server => Behaviour::Fastopen,
-    })
 }
 
 /// Everything read from the stats files.
@@ -82,6 +74,31 @@ pub struct Summary {
     pub retrans: u64,
     /// (data in the SYN, attempts) for connections where Fast Open applied.
     pub fastopen: (usize, usize),
+    /// Why attempts failed (clients), by reason, most frequent first.
+    pub fastopen_fails: Vec<(FastopenFail, usize)>,
+    /// Server connections made by a Fast Open SYN.
+    pub fastopen_children: usize,
+    /// The later TCP_INFO fields, over the connections whose kernel had them (`None`: none had).
+    pub min_rtt_p50_us: Option<u32>,
+    pub delivery_rate_p50: Option<u64>,
+    pub busy_us: Option<u64>,
+    pub rwnd_limited_us: Option<u64>,
+    pub sndbuf_limited_us: Option<u64>,
+    pub reordering_max: Option<u32>,
+}
+
+/// The median of the values some connections have, if any has one.
+fn median_of<T: Copy + Default + Ord>(values: impl Iterator<Item = Option<T>>) -> Option<T> {
+    let mut v: Vec<T> = values.flatten().collect();
+    v.sort_unstable();
+    (!v.is_empty()).then(|| percentile(&v, 50.0))
+}
+
+/// The sum of the values some connections have, if any has one.
+fn sum_of(values: impl Iterator<Item = Option<u64>>) -> Option<u64> {
+    values
+        .flatten()
+        .fold(None, |sum, v| Some(sum.unwrap_or(0) + v))
 }
 
 pub fn summarize(conns: &[&Conn]) -> Summary {
@@ -90,7 +107,7 @@ pub fn summarize(conns: &[&Conn]) -> Summary {
     let responses = total(|c| c.responses);
     let mut rtts: Vec<u64> = conns.iter().map(|c| u64::from(c.rtt_us)).collect();
     rtts.sort_unstable();
-    let tried: Vec<_> = conns.iter().filter(|c| tried_fastopen(c)).collect();
+    let tried: Vec<_> = conns.iter().filter(|c| record::tried_fastopen(c)).collect();
     Summary {
         conns: n,
         packets_per_conn: conns.iter().map(|c| packets(c)).sum::<u64>() as f64 / n.max(1) as f64,
@@ -101,7 +118,25 @@ pub fn summarize(conns: &[&Conn]) -> Summary {
         rtt_p99_us: percentile(&rtts, 99.0),
         retrans: total(|c| c.retrans),
         fastopen: (tried.iter().filter(|c| c.syn_data).count(), tried.len()),
+        fastopen_fails: fails(conns),
+        fastopen_children: conns.iter().filter(|c| c.fastopen_child).count(),
+        min_rtt_p50_us: median_of(conns.iter().map(|c| c.min_rtt_us)),
+        delivery_rate_p50: median_of(conns.iter().map(|c| c.delivery_rate)),
+        busy_us: sum_of(conns.iter().map(|c| c.busy_us)),
+        rwnd_limited_us: sum_of(conns.iter().map(|c| c.rwnd_limited_us)),
+        sndbuf_limited_us: sum_of(conns.iter().map(|c| c.sndbuf_limited_us)),
+        reordering_max: conns.iter().filter_map(|c| c.reordering).max(),
     }
+}
+
+fn fails(conns: &[&Conn]) -> Vec<(FastopenFail, usize)> {
+    let mut by: BTreeMap<FastopenFail, usize> = BTreeMap::new();
+    for reason in conns.iter().filter_map(|c| c.fastopen_fail) {
+        *by.entry(reason).or_default() += 1;
+    }
+    let mut out: Vec<_> = by.into_iter().collect();
+    out.sort_by_key(|&(reason, n)| (std::cmp::Reverse(n), reason));
+    out
 }
 
 /// Nearest-rank percentile of sorted values (0 for none).
@@ -151,14 +186,24 @@ impl Difference {
 }
 
 pub fn bootstrap(a: &[&Conn], b: &[&Conn]) -> Option<Difference> {
-    let estimate =
-        packets_per_response(b.iter().copied())? - packets_per_response(a.iter().copied())?;
+    bootstrap_by(a, b, |conns| packets_per_response(conns.iter().copied()))
+}
+
+/// B − A in `stat`, with the 95% interval of `RESAMPLES` resamples (with replacement) of the
+/// items of each arm: connections, or switchback windows.
+fn bootstrap_by<T: Copy>(
+    a: &[T],
+    b: &[T],
+    stat: impl Fn(&[T]) -> Option<f64>,
+) -> Option<Difference> {
+    let estimate = stat(b)? - stat(a)?;
     let mut rng = Rng::new(SEED);
-    let resample = |arm: &[&Conn], rng: &mut Rng| {
-        packets_per_response((0..arm.len()).map(|_| arm[rng.below(arm.len())]))
+    let mut resample = |arm: &[T]| {
+        let drawn: Vec<T> = (0..arm.len()).map(|_| arm[rng.below(arm.len())]).collect();
+        stat(&drawn)
     };
     let mut diffs: Vec<f64> = (0..RESAMPLES)
-        .filter_map(|_| Some(resample(b, &mut rng)? - resample(a, &mut rng)?))
+        .filter_map(|_| Some(resample(b)? - resample(a)?))
         .collect();
     if diffs.len() < RESAMPLES / 2 {
         return None; // most resamples had no response at all: too little data
@@ -169,6 +214,57 @@ pub fn bootstrap(a: &[&Conn], b: &[&Conn]) -> Option<Difference> {
         low: percentile(&diffs, 2.5),
         high: percentile(&diffs, 97.5),
     })
+}
+
+/// One switchback window of one arm: the connections that started in it, summed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Window {
+    pub window: u64,
+    pub arm: Arm,
+    pub packets: u64,
+    pub responses: u64,
+}
+
+impl Window {
+    fn packets_per_response(&self) -> Option<f64> {
+        (self.responses > 0).then(|| self.packets as f64 / self.responses as f64)
+    }
+}
+
+/// The switchback windows of these connections (those that carry one and an arm), in order.
+pub fn windows<'a>(conns: impl IntoIterator<Item = &'a Conn>) -> Vec<Window> {
+    let mut by: BTreeMap<(u64, Arm), Window> = BTreeMap::new();
+    for c in conns {
+        let (Some(window), Some(arm)) = (c.window, c.arm) else {
+            continue;
+        };
+        let w = by.entry((window, arm)).or_insert(Window {
+            window,
+            arm,
+            packets: 0,
+            responses: 0,
+        });
+        w.packets += packets(c);
+        w.responses += u64::from(c.responses);
+    }
+    by.into_values().collect()
+}
+
+/// The mean over windows of each window's packets per response (windows without a response
+/// left out).
+fn window_mean(windows: &[Window]) -> Option<f64> {
+    let v: Vec<f64> = windows
+        .iter()
+        .filter_map(Window::packets_per_response)
+        .collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// Switchback: B − A in the mean of the windows' packets per response, with an interval from
+/// resampling the windows, not the connections (they share each window's conditions).
+pub fn switchback(windows: &[Window]) -> Option<Difference> {
+    let arm = |a: Arm| -> Vec<Window> { windows.iter().copied().filter(|w| w.arm == a).collect() };
+    bootstrap_by(&arm(Arm::A), &arm(Arm::B), window_mean)
 }
 
 #[cfg(test)]
@@ -220,6 +316,37 @@ mod tests {
         let rs: Vec<&Conn> = same.iter().collect();
         let d = bootstrap(&ra, &rs).unwrap();
         assert!(!d.significant(), "{} {}", d.low, d.high);
+    }
+
+    #[test]
+    fn switchback_compares_window_means_with_an_interval_from_the_windows() {
+        let conns: Vec<Conn> = (0..8u64)
+            .flat_map(|w| {
+                let arm = if w % 2 == 1 { Arm::B } else { Arm::A };
+                let per = if arm == Arm::B { 20 } else { 50 };
+                (0..3).map(move |i| Conn {
+                    window: Some(w),
+                    ..conn(arm, per + i as u32, 10)
+                })
+            })
+            .collect();
+        let ws = windows(&conns);
+        assert_eq!(ws.len(), 8);
+        assert_eq!((ws[1].window, ws[1].arm, ws[1].responses), (1, Arm::B, 30));
+        let d = switchback(&ws).unwrap();
+        assert!((d.estimate - (-3.0)).abs() < 1e-9, "{}", d.estimate);
+        assert!(d.significant() && d.low <= d.estimate && d.estimate <= d.high);
+        // No windows: a per-connection split has nothing to give here.
+        assert!(windows(
+            &conns
+                .iter()
+                .map(|c| Conn {
+                    window: None,
+                    ..c.clone()
+                })
+                .collect::<Vec<_>>()
+        )
+        .is_empty());
     }
 
     #[test]

@@ -81,6 +81,9 @@ pub struct Config {
     pub stats_prom: Option<String>,
     /// Percent of connections in arm B (behaviours on); the rest get none.
     pub ab: Option<u8>,
+    /// Switchback: every new connection of the tree takes the arm of the current window of
+    /// this many seconds; `None`, each connection draws its own.
+    pub ab_window_s: Option<u32>,
     pub inherit: Inherit,
     /// The socket options set once per socket, scoped by `ports` and `opts_role`.
     pub opts: Opts,
@@ -89,6 +92,8 @@ pub struct Config {
     pub force: u32,
     /// The rules file (`SOCKTUNE_CONFIG`).
     pub rules_file: Option<String>,
+    /// A control file for `socktune ctl` (only while some behaviour or recording is on).
+    pub ctl: bool,
 }
 
 /// `SOCKTUNE_KEEPALIVE`: seconds idle before the first probe, then the kernel's defaults (or
@@ -283,11 +288,13 @@ impl Default for Config {
             stats: None,
             stats_prom: None,
             ab: None,
+            ab_window_s: None,
             inherit: Inherit::Chosen,
             opts: Opts::default(),
             opts_role: Role::Both,
             force: 0,
             rules_file: None,
+            ctl: true,
         }
     }
 }
@@ -379,6 +386,14 @@ pub enum Kind {
     List {
         names: &'static [&'static str],
         set: fn(&mut Config, u32),
+        if_bad: &'static str,
+    },
+    /// Text of a form of its own (`forms` says it, `example` is one): `set` reads it into the
+    /// config, or says it is bad.
+    Text {
+        forms: &'static str,
+        example: &'static str,
+        set: fn(&mut Config, &str) -> bool,
         if_bad: &'static str,
     },
     /// One of `names`, in any case; `set` gets its index.
@@ -906,14 +921,53 @@ pub const SETTINGS: &[Setting] = &[
         default: "off",
         part: Part::Behaviour,
         effective: Some(("ab", |c| {
-            c.ab.map_or("off".into(), |pct| {
-                format!("{pct}% of connections in arm B")
+            c.ab.map_or("off".into(), |pct| match c.ab_window_s {
+                None => format!("{pct}% of connections in arm B"),
+                Some(s) => format!("{pct}% of switchback windows of {s} s in arm B"),
             })
         })),
         arg: Arg::Value("PCT"),
         help: "A/B split: that percent of connections, picked at random, get the behaviours \
                (arm B), the rest none (arm A); the arm is recorded by --stats. Listener options \
                (defer-accept, fastopen) apply to both arms",
+    },
+    Setting {
+        name: "AB_MODE",
+        kind: Kind::Text {
+            forms: "connection, or switchback:SECS with whole seconds from 1 to 86400",
+            example: "switchback:10",
+            set: |c, v| match parse_ab_mode(v) {
+                Some(window) => {
+                    c.ab_window_s = window;
+                    true
+                }
+                None => false,
+            },
+            if_bad: "each connection draws its own arm",
+        },
+        default: "connection",
+        part: Part::Behaviour,
+        effective: None,
+        arg: Arg::Value("connection|switchback:SECS"),
+        help: "how --ab picks arms: per connection at random, or switchback: all new connections \
+               of the process tree take the same arm for SECS-second windows, alternating A, B \
+               (with --ab 50) or drawn per window with the --ab share, since arms that share a \
+               bottleneck bias a per-connection split; records carry the window",
+    },
+    Setting {
+        name: "CTL",
+        kind: Kind::Bool {
+            set: |c, on| c.ctl = on,
+            if_bad: "live control stays on",
+        },
+        default: "on",
+        part: Part::Output,
+        effective: None,
+        arg: Arg::Switch,
+        help: "live control: while some behaviour or recording is on, a control file in the \
+               user's runtime directory ($XDG_RUNTIME_DIR/socktune, /run/socktune for root) \
+               lets `socktune ctl PID` show and change the settings of the running process \
+               and its forked workers; off: no control file",
     },
     Setting {
         name: "INHERIT",
@@ -986,6 +1040,7 @@ impl Kind {
             ),
             Kind::Name { .. } => "a name of up to 15 lower-case letters, digits, _ or -".into(),
             Kind::List { names, .. } => format!("none or a comma list of {}", names.join(", ")),
+            Kind::Text { forms, .. } => (*forms).into(),
             Kind::Choice { names, .. } => match names.split_last() {
                 Some((last, [])) => (*last).into(),
                 Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
@@ -1029,6 +1084,13 @@ impl Kind {
                     set(config, value.to_string());
                 }
                 Ok(())
+            }
+            Kind::Text { set, if_bad, .. } => {
+                if set(config, v) {
+                    Ok(())
+                } else {
+                    Err(if_bad)
+                }
             }
             Kind::Choice { names, set, if_bad } => put(
                 config,
@@ -1236,6 +1298,18 @@ pub fn parse_ports(v: &str) -> Option<PortSet> {
     Some(PortSet(ranges))
 }
 
+/// `connection` (None) or `switchback:SECS` (Some(SECS)).
+fn parse_ab_mode(v: &str) -> Option<Option<u32>> {
+    if v.eq_ignore_ascii_case("connection") {
+        return Some(None);
+    }
+    let (mode, secs) = v.split_once(':')?;
+    let secs = parse_uint(secs.trim(), 1, 86_400)?;
+    mode.trim()
+        .eq_ignore_ascii_case("switchback")
+        .then_some(Some(secs))
+}
+
 pub fn parse_role(v: &str) -> Option<Role> {
     match v.to_ascii_lowercase().as_str() {
         "server" => Some(Role::Server),
@@ -1378,6 +1452,7 @@ pub(crate) fn good(s: &Setting) -> String {
         Kind::Keepalive { .. } => "30:5:3".into(),
         Kind::Name { .. } => "reno".into(),
         Kind::List { .. } => "nodelay,tos".into(),
+        Kind::Text { example, .. } => example.into(),
     }
 }
 
@@ -1801,6 +1876,35 @@ socktune: effective settings
                 "{name} is reported as ignored, so it must be"
             );
             assert_eq!(p.problems.len(), 1, "{name}: {:?}", p.problems);
+        }
+    }
+
+    #[test]
+    fn ab_mode_is_connection_or_switchback_windows() {
+        let mode = |v: &str| {
+            let p = env(&[("SOCKTUNE_AB", "50"), ("SOCKTUNE_AB_MODE", v)]);
+            (p.config.ab_window_s, p.problems)
+        };
+        assert_eq!(mode("switchback:10"), (Some(10), vec![]));
+        assert_eq!(mode(" Switchback: 3 "), (Some(3), vec![]));
+        assert_eq!(mode("connection"), (None, vec![]));
+        for bad in [
+            "switchback",
+            "switchback:0",
+            "switchback:x",
+            "window:5",
+            "5",
+        ] {
+            let (window, problems) = mode(bad);
+            assert_eq!(window, None, "{bad}");
+            assert_eq!(
+                problems,
+                [format!(
+                    "socktune: SOCKTUNE_AB_MODE={bad:?} is not valid (accepted: connection, or \
+                     switchback:SECS with whole seconds from 1 to 86400); each connection draws \
+                     its own arm"
+                )]
+            );
         }
     }
 

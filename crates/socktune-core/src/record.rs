@@ -60,6 +60,27 @@ pub fn arm_for(draw: u64, pct: u8) -> Arm {
     }
 }
 
+/// The arm of a switchback window, the same in every process of the tree: at 50%, windows
+/// alternate (odd ones in B); at other shares, each window is drawn with that share.
+pub fn window_arm(window: u64, pct: u8) -> Arm {
+    if pct == 50 {
+        if window % 2 == 1 {
+            Arm::B
+        } else {
+            Arm::A
+        }
+    } else {
+        arm_for(mix(window), pct)
+    }
+}
+
+/// The window a connection started in, from the low 8 bits its state kept and the window at
+/// its end: the latest window with those low bits (a connection that lasts 256 windows or more
+/// is put in a later one).
+pub fn started_window(low: u8, now: u64) -> u64 {
+    now - u64::from((now as u8).wrapping_sub(low)).min(now)
+}
+
 /// What splitmix64 adds to its state before each `mix`.
 pub const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -147,6 +168,48 @@ impl Named for End {
     }
 }
 
+/// Why a client's Fast Open data did not ride in the SYN: TCP_INFO's `tcpi_fastopen_client_fail`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FastopenFail {
+    /// The kernel gave no reason (its catch-all).
+    Unspecified = 0,
+    /// No cookie cached for the server: the SYN asked for one.
+    CookieUnavailable = 1,
+    /// The SYN-ACK did not acknowledge the data (the server took the SYN without it).
+    DataNotAcked = 2,
+    /// The SYN was retransmitted, and the retransmission went without data.
+    SynRetransmitted = 3,
+}
+
+impl Named for FastopenFail {
+    const ALL: &'static [FastopenFail] = &[
+        FastopenFail::Unspecified,
+        FastopenFail::CookieUnavailable,
+        FastopenFail::DataNotAcked,
+        FastopenFail::SynRetransmitted,
+    ];
+    fn name(self) -> &'static str {
+        match self {
+            FastopenFail::Unspecified => "unspecified",
+            FastopenFail::CookieUnavailable => "cookie-unavailable",
+            FastopenFail::DataNotAcked => "data-not-acked",
+            FastopenFail::SynRetransmitted => "syn-retransmitted",
+        }
+    }
+}
+
+/// A client's Fast Open failure, if it tried and its data did not ride in the SYN; `code` is the
+/// kernel's 2-bit reason.
+pub fn fastopen_fail(
+    side: Side,
+    applied: Applied,
+    syn_data: bool,
+    code: u8,
+) -> Option<FastopenFail> {
+    let tried = applied.0 & (1 << Behaviour::FastopenConnect as u8) != 0;
+    (side == Side::Client && tried && !syn_data).then(|| FastopenFail::ALL[usize::from(code & 3)])
+}
+
 /// A behaviour by its place in `BEHAVIOURS`, which is also its bit in `Applied`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Behaviour {
@@ -198,6 +261,8 @@ pub struct Conn {
     pub remote_port: u16,
     #[cfg_attr(feature = "reader", serde(deserialize_with = "read::name_or_null"))]
     pub arm: Option<Arm>,
+    /// The switchback window the connection started in (`SOCKTUNE_AB_MODE=switchback:SECS`).
+    pub window: Option<u64>,
     #[cfg_attr(
         feature = "reader",
         serde(rename = "behaviours", deserialize_with = "read::behaviours")
@@ -214,8 +279,36 @@ pub struct Conn {
     pub rtt_us: u32,
     pub rttvar_us: u32,
     pub syn_data: bool,
+    /// A server connection that came from a Fast Open SYN (`TCPI_OPT_TFO_CHILD`).
+    #[cfg_attr(feature = "reader", serde(default))]
+    pub fastopen_child: bool,
+    #[cfg_attr(
+        feature = "reader",
+        serde(default, deserialize_with = "read::name_or_null")
+    )]
+    pub fastopen_fail: Option<FastopenFail>,
+    /// The TCP_INFO fields of later kernels: `None` where this kernel's TCP_INFO is too short.
+    pub min_rtt_us: Option<u32>,
+    /// Bytes per second, the kernel's latest delivery rate estimate.
+    pub delivery_rate: Option<u64>,
+    pub busy_us: Option<u64>,
+    pub rwnd_limited_us: Option<u64>,
+    pub sndbuf_limited_us: Option<u64>,
+    pub reordering: Option<u32>,
     #[cfg_attr(feature = "reader", serde(deserialize_with = "read::name"))]
     pub end: Option<End>,
+}
+
+/// A number, or `null` for `None`.
+struct OrNull<T>(Option<T>);
+
+impl<T: fmt::Display> fmt::Display for OrNull<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("null"),
+        }
+    }
 }
 
 impl Conn {
@@ -255,11 +348,8 @@ impl fmt::Display for Conn {
             self.local_port,
             self.remote_port,
         )?;
-        match self.arm {
-            Some(arm) => write!(f, "\"{}\"", arm.name())?,
-            None => f.write_str("null")?,
-        }
-        f.write_str(",\"behaviours\":[")?;
+        write_name(f, self.arm)?;
+        write!(f, ",\"window\":{},\"behaviours\":[", OrNull(self.window))?;
         let mut first = true;
         for (i, name) in BEHAVIOURS.iter().enumerate() {
             if self.applied.0 & (1 << i) != 0 {
@@ -273,7 +363,8 @@ impl fmt::Display for Conn {
             f,
             "],\"responses\":{},\"segs_in\":{},\"segs_out\":{},\"data_segs_in\":{},\
              \"data_segs_out\":{},\"bytes_acked\":{},\"bytes_received\":{},\"retrans\":{},\
-             \"rtt_us\":{},\"rttvar_us\":{},\"syn_data\":{},\"end\":\"{}\"}}",
+             \"rtt_us\":{},\"rttvar_us\":{},\"syn_data\":{},\"fastopen_child\":{},\
+             \"fastopen_fail\":",
             self.responses,
             self.segs_in,
             self.segs_out,
@@ -285,8 +376,29 @@ impl fmt::Display for Conn {
             self.rtt_us,
             self.rttvar_us,
             self.syn_data,
+            self.fastopen_child,
+        )?;
+        write_name(f, self.fastopen_fail)?;
+        write!(
+            f,
+            ",\"min_rtt_us\":{},\"delivery_rate\":{},\"busy_us\":{},\"rwnd_limited_us\":{},\
+             \"sndbuf_limited_us\":{},\"reordering\":{},\"end\":\"{}\"}}",
+            OrNull(self.min_rtt_us),
+            OrNull(self.delivery_rate),
+            OrNull(self.busy_us),
+            OrNull(self.rwnd_limited_us),
+            OrNull(self.sndbuf_limited_us),
+            OrNull(self.reordering),
             self.end.unwrap_or(End::Close).name(),
         )
+    }
+}
+
+/// A name in quotes, or `null`.
+fn write_name<T: Named>(f: &mut fmt::Formatter<'_>, v: Option<T>) -> fmt::Result {
+    match v {
+        Some(v) => write!(f, "\"{}\"", v.name()),
+        None => f.write_str("null"),
     }
 }
 
@@ -330,7 +442,9 @@ pub fn process_line(ts_us: u64, pid: u32, connections: u64, dropped: u64) -> Str
     .to_string()
 }
 
-/// Counters shared by a process tree: one per (metric, role, arm), then `dropped`.
+/// Counters shared by a process tree: one per (metric, role, arm). `dropped` sits after the
+/// first six metrics, where files of earlier versions have it, so that a kept counters file
+/// goes on counting in the same places.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Metric {
     Connections,
@@ -339,21 +453,26 @@ pub enum Metric {
     Responses,
     Retransmits,
     SynData,
+    FastopenAttempts,
+    FastopenChild,
+    /// One per [`FastopenFail`], in its order.
+    FastopenFail0,
+    FastopenFail1,
+    FastopenFail2,
+    FastopenFail3,
+    BusyUs,
+    RwndLimitedUs,
+    SndbufLimitedUs,
 }
 
-const METRICS: [Metric; 6] = [
-    Metric::Connections,
-    Metric::SegmentsIn,
-    Metric::SegmentsOut,
-    Metric::Responses,
-    Metric::Retransmits,
-    Metric::SynData,
-];
+const METRICS: usize = Metric::SndbufLimitedUs as usize + 1;
+/// Metrics before `dropped`.
+const FIRST_METRICS: usize = Metric::FastopenAttempts as usize;
 const ARMS: [Option<Arm>; 3] = [None, Some(Arm::A), Some(Arm::B)];
 /// Slots per metric: role × arm.
 const GROUPS: usize = Side::ALL.len() * ARMS.len();
-pub const DROPPED_SLOT: usize = METRICS.len() * GROUPS;
-pub const COUNTER_SLOTS: usize = DROPPED_SLOT + 1;
+pub const DROPPED_SLOT: usize = FIRST_METRICS * GROUPS;
+pub const COUNTER_SLOTS: usize = METRICS * GROUPS + 1;
 
 fn arm_index(arm: Option<Arm>) -> usize {
     match arm {
@@ -364,13 +483,36 @@ fn arm_index(arm: Option<Arm>) -> usize {
 }
 
 pub fn slot(metric: Metric, side: Side, arm: Option<Arm>) -> usize {
-    metric as usize * GROUPS + side as usize * ARMS.len() + arm_index(arm)
+    let m = metric as usize;
+    m * GROUPS + usize::from(m >= FIRST_METRICS) + side as usize * ARMS.len() + arm_index(arm)
+}
+
+/// The counter of a client's Fast Open failures for that reason.
+fn fail_metric(reason: FastopenFail) -> Metric {
+    [
+        Metric::FastopenFail0,
+        Metric::FastopenFail1,
+        Metric::FastopenFail2,
+        Metric::FastopenFail3,
+    ][reason as usize]
+}
+
+/// A Fast Open attempt: the behaviour that lets data ride in the SYN applied to it.
+pub fn tried_fastopen(c: &Conn) -> bool {
+    c.has(match c.role() {
+        Side::Client => Behaviour::FastopenConnect,
+        Side::Server => Behaviour::Fastopen,
+    })
 }
 
 /// What one connection adds to the counters: (slot, amount) pairs.
-pub fn increments(c: &Conn) -> [(usize, u64); 6] {
+pub fn increments(c: &Conn) -> [(usize, u64); 12] {
     let side = c.role();
     let at = |m| slot(m, side, c.arm);
+    // No failure adds nothing (to any slot).
+    let fail = c
+        .fastopen_fail
+        .map_or((DROPPED_SLOT, 0), |r| (at(fail_metric(r)), 1));
     [
         (at(Metric::Connections), 1),
         (at(Metric::SegmentsIn), u64::from(c.segs_in)),
@@ -378,68 +520,144 @@ pub fn increments(c: &Conn) -> [(usize, u64); 6] {
         (at(Metric::Responses), u64::from(c.responses)),
         (at(Metric::Retransmits), u64::from(c.retrans)),
         (at(Metric::SynData), u64::from(c.syn_data)),
+        (at(Metric::FastopenAttempts), u64::from(tried_fastopen(c))),
+        (at(Metric::FastopenChild), u64::from(c.fastopen_child)),
+        fail,
+        (at(Metric::BusyUs), c.busy_us.unwrap_or(0)),
+        (at(Metric::RwndLimitedUs), c.rwnd_limited_us.unwrap_or(0)),
+        (
+            at(Metric::SndbufLimitedUs),
+            c.sndbuf_limited_us.unwrap_or(0),
+        ),
     ]
+}
+
+/// A metric family of the textfile: the counters it shows, with the label that tells them apart.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    /// (counter, its extra label); several for a family split by one more label.
+    series: &'static [(Metric, Option<(&'static str, &'static str)>)],
+    /// Counted in microseconds, shown in seconds.
+    seconds: bool,
+}
+
+const FAMILIES: &[Family] = &[
+    Family {
+        name: "socktune_connections_total",
+        help: "TCP connections recorded at close.",
+        series: &[(Metric::Connections, None)],
+        seconds: false,
+    },
+    Family {
+        name: "socktune_segments_total",
+        help: "TCP segments of recorded connections (TCP_INFO).",
+        series: &[
+            (Metric::SegmentsIn, Some(("dir", "in"))),
+            (Metric::SegmentsOut, Some(("dir", "out"))),
+        ],
+        seconds: false,
+    },
+    Family {
+        name: "socktune_responses_total",
+        help: "Write bursts after a read (responses, or requests for clients).",
+        series: &[(Metric::Responses, None)],
+        seconds: false,
+    },
+    Family {
+        name: "socktune_retransmits_total",
+        help: "Retransmitted segments of recorded connections.",
+        series: &[(Metric::Retransmits, None)],
+        seconds: false,
+    },
+    Family {
+        name: "socktune_syn_data_total",
+        help: "Connections whose data rode in the SYN (Fast Open).",
+        series: &[(Metric::SynData, None)],
+        seconds: false,
+    },
+    Family {
+        name: "socktune_fastopen_attempts_total",
+        help: "Connections where socktune applied Fast Open (listener or connect).",
+        series: &[(Metric::FastopenAttempts, None)],
+        seconds: false,
+    },
+    Family {
+        name: "socktune_fastopen_child_total",
+        help: "Server connections that came from a Fast Open SYN.",
+        series: &[(Metric::FastopenChild, None)],
+        seconds: false,
+    },
+    Family {
+        name: "socktune_fastopen_failures_total",
+        help:
+            "Client Fast Open attempts whose data did not ride in the SYN, by the kernel's reason.",
+        series: &[
+            (Metric::FastopenFail0, Some(("reason", "unspecified"))),
+            (
+                Metric::FastopenFail1,
+                Some(("reason", "cookie-unavailable")),
+            ),
+            (Metric::FastopenFail2, Some(("reason", "data-not-acked"))),
+            (Metric::FastopenFail3, Some(("reason", "syn-retransmitted"))),
+        ],
+        seconds: false,
+    },
+    Family {
+        name: "socktune_busy_seconds_total",
+        help: "Time recorded connections had data to send (TCP_INFO busy time).",
+        series: &[(Metric::BusyUs, None)],
+        seconds: true,
+    },
+    Family {
+        name: "socktune_rwnd_limited_seconds_total",
+        help: "Of that, time limited by the peer's receive window.",
+        series: &[(Metric::RwndLimitedUs, None)],
+        seconds: true,
+    },
+    Family {
+        name: "socktune_sndbuf_limited_seconds_total",
+        help: "Of that, time limited by the send buffer.",
+        series: &[(Metric::SndbufLimitedUs, None)],
+        seconds: true,
+    },
+];
+
+/// The name of every metric family of the textfile, in its order.
+pub fn prom_families() -> impl Iterator<Item = &'static str> {
+    FAMILIES
+        .iter()
+        .map(|f| f.name)
+        .chain(["socktune_stats_dropped_total"])
 }
 
 /// The Prometheus text exposition of `counters` (node_exporter's textfile collector format).
 /// Groups that never saw a connection are left out, so an unsplit run shows no arm labels.
 pub fn render_prom(counters: &[u64; COUNTER_SLOTS]) -> String {
     let mut out = String::new();
-    let families: [(Metric, &str, &str, Option<&str>); 6] = [
-        (
-            Metric::Connections,
-            "socktune_connections_total",
-            "TCP connections recorded at close.",
-            None,
-        ),
-        (
-            Metric::SegmentsIn,
-            "socktune_segments_total",
-            "TCP segments of recorded connections (TCP_INFO).",
-            Some("in"),
-        ),
-        (
-            Metric::SegmentsOut,
-            "socktune_segments_total",
-            "",
-            Some("out"),
-        ),
-        (
-            Metric::Responses,
-            "socktune_responses_total",
-            "Write bursts after a read (responses, or requests for clients).",
-            None,
-        ),
-        (
-            Metric::Retransmits,
-            "socktune_retransmits_total",
-            "Retransmitted segments of recorded connections.",
-            None,
-        ),
-        (
-            Metric::SynData,
-            "socktune_syn_data_total",
-            "Connections whose data rode in the SYN (Fast Open).",
-            None,
-        ),
-    ];
-    for (metric, name, help, dir) in families {
-        if !help.is_empty() {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        }
-        for &side in Side::ALL {
-            for arm in ARMS {
-                if counters[slot(Metric::Connections, side, arm)] == 0 {
-                    continue;
+    for family in FAMILIES {
+        let name = family.name;
+        let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} counter", family.help);
+        for &(metric, label) in family.series {
+            for &side in Side::ALL {
+                for arm in ARMS {
+                    if counters[slot(Metric::Connections, side, arm)] == 0 {
+                        continue;
+                    }
+                    let _ = write!(out, "{name}{{role=\"{}\"", side.name());
+                    if let Some(a) = arm {
+                        let _ = write!(out, ",arm=\"{}\"", a.name());
+                    }
+                    if let Some((k, v)) = label {
+                        let _ = write!(out, ",{k}=\"{v}\"");
+                    }
+                    let n = counters[slot(metric, side, arm)];
+                    let _ = if family.seconds {
+                        writeln!(out, "}} {}", Seconds(n))
+                    } else {
+                        writeln!(out, "}} {n}")
+                    };
                 }
-                let _ = write!(out, "{name}{{role=\"{}\"", side.name());
-                if let Some(a) = arm {
-                    let _ = write!(out, ",arm=\"{}\"", a.name());
-                }
-                if let Some(d) = dir {
-                    let _ = write!(out, ",dir=\"{d}\"");
-                }
-                let _ = writeln!(out, "}} {}", counters[slot(metric, side, arm)]);
             }
         }
     }
@@ -499,6 +717,27 @@ mod tests {
         assert!((0..1000u64).all(|i| arm_for(mix(i), 100) == Arm::B));
     }
 
+    #[test]
+    fn switchback_windows_alternate_at_half_and_draw_at_other_shares() {
+        let arms: Vec<Arm> = (10..14).map(|w| window_arm(w, 50)).collect();
+        assert_eq!(arms, [Arm::A, Arm::B, Arm::A, Arm::B]);
+        let b = (0..10_000u64)
+            .filter(|&w| window_arm(w, 20) == Arm::B)
+            .count();
+        assert!((1_700..2_300).contains(&b), "{b}");
+        assert!((0..100u64).all(|w| window_arm(w, 100) == Arm::B));
+    }
+
+    #[test]
+    fn a_connection_keeps_the_window_it_started_in() {
+        let start = 123_456u64;
+        for later in [0, 1, 200, 255] {
+            assert_eq!(started_window(start as u8, start + later), start, "{later}");
+        }
+        assert_eq!(started_window(start as u8, start + 256), start + 256);
+        assert_eq!(started_window(200, 3), 0, "never before the first window");
+    }
+
     /// A connection with every field set, each to a value of its own.
     pub(super) fn every_field() -> Conn {
         Conn {
@@ -508,6 +747,7 @@ mod tests {
             local_port: 40000,
             remote_port: 8000,
             arm: Some(Arm::B),
+            window: Some(18),
             applied: Applied(0b10_1101),
             responses: 3,
             segs_in: 11,
@@ -520,6 +760,14 @@ mod tests {
             rtt_us: 16,
             rttvar_us: 17,
             syn_data: true,
+            fastopen_child: true,
+            fastopen_fail: Some(FastopenFail::DataNotAcked),
+            min_rtt_us: Some(19),
+            delivery_rate: Some(1 << 33),
+            busy_us: Some(20),
+            rwnd_limited_us: Some(21),
+            sndbuf_limited_us: Some(22),
+            reordering: Some(23),
             end: Some(End::Shutdown),
         }
     }
@@ -529,14 +777,24 @@ mod tests {
         assert_eq!(
             every_field().to_string(),
             "{\"type\":\"conn\",\"v\":1,\"ts\":1763856000.000042,\"pid\":7,\"role\":\"client\",\
-             \"local_port\":40000,\"remote_port\":8000,\"arm\":\"B\",\
+             \"local_port\":40000,\"remote_port\":8000,\"arm\":\"B\",\"window\":18,\
              \"behaviours\":[\"cork\",\"nodelay\",\"fastopen-connect\",\"fastopen\"],\
              \"responses\":3,\"segs_in\":11,\"segs_out\":12,\"data_segs_in\":13,\
              \"data_segs_out\":14,\"bytes_acked\":1099511627776,\"bytes_received\":1099511627777,\
-             \"retrans\":15,\"rtt_us\":16,\"rttvar_us\":17,\"syn_data\":true,\"end\":\"shutdown\"}"
+             \"retrans\":15,\"rtt_us\":16,\"rttvar_us\":17,\"syn_data\":true,\
+             \"fastopen_child\":true,\"fastopen_fail\":\"data-not-acked\",\"min_rtt_us\":19,\
+             \"delivery_rate\":8589934592,\"busy_us\":20,\"rwnd_limited_us\":21,\
+             \"sndbuf_limited_us\":22,\"reordering\":23,\"end\":\"shutdown\"}"
         );
         let none = Conn::default().to_string();
-        assert!(none.contains("\"arm\":null,\"behaviours\":[],"), "{none}");
+        assert!(
+            none.contains("\"arm\":null,\"window\":null,\"behaviours\":[],"),
+            "{none}"
+        );
+        assert!(
+            none.contains("\"fastopen_fail\":null,\"min_rtt_us\":null,"),
+            "{none}"
+        );
         assert_eq!(
             process_line(2_000_001, 7, 3, 1),
             "{\"type\":\"process\",\"v\":1,\"ts\":2.000001,\"pid\":7,\"connections\":3,\
@@ -571,6 +829,69 @@ mod tests {
     }
 
     #[test]
+    fn the_dropped_counter_keeps_its_place_and_every_slot_is_its_own() {
+        assert_eq!(DROPPED_SLOT, 36, "where files of earlier versions count it");
+        let mut seen = vec![DROPPED_SLOT];
+        for m in 0..METRICS {
+            let metric = [
+                Metric::Connections,
+                Metric::SegmentsIn,
+                Metric::SegmentsOut,
+                Metric::Responses,
+                Metric::Retransmits,
+                Metric::SynData,
+                Metric::FastopenAttempts,
+                Metric::FastopenChild,
+                Metric::FastopenFail0,
+                Metric::FastopenFail1,
+                Metric::FastopenFail2,
+                Metric::FastopenFail3,
+                Metric::BusyUs,
+                Metric::RwndLimitedUs,
+                Metric::SndbufLimitedUs,
+            ][m];
+            for &side in Side::ALL {
+                for arm in ARMS {
+                    seen.push(slot(metric, side, arm));
+                }
+            }
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..COUNTER_SLOTS).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn fastopen_failures_are_counted_by_reason_for_clients_that_tried() {
+        let tried = Applied(1 << Behaviour::FastopenConnect as u8);
+        assert_eq!(
+            fastopen_fail(Side::Client, tried, false, 1),
+            Some(FastopenFail::CookieUnavailable)
+        );
+        assert_eq!(fastopen_fail(Side::Client, tried, true, 0), None);
+        assert_eq!(fastopen_fail(Side::Client, Applied(0), false, 2), None);
+        assert_eq!(fastopen_fail(Side::Server, tried, false, 2), None);
+        let c = Conn {
+            side: Some(Side::Client),
+            applied: tried,
+            fastopen_fail: Some(FastopenFail::DataNotAcked),
+            ..Conn::default()
+        };
+        let mut counters = [0u64; COUNTER_SLOTS];
+        for (s, n) in increments(&c) {
+            counters[s] += n;
+        }
+        let text = render_prom(&counters);
+        for series in [
+            "socktune_fastopen_attempts_total{role=\"client\"} 1\n",
+            "socktune_fastopen_failures_total{role=\"client\",reason=\"data-not-acked\"} 1\n",
+            "socktune_fastopen_failures_total{role=\"client\",reason=\"cookie-unavailable\"} 0\n",
+            "socktune_stats_dropped_total 0\n",
+        ] {
+            assert!(text.contains(series), "{series} in {text}");
+        }
+    }
+
+    #[test]
     fn prometheus_text_labels_only_the_groups_seen() {
         let mut counters = [0u64; COUNTER_SLOTS];
         let c = Conn {
@@ -602,7 +923,13 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("arm=\"B\""), "{text}");
+        assert!(
+            text.contains("socktune_busy_seconds_total{role=\"server\",arm=\"A\"} 0.000000\n"),
+            "{text}"
+        );
         assert!(text.ends_with("socktune_stats_dropped_total 0\n"), "{text}");
+        let families = text.lines().filter(|l| l.starts_with("# TYPE")).count();
+        assert_eq!(families, prom_families().count(), "{text}");
         assert_eq!(text.matches("# TYPE socktune_segments_total").count(), 1);
     }
 }

@@ -309,7 +309,8 @@ fn document(path: &str, text: &str, problems: &mut Vec<String>) -> Option<Docume
             "socktune: {path}:{}: not TOML ({why}); the line is skipped",
             line_of(&text, at)
         ));
-        if text[start..end].trim().is_empty() {
+        // TOML's whitespace only: a line of other control characters is a line to skip.
+        if text[start..end].trim_matches([' ', '\t', '\r']).is_empty() {
             break; // the error is not on one line that can be skipped
         }
         // Blank rather than remove, so that later lines keep their numbers.

@@ -7,7 +7,7 @@
 //! response learned of how the program writes. Flags on a listener describe the plan for the
 //! sockets it accepts. Bits 24 to 34 are the per-socket options, 35 to 39 the armed and heal
 //! marks, 40 to 44 what cork learned; 45 to 47 are free. The rule that chose a socket's settings
-//! is kept beside the state, in its fd-table entry.
+//! and its switchback window are kept beside the state, in its fd-table entry.
 
 /// The A/B arm of a connection under `SOCKTUNE_AB`; `None` when there is no split. Arm A sorts
 /// first: it is the baseline of a report.

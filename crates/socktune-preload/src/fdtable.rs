@@ -41,6 +41,8 @@ struct Entry {
     /// The rules-file rule whose settings the socket follows: 0 for the top level, `i + 1` for
     /// rule `i`.
     rule: AtomicU8,
+    /// The low 8 bits of the switchback window the connection started in.
+    window: AtomicU8,
 }
 
 struct Chunk {
@@ -155,6 +157,7 @@ impl Slot {
         e.response_bytes.store(0, SeqCst);
         e.mss.store(0, SeqCst);
         e.rule.store(0, SeqCst);
+        e.window.store(0, SeqCst);
         let old = FdState(e.state.swap(state.0, SeqCst));
         armed_delta(old, state);
         old
@@ -236,6 +239,7 @@ impl Slot {
         self.reset(state);
         self.entry().responses.store(from.responses(), SeqCst);
         self.set_rule(from.rule());
+        self.set_window_low(from.window_low());
     }
 
     /// The rule chosen for the socket ([`Slot::set_rule`]); 0, the top level, until then.
@@ -245,6 +249,15 @@ impl Slot {
 
     pub fn set_rule(self, rule: u8) {
         self.entry().rule.store(rule, SeqCst);
+    }
+
+    /// The low 8 bits of the switchback window the connection started in (0 until set).
+    pub fn window_low(self) -> u8 {
+        self.entry().window.load(SeqCst)
+    }
+
+    pub fn set_window_low(self, low: u8) {
+        self.entry().window.store(low, SeqCst);
     }
 
     /// Records that the fd now holds corked data, stamped with the flusher tick and the thread.

@@ -3,7 +3,7 @@
 //! upward.
 
 use crate::settings::config;
-use crate::{armed, cork, exec_env, fdtable, flusher, guard, stats, track};
+use crate::{armed, cork, exec_env, fdtable, flusher, guard, live, stats, track};
 use socktune_core::config::Inherit;
 
 /// The library's constructor: settings, fork handlers, the exec environment, recording.
@@ -18,6 +18,7 @@ extern "C" fn init() {
         exec_env::capture(); // only what is put back needs keeping
     }
     stats::init();
+    live::init();
     flusher::set_jobs(&[cork::release_aged, armed::release_aged, stats::tick]);
 }
 
@@ -36,6 +37,7 @@ extern "C" fn after_fork_in_child() {
     fdtable::forget_holds();
     flusher::forget_after_fork();
     stats::forget_after_fork();
+    live::after_fork_in_child();
     track::mark_connections_shared();
 }
 
@@ -53,4 +55,5 @@ pub fn before_exec(replaces_us: bool) {
 /// Before `_exit`/`_Exit` (exit() drains through atexit): write the buffered records.
 pub fn before_exit() {
     stats::at_exit();
+    live::at_exit();
 }

@@ -3,7 +3,8 @@
 //!
 //! They are the top level (the variables over the rules file's top level) and the rules of
 //! `SOCKTUNE_CONFIG` that apply to this program; a socket follows one of them, by its rule
-//! number in its state (see [`for_socket`]).
+//! number (see [`for_socket`]). A live change (`live`) is laid over the variables, and the
+//! settings it gives (the file read again) are in force for the sockets that start after it.
 
 use crate::errno::KeepErrno;
 use crate::{guard, log, sys};
@@ -11,6 +12,7 @@ use once_cell::sync::OnceCell;
 use socktune_core::config::{self, Config, Level};
 use socktune_core::rules::{self, Rules};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicPtr, Ordering::Acquire, Ordering::Release};
 
 struct Settings {
     top: Config,
@@ -18,19 +20,55 @@ struct Settings {
 }
 
 static SETTINGS: OnceCell<Settings> = OnceCell::new();
+/// The settings of the latest live change, if any (leaked: changes are rare).
+static LIVE: AtomicPtr<Settings> = AtomicPtr::new(std::ptr::null_mut());
 
-fn settings() -> &'static Settings {
+fn start_up_settings() -> &'static Settings {
     SETTINGS.get_or_init(load)
 }
 
-/// The top-level settings; a hook that runs before our constructor parses them inside the
-/// program's call.
+/// The settings in force: a live change's, or else those the process started with; a hook that
+/// runs before our constructor parses them inside the program's call.
+#[inline]
+fn settings() -> &'static Settings {
+    let live = LIVE.load(Acquire);
+    if live.is_null() {
+        start_up_settings()
+    } else {
+        // SAFETY: a non-null pointer is a leaked, never freed Settings (see `replace`).
+        unsafe { &*live }
+    }
+}
+
+/// The top-level settings in force.
 #[inline]
 pub fn config() -> &'static Config {
     &settings().top
 }
 
-/// The settings a socket follows, by its rule number (`FdState::rule`): 0 for the top level.
+/// The top-level settings the process started with.
+pub fn start_up() -> &'static Config {
+    &start_up_settings().top
+}
+
+/// Puts in force what `vars` (the start-up variables with a live change laid over them) give,
+/// the rules file included, for the sockets that start after this; `None` returns to the
+/// start-up settings. Returns the new top level.
+pub fn replace(vars: Option<&[(String, String)]>) -> &'static Config {
+    let Some(vars) = vars else {
+        LIVE.store(std::ptr::null_mut(), Release);
+        return start_up();
+    };
+    let (parsed, rules) = build(vars);
+    let live: &'static Settings = Box::leak(Box::new(Settings {
+        top: parsed.config,
+        rules,
+    }));
+    LIVE.store((live as *const Settings).cast_mut(), Release);
+    &live.top
+}
+
+/// The settings a socket follows, by its rule number (`Slot::rule`): 0 for the top level.
 #[inline]
 pub fn for_socket(rule: u8) -> &'static Config {
     let s = settings();
@@ -67,34 +105,8 @@ fn load() -> Settings {
     if ours.clone().next().is_none() {
         return inert();
     }
-    // Lossy, so that a value that is not UTF-8 is reported as invalid rather than ignored.
-    let vars: Vec<(String, String)> = ours
-        .map(|entry| {
-            let text = String::from_utf8_lossy(entry);
-            let (k, v) = text.split_once('=').unwrap_or((&text, ""));
-            (k.to_owned(), v.to_owned())
-        })
-        .collect();
-    let mut parsed = config::parse(vars.iter().cloned());
-    let mut rules = Rules::default();
-    // Only a process given a rules file pays for reading one.
-    if let Some(path) = parsed.config.rules_file.clone() {
-        let loaded = match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let names = program_names();
-                let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                rules::load(&path, &text, &vars, Some(&names))
-            }
-            Err(e) => rules::Loaded {
-                top: parsed.config.clone(),
-                rules: Rules::default(),
-                problems: vec![rules::unreadable(&path, &e.to_string())],
-            },
-        };
-        parsed.config = loaded.top;
-        parsed.problems.extend(loaded.problems);
-        rules = loaded.rules;
-    }
+    let vars: Vec<(String, String)> = ours.map(pair).collect();
+    let (parsed, rules) = build(&vars);
     let cfg = parsed.config;
     log::init(cfg.log, cfg.log_file.as_deref());
     if !parsed.reported {
@@ -120,6 +132,30 @@ fn load() -> Settings {
     Settings { top: cfg, rules }
 }
 
+/// The settings `vars` give: the variables over the rules file's top level, and its rules. Only
+/// a process given a rules file pays for reading one.
+fn build(vars: &[(String, String)]) -> (config::Parsed, Rules) {
+    let mut parsed = config::parse(vars.iter().cloned());
+    let Some(path) = parsed.config.rules_file.clone() else {
+        return (parsed, Rules::default());
+    };
+    let loaded = match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let names = program_names();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            rules::load(&path, &text, vars, Some(&names))
+        }
+        Err(e) => rules::Loaded {
+            top: parsed.config.clone(),
+            rules: Rules::default(),
+            problems: vec![rules::unreadable(&path, &e.to_string())],
+        },
+    };
+    parsed.config = loaded.top;
+    parsed.problems.extend(loaded.problems);
+    (parsed, loaded.rules)
+}
+
 /// The names a rule's `program` glob is matched against: the basenames of /proc/self/exe
 /// (`python3.11`) and of argv[0] (`python3`).
 fn program_names() -> Vec<String> {
@@ -131,6 +167,14 @@ fn program_names() -> Vec<String> {
         .collect();
     names.extend(sys::argv0_basename());
     names
+}
+
+/// An environment entry as a (name, value) pair. Lossy, so that a value that is not UTF-8 is
+/// reported as invalid rather than ignored.
+pub fn pair(entry: &[u8]) -> (String, String) {
+    let text = String::from_utf8_lossy(entry);
+    let (k, v) = text.split_once('=').unwrap_or((&text, ""));
+    (k.to_owned(), v.to_owned())
 }
 
 /// Unit tests choose the settings instead of reading the environment.

@@ -226,6 +226,7 @@ pub struct Listening {
 
 /// Before listen(): sets the listener options; returns what to finish after, with the backlog.
 pub fn before_listen(fd: c_int, backlog: c_int) -> Option<Listening> {
+    crate::live::refresh();
     let (slot, state) = track::learn(fd).filter(|(_, s)| s.is_tcp())?;
     let (plan, rule, applied) = plan_listener(fd, state);
     Some(Listening {
@@ -262,6 +263,7 @@ pub fn after_listen(fd: c_int, listening: Listening) {
 
 /// accept()/accept4() returned `fd` from `listener`: give it the listener's plan.
 pub fn accepted(listener: c_int, fd: c_int) {
+    crate::live::refresh();
     let Some((listener_slot, mut ls)) = track::learn(listener) else {
         return;
     };
@@ -289,8 +291,7 @@ pub fn accepted(listener: c_int, fd: c_int) {
         let opts = policy::accept_opts(cfg, ls.port(), ls);
         state = state.with(apply_opts(fd, opts, cfg));
     }
-    let state = stats::start(state, arm);
-    slot.reset(state);
+    let state = stats::start(slot, state, arm);
     slot.set_rule(rule);
     // A socket accepted from a listener the program gave TCP_NODELAY has it already.
     let has_nodelay = state.has(FdState::APP_NODELAY);
@@ -326,6 +327,7 @@ fn accepted_rule(fd: c_int, listener: FdState, listener_rule: u8) -> (u8, &'stat
 /// Before connect() to `remote`: applies the client plan; returns what `armed` needs after the
 /// real call.
 pub fn before_connect(fd: c_int, remote: SocketAddr) -> Option<armed::Connecting> {
+    crate::live::refresh();
     let (slot, state) = track::learn(fd).filter(|(_, s)| s.kind() == Kind::Tcp)?;
     let arm = stats::draw_arm();
     let remote_port = remote.port();
@@ -362,8 +364,7 @@ pub fn before_connect(fd: c_int, remote: SocketAddr) -> Option<armed::Connecting
         } else {
             0
         };
-    let state = stats::start(plan.state.with(applied), arm);
-    slot.reset(state);
+    let state = stats::start(slot, plan.state.with(applied), arm);
     slot.set_rule(rule);
     uncork_forced(fd, state, cfg);
     debug!(

@@ -10,13 +10,13 @@
 use crate::errno::{self, KeepErrno};
 use crate::fdtable::{self, Slot};
 use crate::settings::config;
-use crate::{flusher, guard, log, sys};
+use crate::{flusher, guard, live, log, sys};
 use once_cell::sync::OnceCell;
 use socktune_core::record::{self, Conn, End, Side, COUNTER_SLOTS, DROPPED_SLOT};
 use socktune_core::state::{Arm, FdState, Kind};
 use std::cell::UnsafeCell;
 use std::ffi::CString;
-use std::mem::size_of;
+use std::mem::{offset_of, size_of, size_of_val};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::SeqCst};
 
 /// Lines waiting for the file, behind a spin lock: the critical sections are a memcpy, and a
@@ -119,21 +119,37 @@ fn seed() {
     RNG.store(record::mix(random ^ u64::from(pid())), SeqCst);
 }
 
-/// The arm for a new connection, if `SOCKTUNE_AB` splits them.
+thread_local! {
+    /// The low bits of the switchback window this thread's last `draw_arm` used, for the
+    /// `start` that follows it.
+    static DRAWN_WINDOW: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
+
+/// The arm for a new connection, if `SOCKTUNE_AB` splits them: its own draw, or under
+/// switchback the arm of the current window.
 pub fn draw_arm() -> Option<Arm> {
-    let pct = config().ab?;
+    let cfg = config();
+    let pct = cfg.ab?;
+    if let Some(secs) = cfg.ab_window_s {
+        let window = now_us() / 1_000_000 / u64::from(secs);
+        DRAWN_WINDOW.with(|w| w.set(window as u8));
+        return Some(record::window_arm(window, pct));
+    }
     let state = RNG.fetch_add(record::GAMMA, SeqCst);
     Some(record::arm_for(record::mix(state), pct))
 }
 
-/// A new connection's state with its recording state: recorded or not, and its arm.
-pub fn start(state: FdState, arm: Option<Arm>) -> FdState {
-    let recorded = if config().records() {
-        FdState::RECORDED
-    } else {
-        0
-    };
-    state.with(recorded).with_arm(arm)
+/// Registers a new connection in `slot` with its recording state: recorded or not, its arm,
+/// and under switchback its window. Returns the state registered.
+pub fn start(slot: Slot, state: FdState, arm: Option<Arm>) -> FdState {
+    let cfg = config();
+    let recorded = if cfg.records() { FdState::RECORDED } else { 0 };
+    let state = state.with(recorded).with_arm(arm);
+    slot.reset(state);
+    if cfg.ab_window_s.is_some() && arm.is_some() {
+        slot.set_window_low(DRAWN_WINDOW.with(std::cell::Cell::get));
+    }
+    state
 }
 
 /// The program writes on a connection: the first write after a read starts a response.
@@ -158,21 +174,42 @@ pub fn ended(fd: i32, slot: Slot, state: FdState, end: End) {
         return;
     }
     slot.unset(FdState::RECORDED);
-    let Some(info) = sys::tcp_info(fd) else {
+    let Some(sys::TcpInfo {
+        info,
+        len,
+        fastopen_bits,
+    }) = sys::tcp_info_filled(fd)
+    else {
         return;
     };
+    // A field this kernel's TCP_INFO does not reach is not a figure.
+    macro_rules! filled {
+        ($field:ident) => {
+            (offset_of!(libc::tcp_info, $field) + size_of_val(&info.$field) <= len)
+                .then_some(info.$field)
+        };
+    }
+    let side = if state.kind() == Kind::Client {
+        Side::Client
+    } else {
+        Side::Server
+    };
+    let applied = record::applied(state);
+    let ts_us = now_us();
+    let window = config()
+        .ab_window_s
+        .filter(|_| state.arm().is_some())
+        .map(|secs| record::started_window(slot.window_low(), ts_us / 1_000_000 / u64::from(secs)));
+    let syn_data = info.tcpi_options & TCPI_OPT_SYN_DATA != 0;
     let conn = Conn {
-        ts_us: now_us(),
+        ts_us,
         pid: pid(),
-        side: Some(if state.kind() == Kind::Client {
-            Side::Client
-        } else {
-            Side::Server
-        }),
+        side: Some(side),
         local_port: sys::local_port(fd).unwrap_or(0),
         remote_port: sys::peer_port(fd).unwrap_or(0),
         arm: state.arm(),
-        applied: record::applied(state),
+        window,
+        applied,
         responses,
         segs_in: info.tcpi_segs_in,
         segs_out: info.tcpi_segs_out,
@@ -183,14 +220,24 @@ pub fn ended(fd: i32, slot: Slot, state: FdState, end: End) {
         retrans: info.tcpi_total_retrans,
         rtt_us: info.tcpi_rtt,
         rttvar_us: info.tcpi_rttvar,
-        syn_data: info.tcpi_options & TCPI_OPT_SYN_DATA != 0,
+        syn_data,
+        fastopen_child: info.tcpi_options & TCPI_OPT_TFO_CHILD != 0,
+        fastopen_fail: record::fastopen_fail(side, applied, syn_data, fastopen_bits >> 1),
+        min_rtt_us: filled!(tcpi_min_rtt),
+        delivery_rate: filled!(tcpi_delivery_rate),
+        busy_us: filled!(tcpi_busy_time),
+        rwnd_limited_us: filled!(tcpi_rwnd_limited),
+        sndbuf_limited_us: filled!(tcpi_sndbuf_limited),
+        reordering: filled!(tcpi_reordering),
         end: Some(end),
     };
     push(&conn);
 }
 
-/// `tcpi_options` bit: the SYN carried data and the peer took it.
+/// `tcpi_options` bits: the SYN carried data and the peer took it; the connection was created
+/// by a Fast Open SYN (server side; kernels without the bit leave it clear).
 const TCPI_OPT_SYN_DATA: u8 = 32;
+const TCPI_OPT_TFO_CHILD: u8 = 128;
 
 fn now_us() -> u64 {
     let mut ts = libc::timespec {
@@ -204,12 +251,13 @@ fn now_us() -> u64 {
 
 fn push(conn: &Conn) {
     CONNECTIONS.fetch_add(1, SeqCst);
-    if let Some(counters) = counters() {
+    // The textfile's counters, and the control file's for `socktune ctl show`.
+    for counters in [counters(), live::counters()].into_iter().flatten() {
         for (slot, n) in record::increments(conn) {
             counters[slot].fetch_add(n, SeqCst);
         }
-        PROM_DIRTY.store(true, SeqCst);
     }
+    PROM_DIRTY.fetch_or(counters().is_some(), SeqCst);
     if PATHS.get().is_some_and(|p| p.stats.is_some()) {
         let line = format!("{conn}\n");
         let kept = PENDING.with(|lines| {
@@ -232,10 +280,10 @@ fn push(conn: &Conn) {
 
 fn dropped(records: u64) {
     DROPPED.fetch_add(records, SeqCst);
-    if let Some(counters) = counters() {
+    for counters in [counters(), live::counters()].into_iter().flatten() {
         counters[DROPPED_SLOT].fetch_add(records, SeqCst);
-        PROM_DIRTY.store(true, SeqCst);
     }
+    PROM_DIRTY.fetch_or(counters().is_some(), SeqCst);
 }
 
 /// The flusher's job: writes what waited long enough; returns when what is left is due.

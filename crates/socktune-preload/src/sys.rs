@@ -42,12 +42,17 @@ pub fn set_bytes(fd: c_int, level: c_int, name: c_int, value: &[u8]) -> Result<(
 }
 
 fn get<T: Copy>(fd: c_int, level: c_int, name: c_int) -> Option<T> {
+    get_len(fd, level, name).map(|(value, _)| value)
+}
+
+/// getsockopt into a zeroed `T`, with the length the kernel filled.
+fn get_len<T: Copy>(fd: c_int, level: c_int, name: c_int) -> Option<(T, usize)> {
     let mut value = MaybeUninit::<T>::zeroed();
     let mut len = size_of::<T>() as socklen_t;
     // SAFETY: the buffer is `len` bytes; the kernel writes at most that many.
     let r = unsafe { real::getsockopt(fd, level, name, value.as_mut_ptr().cast(), &mut len) };
     // SAFETY: zero-initialised, and the kernel filled what it had.
-    (r == 0).then(|| unsafe { value.assume_init() })
+    (r == 0).then(|| (unsafe { value.assume_init() }, len as usize))
 }
 
 pub fn get_int(fd: c_int, level: c_int, name: c_int) -> Option<c_int> {
@@ -56,6 +61,32 @@ pub fn get_int(fd: c_int, level: c_int, name: c_int) -> Option<c_int> {
 
 pub fn tcp_info(fd: c_int) -> Option<libc::tcp_info> {
     get::<libc::tcp_info>(fd, libc::IPPROTO_TCP, libc::TCP_INFO)
+}
+
+/// TCP_INFO as the kernel filled it.
+pub struct TcpInfo {
+    pub info: libc::tcp_info,
+    /// How much this kernel filled: an older one fills less, and the fields past it are zeros,
+    /// not figures.
+    pub len: usize,
+    /// The byte glibc's struct leaves as padding: `tcpi_delivery_rate_app_limited` (bit 0) and
+    /// `tcpi_fastopen_client_fail` (bits 1-2).
+    pub fastopen_bits: u8,
+}
+
+/// The raw bytes, aligned for the struct.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct RawInfo([u8; size_of::<libc::tcp_info>()]);
+
+pub fn tcp_info_filled(fd: c_int) -> Option<TcpInfo> {
+    let (raw, len) = get_len::<RawInfo>(fd, libc::IPPROTO_TCP, libc::TCP_INFO)?;
+    Some(TcpInfo {
+        // SAFETY: the bytes of a plain C struct of integers, every pattern valid.
+        info: unsafe { std::ptr::read(raw.0.as_ptr().cast()) },
+        len,
+        fastopen_bits: raw.0[7],
+    })
 }
 
 /// The TCP state number (`TCP_SYN_SENT` is 2).
