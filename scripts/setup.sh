@@ -6,6 +6,8 @@
 #
 #   bash scripts/setup.sh           what .ci/run, scripts/demo.sh and `bench.sh --smoke` need
 #   bash scripts/setup.sh --bench   and the full benchmark's Perl servers (Starman, plackup)
+#   bash scripts/setup.sh --matrix  and the compatibility matrix's programs (bench/matrix.py):
+#                                   Redis, memcached, PostgreSQL, MariaDB, Apache, haproxy, uvicorn...
 #   bash scripts/setup.sh --check   install nothing: list what is missing, exit 1 if anything is
 #
 # The tests and the harnesses install nothing themselves: a missing tool fails its test with a
@@ -17,12 +19,13 @@ export PATH=$PATH:/usr/sbin:/sbin # nginx and sysctl live in sbin
 
 fail() { echo "setup: $*" >&2; exit 1; }
 
-bench= check=
+bench= matrix= check=
 for arg in "$@"; do
     case $arg in
         --bench) bench=1 ;;
+        --matrix) bench=1 matrix=1 ;; # the matrix runs the full benchmark's servers too
         --check) check=1 ;;
-        *) fail "unknown argument $arg (usage: setup.sh [--bench] [--check])" ;;
+        *) fail "unknown argument $arg (usage: setup.sh [--bench] [--matrix] [--check])" ;;
     esac
 done
 
@@ -48,11 +51,25 @@ debs=(
     tcpdump:tcpdump             # packet traces: SOCKTUNE_TEST_TRACE=1 (netns.py --trace)
     prometheus-node-exporter:prometheus-node-exporter  # node_exporter: the textfile read for real
     promtool:prometheus         # node_exporter: promtool check metrics
+    redis-server:redis-server   # the matrix's smoke run (bench.sh --smoke)
 )
 if [ -n "$bench" ]; then
     debs+=(starman:starman plackup:libplack-perl)
 fi
+if [ -n "$matrix" ]; then # bench/matrix.py; each server's binary, which its package brings
+    debs+=(
+        memcached:memcached
+        dpkg:postgresql         # the server lives in /usr/lib/postgresql/VERSION/bin
+        mariadbd:mariadb-server
+        apache2:apache2
+        haproxy:haproxy
+    )
+fi
 pips=(gunicorn flask) # the benchmark's link section (smoke run included): gunicorn serving Flask
+pips+=(pyftpdlib aiosmtpd) # the matrix's smoke run: an FTP and an SMTP server
+if [ -n "$matrix" ]; then # the matrix's asyncio server and its PostgreSQL and MariaDB clients
+    pips+=(uvicorn pg8000 pymysql)
+fi
 
 present() { # present CHECK PACKAGE
     case $1 in
