@@ -69,7 +69,7 @@ NEEDS = {"Redis": "redis-server", "memcached": "memcached", "PostgreSQL": PG + "
 # The columns: each behaviour alone (run.py's, and the listen backlog), then all of them at once.
 COLUMNS = {"none": ({}, {}), **BEHAVIOURS, "backlog": ({"SOCKTUNE_BACKLOG": "4096"}, {})}
 COLUMNS["all"] = tuple({k: v for b in list(COLUMNS.values())[1:] for k, v in b[side].items()} for side in (0, 1))
-SMOKE_COLUMNS = ["none", "defer", "fastopen", "all"]
+SMOKE_COLUMNS = ["none", "cork", "fastopen", "all"]  # defer alone costs FTP and SMTP 45 s today
 # PostgreSQL and MariaDB report a failed query or connection as FATAL; pyftpdlib as "[E ".
 MATRIX_LOG_ERROR = re.compile(LOG_ERROR.pattern + r"|\bFATAL\b|\bPANIC\b|^\[E ", re.M | re.I)
 WORSE_P50 = (1.5, 0.5)  # p50 above 1.5 x + 0.5 ms of the baseline's
@@ -140,7 +140,8 @@ def combine(recs):
     """One cell from its rounds: the median of each measure, broken if any round broke."""
     out = {k: recs[0][k] for k in ("program", "column")}
     out.update(ok=all(r["ok"] for r in recs), problems=list(dict.fromkeys(p for r in recs for p in r["problems"])),
-               rounds=len(recs), p50_ms_rounds=[r.get("p50_ms") for r in recs])
+               rounds=len(recs), **{key + "_rounds": [r.get(key) for r in recs]
+                                    for key in ("p50_ms", "packets_per_request", "req_s")})
     for key in ("p50_ms", "p99_ms", "req_s", "packets_per_request", "first_ms", "max_ms", "syn_data", "conns"):
         value = median(recs, key)
         if value is not None:
@@ -256,12 +257,14 @@ def markdown(results):
                 "%.0f ms" % cells[(p, c)]["first_ms"] if "first_ms" in cells.get((p, c), {}) else ""
                 for c in columns)))
     bad = [c for c in results["cells"] if c["marks"]]
-    lines += ["", "## Marked cells", ""] + (["| program | column | marks | p50 ms (rounds) | packets | req/s | "
-                                             "problems |", "|---|---|---|---|---|---|---|"] if bad else ["None."])
+    lines += ["", "## Marked cells: each round's figures", ""] + (
+        ["| program | column | marks | p50 ms | packets per request | req/s | `none`'s req/s | problems |",
+         "|---|---|---|---|---|---|---|---|"] if bad else ["None."])
+    rounds = lambda c, key: ", ".join("%s" % v for v in c[key + "_rounds"]) if c else ""
     for c in bad:
-        lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
-            c["program"], c["column"], " ".join(c["marks"]), ", ".join("%s" % v for v in c["p50_ms_rounds"]),
-            c.get("packets_per_request", ""), c.get("req_s", ""),
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            c["program"], c["column"], " ".join(c["marks"]), rounds(c, "p50_ms"), rounds(c, "packets_per_request"),
+            rounds(c, "req_s"), rounds(cells.get((c["program"], "none")), "req_s"),
             "; ".join(c["problems"]).replace("|", "/")[:400]))
     return "\n".join(lines) + "\n"
 
