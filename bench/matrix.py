@@ -57,6 +57,7 @@ PROGRAMS.update({
     "Java HttpServer thread pool": ("java -cp {work}/java PoolServer 127.0.0.1 {port}",
                                     HTTP.replace("/www/body", "/www/x100"), "client"),
     "pyftpdlib FTP, passive": ("python3 -m pyftpdlib -i 127.0.0.1 -p {port} -d {work}/www", PROTO % "ftp", "server"),
+    "vsftpd FTP, passive": ("vsftpd {work}/vsftpd.conf", PROTO % "ftp", "server"),
     "aiosmtpd SMTP": ("env PYTHONPATH=%s python3 -m aiosmtpd -n -l 127.0.0.1:{port} -c smtp_check.Check" % APPS,
                       PROTO % "smtp", "server"),
 })
@@ -64,7 +65,7 @@ SMOKE_PROGRAMS = ["http.server HTTP/1.0", "Redis", "pyftpdlib FTP, passive", "ai
 # What each program needs installed (scripts/setup.sh --matrix), beside the full benchmark's.
 NEEDS = {"Redis": "redis-server", "memcached": "memcached", "PostgreSQL": PG + "/postgres", "MariaDB": "mariadbd",
          "Apache event": "apache2", "Apache prefork": "apache2", "haproxy → http.server": "haproxy",
-         "uvicorn (asyncio)": "uvicorn", "Java HttpServer thread pool": "javac"}
+         "uvicorn (asyncio)": "uvicorn", "Java HttpServer thread pool": "javac", "vsftpd FTP, passive": "vsftpd"}
 
 # The columns: each behaviour alone (run.py's, and the listen backlog), then all of them at once.
 COLUMNS = {"none": ({}, {}), **BEHAVIOURS, "backlog": ({"SOCKTUNE_BACKLOG": "4096"}, {})}
@@ -81,7 +82,7 @@ WORSE_PACKETS = 1.01
 
 def prepare(work, programs):
     """run.py's www/body and nginx configs; www/x100 (the Java server's body); the Apache,
-    haproxy and nginx-proxy configs; and for the programs that run, PoolServer.class and
+    haproxy, nginx-proxy and vsftpd configs (and vsftpd's empty directory); and for the programs that run, PoolServer.class and
     PostgreSQL's and MariaDB's data directories."""
     prepare_work(work)
     os.chmod(work, 0o755)  # PostgreSQL runs as postgres and Apache's workers as www-data
@@ -92,10 +93,12 @@ def prepare(work, programs):
     for mpm in ("event", "prefork"):
         with open(os.path.join(work, "apache-%s.conf" % mpm), "w") as f:
             f.write(apache.replace("@MPM@", mpm))
-    with open(os.path.join(APPS, "haproxy.cfg")) as f:
-        conf = f.read().replace("@PORT@", "8080").replace("@BACKEND@", str(BACKEND_PORT))
-    with open(os.path.join(work, "haproxy.cfg"), "w") as f:
-        f.write(conf)
+    for name, backend in (("haproxy.cfg", BACKEND_PORT), ("vsftpd.conf", None)):
+        with open(os.path.join(APPS, name)) as f:
+            conf = f.read().replace("@PORT@", "8080").replace("@BACKEND@", str(backend)).replace("@WORK@", work)
+        with open(os.path.join(work, name), "w") as f:
+            f.write(conf)
+    os.makedirs(os.path.join(work, "empty"))  # vsftpd's secure_chroot_dir
     with open(os.path.join(APPS, "nginx.conf")) as f:  # the untuned nginx, proxying instead of serving
         conf = (f.read().replace("@WORK@", work).replace("@PORT@", "8080").replace("@LISTEN@", "")
                 .replace("@TUNING@", NGINX_TUNING["untuned"][0])

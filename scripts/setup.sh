@@ -63,6 +63,7 @@ if [ -n "$matrix" ]; then # bench/matrix.py; each server's binary, which its pac
         mariadbd:mariadb-server
         apache2:apache2
         haproxy:haproxy
+        vsftpd:vsftpd
     )
 fi
 pips=(gunicorn flask) # the benchmark's link section (smoke run included): gunicorn serving Flask
