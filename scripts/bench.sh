@@ -10,7 +10,7 @@
 # bench/results-smoke with --smoke). --smoke runs the link check, the RTT scenarios and a few cells
 # with programs a fresh machine has (python3 http.server, Node.js, curl), then the compatibility
 # matrix's smoke run (into DIR/matrix), and fails if any cell breaks. --matrix runs the
-# compatibility matrix instead (bench/matrix.py: 21 programs, each behaviour alone and all, 3
+# compatibility matrix instead (bench/matrix.py: 22 programs, each behaviour alone and all, 3
 # rounds; setup.sh --matrix installs its programs) into DIR/results.md and results.json (DIR:
 # bench/results-matrix).
 set -euo pipefail
