@@ -99,9 +99,9 @@ def prepare_work(work):
             f.write(conf)
 
 
-def log_problems(text, client):
+def log_problems(text, client, log_error=LOG_ERROR):
     """(problem lines, note) found in a server's log."""
-    bad = [line for line in text.splitlines() if LOG_ERROR.search(line)]
+    bad = [line for line in text.splitlines() if log_error.search(line)]
     kinds = set(re.findall(r"^(\w+(?:Error|Exception))\b", text, re.M))
     if client == "wrk" and kinds and kinds <= HANGUPS:
         return ([line for line in bad if not line.startswith("Traceback")],
@@ -115,16 +115,28 @@ def fields(line):
 
 def run_cell(lib, work, logs, server, client, config, n, secs):
     """One server+client run in a fresh namespace; returns its result record."""
-    srv_env, cli_env = CONFIGS[config]
+    fill = dict(host="127.0.0.1", port="{port}", work=work, n=n, secs=secs)  # the harness fills in {port}
+    rec = {"server": server, "client": client, "config": config}
+    rec.update(run_harness(lib, work, logs, "%s-%s-%s" % (server, client, config), SERVERS[server].format(**fill),
+                           CLIENT_CMDS[client].format(**fill), CONFIGS[config], config != "none", client)[0])
+    return rec
+
+
+def run_harness(lib, work, logs, name, server_cmd, client_cmd, settings, shimmed, client="", log_error=LOG_ERROR):
+    """Runs tests/harness/netns.py once: server_cmd and client_cmd with settings = (server's,
+    client's), under the shim if shimmed. Returns (record, the harness's fields): the record has
+    seconds, ok, problems and note (a log line matching log_error, or a failed client, is a
+    problem) and the client's measures. A run with a problem or a note leaves its server and
+    harness logs in `logs`, named after name."""
+    srv_env, cli_env = settings
     log = os.path.join(work, "server.log")
     open(log, "w").close()
-    fill = dict(host="127.0.0.1", port="{port}", work=work, n=n, secs=secs)  # the harness fills in {port}
     # The server's stderr goes to a file of ours so that every line of it can be checked.
-    server_cmd = "sh -c 'exec \"$@\" 2>>\"$0\"' %s %s" % (shlex.quote(log), SERVERS[server].format(**fill))
+    wrapped = "sh -c 'exec \"$@\" 2>>\"$0\"' %s %s" % (shlex.quote(log), server_cmd)
     argv = [sys.executable, HARNESS, "--lib", lib, "--tfo", "3", "--port", str(PORT),
-            "--server", server_cmd, "--client", CLIENT_CMDS[client].format(**fill), "--timeout", "120"]
+            "--server", wrapped, "--client", client_cmd, "--timeout", "120"]
     for flag, shim, env in (("--srv", "--srv-shim", srv_env), ("--cli", "--cli-shim", cli_env)):
-        if config != "none" and (env or flag == "--srv"):
+        if shimmed and (env or flag == "--srv"):
             argv.append(shim)
         argv += ["%s-env=%s=%s" % (flag, k, v) for k, v in env.items()]
     env = dict(os.environ, BENCH_BODY=os.path.join(work, "www", "body"))
@@ -132,9 +144,8 @@ def run_cell(lib, work, logs, server, client, config, n, secs):
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
     res = fields(proc.stdout)
     with open(log, errors="replace") as f:
-        errors, note = log_problems(f.read(), client)
-    rec = {"server": server, "client": client, "config": config, "seconds": round(time.monotonic() - t0, 1),
-           "note": note}
+        errors, note = log_problems(f.read(), client, log_error)
+    rec = {"seconds": round(time.monotonic() - t0, 1), "note": note}
     problems = []
     if proc.returncode or res.get("client_rc") != "0":
         problems.append("client failed (rc=%s): %s" % (res.get("client_rc", proc.returncode),
@@ -146,7 +157,7 @@ def run_cell(lib, work, logs, server, client, config, n, secs):
     rec["ok"] = not problems
     rec["problems"] = problems
     if problems or note:  # keep the evidence
-        name = re.sub(r"[^\w.-]+", "_", "%s-%s-%s" % (server, client, config))
+        name = re.sub(r"[^\w.-]+", "_", name)
         with open(os.path.join(logs, name + ".server.log"), "w") as f, open(log, errors="replace") as src:
             f.write(src.read())
         with open(os.path.join(logs, name + ".harness.log"), "w") as f:
@@ -156,7 +167,7 @@ def run_cell(lib, work, logs, server, client, config, n, secs):
                    p50_ms=float(res["p50_ms"]), p99_ms=float(res["p99_ms"]), req_s=float(res["req_s"]),
                    requests=int(res["requests"]), syn_data=int(res["syn_data"]),
                    conns=int(res["conns"]) if "conns" in res else None)
-    return rec
+    return rec, res
 
 
 def matrix(lib, work, logs, smoke, only, rounds):

@@ -6,6 +6,8 @@
 #
 #   bash scripts/setup.sh           what .ci/run, scripts/demo.sh and `bench.sh --smoke` need
 #   bash scripts/setup.sh --bench   and the full benchmark's Perl servers (Starman, plackup)
+#   bash scripts/setup.sh --matrix  and the compatibility matrix's programs (bench/matrix.py):
+#                                   Redis, memcached, PostgreSQL, MariaDB, Apache, haproxy, uvicorn...
 #   bash scripts/setup.sh --check   install nothing: list what is missing, exit 1 if anything is
 #
 # The tests and the harnesses install nothing themselves: a missing tool fails its test with a
@@ -17,12 +19,13 @@ export PATH=$PATH:/usr/sbin:/sbin # nginx and sysctl live in sbin
 
 fail() { echo "setup: $*" >&2; exit 1; }
 
-bench= check=
+bench= matrix= check=
 for arg in "$@"; do
     case $arg in
         --bench) bench=1 ;;
+        --matrix) bench=1 matrix=1 ;; # the matrix runs the full benchmark's servers too
         --check) check=1 ;;
-        *) fail "unknown argument $arg (usage: setup.sh [--bench] [--check])" ;;
+        *) fail "unknown argument $arg (usage: setup.sh [--bench] [--matrix] [--check])" ;;
     esac
 done
 
@@ -50,11 +53,26 @@ debs=(
     promtool:prometheus         # node_exporter: promtool check metrics
     /usr/sbin/vsftpd:vsftpd     # ftp: passive FTP under client Fast Open
     openssl:openssl             # armed: a certificate for the TLS case, made at test time
+    redis-server:redis-server   # the matrix's smoke run (bench.sh --smoke)
 )
 if [ -n "$bench" ]; then
     debs+=(starman:starman plackup:libplack-perl)
 fi
+if [ -n "$matrix" ]; then # bench/matrix.py; each server's binary, which its package brings
+    debs+=(
+        memcached:memcached
+        dpkg:postgresql         # the server lives in /usr/lib/postgresql/VERSION/bin
+        mariadbd:mariadb-server
+        apache2:apache2
+        haproxy:haproxy
+        vsftpd:vsftpd
+    )
+fi
 pips=(gunicorn flask aiohttp) # the benchmark: gunicorn serving Flask (link section, smoke run included), aiohttp (cost)
+pips+=(pyftpdlib aiosmtpd) # the matrix's smoke run: an FTP and an SMTP server
+if [ -n "$matrix" ]; then # the matrix's asyncio server and its PostgreSQL and MariaDB clients
+    pips+=(uvicorn pg8000 pymysql)
+fi
 
 present() { # present CHECK PACKAGE
     case $1 in

@@ -1,6 +1,7 @@
 """Plain HTTP client (sets no socket option): N GETs of PATH, each checked byte for byte.
 
-usage: py_client.py HOST PORT N PATH EXPECTED_FILE
+usage: py_client.py HOST PORT N PATH EXPECTED_FILE [SECONDS]
+With SECONDS it stops early, after the first request that ends past SECONDS of measuring.
 It keeps the connection open while the server allows it (HTTP/1.1 without "Connection: close")
 and reconnects otherwise, so it measures keep-alive servers and one-request-per-connection
 servers alike. One unmeasured warm-up request first (workers booting, Fast Open cookie).
@@ -15,6 +16,7 @@ import time
 from common import summary, tcpext
 
 host, port, n, path, expected_file = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+seconds = float(sys.argv[6]) if len(sys.argv) > 6 else float("inf")
 with open(expected_file, "rb") as f:
     expected = f.read()
 request = b"GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (path.encode(), host.encode())
@@ -68,10 +70,12 @@ def main():
             c, buf = None, b""
         if i:
             lat.append((time.perf_counter() - t) * 1000)
+            if time.perf_counter() - start > seconds:
+                break
     elapsed = time.perf_counter() - start
     if c is not None:
         c.close()
-    summary(lat, elapsed, requests=n, requests_total=n + 1, conns=conns,
+    summary(lat, elapsed, requests=len(lat), requests_total=len(lat) + 1, conns=conns,
             syn_data=tcpext("TCPFastOpenActive") - tfo0)
 
 
