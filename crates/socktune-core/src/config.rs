@@ -882,7 +882,7 @@ pub const SETTINGS: &[Setting] = &[
         part: Part::Output,
         effective: None,
         arg: Arg::Path,
-        help: "log lines go to this file instead of stderr",
+        help: "log lines go to this file instead of stderr (which gets none when it is a socket, as in inetd-style servers)",
     },
     Setting {
         name: "STATS",

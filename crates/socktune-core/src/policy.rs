@@ -68,7 +68,24 @@ pub struct ListenPlan {
     pub state: FdState,
 }
 
-pub fn listen_plan(cfg: &Config, local_port: u16, prior: FdState) -> ListenPlan {
+/// The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`), both ends included.
+pub type PortRange = (u16, u16);
+
+/// Whether defer-accept goes on a listener at `port`. A listener on a port from the ephemeral
+/// range is one the kernel picked for a program that opened it for one peer (a passive FTP data
+/// connection): every such listener is new, so every transfer would pay the first connection's
+/// wait before the heal. Unless `SOCKTUNE_PORTS` names the port.
+pub fn defers_on(cfg: &Config, port: u16, ephemeral: PortRange) -> bool {
+    !(ephemeral.0..=ephemeral.1).contains(&port)
+        || cfg.ports.as_ref().is_some_and(|s| s.contains(port))
+}
+
+pub fn listen_plan(
+    cfg: &Config,
+    local_port: u16,
+    prior: FdState,
+    ephemeral: PortRange,
+) -> ListenPlan {
     let scoped = in_scope(cfg, local_port);
     let kept = prior.flags(
         FdState::APP_NAGLE
@@ -101,7 +118,9 @@ pub fn listen_plan(cfg: &Config, local_port: u16, prior: FdState) -> ListenPlan 
     }
     let flags = kept | connection_flags(cfg, Role::server);
     ListenPlan {
-        defer_accept: cfg.defer_accept.filter(|_| !prior.has(FdState::APP_DEFER)),
+        defer_accept: cfg
+            .defer_accept
+            .filter(|_| !prior.has(FdState::APP_DEFER) && defers_on(cfg, local_port, ephemeral)),
         fastopen: cfg.fastopen.filter(|_| !prior.has(FdState::APP_FASTOPEN)),
         backlog: cfg.backlog,
         quickack_off: flags & FdState::QUICKACK_OFF != 0 && !prior.has(FdState::APP_QUICKACK),
@@ -332,6 +351,9 @@ pub fn acks_before_read(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Linux's default `net.ipv4.ip_local_port_range`.
+    const EPHEMERAL: PortRange = (32768, 60999);
     use crate::config::{parse, Config};
 
     fn cfg(pairs: &[(&str, &str)]) -> Config {
@@ -375,7 +397,7 @@ mod tests {
             ("SOCKTUNE_PORTS", "80"),
         ]);
         let fresh = FdState::new(Kind::Tcp, 0, 0);
-        let l = listen_plan(&c, 80, fresh);
+        let l = listen_plan(&c, 80, fresh, EPHEMERAL);
         assert_eq!(
             l.opts,
             opt(Opt::Sndbuf),
@@ -388,7 +410,10 @@ mod tests {
         assert_eq!(connect_plan(&c, 443, fresh).opts, 0);
         // The program set keepalive itself before listen() and connect().
         let own = FdState::new(Kind::Tcp, opt(Opt::Keepalive), 0);
-        assert_eq!(accept_opts(&c, 80, listen_plan(&c, 80, own).state), 0);
+        assert_eq!(
+            accept_opts(&c, 80, listen_plan(&c, 80, own, EPHEMERAL).state),
+            0
+        );
         assert_eq!(connect_plan(&c, 80, own).opts, all & !opt(Opt::Keepalive));
         let forced = Config {
             force: Opt::Keepalive.force_bit(),
@@ -396,7 +421,7 @@ mod tests {
         };
         assert_eq!(connect_plan(&forced, 80, own).opts, all);
         assert_eq!(
-            accept_opts(&forced, 80, listen_plan(&forced, 80, own).state),
+            accept_opts(&forced, 80, listen_plan(&forced, 80, own, EPHEMERAL).state),
             opt(Opt::Keepalive)
         );
         let server_only = Config {
@@ -429,7 +454,7 @@ mod tests {
             ("SOCKTUNE_QUICKACK", "0"),
             ("SOCKTUNE_PORTS", "8000-8010"),
         ]);
-        let p = listen_plan(&c, 8005, FdState::new(Kind::Tcp, 0, 0));
+        let p = listen_plan(&c, 8005, FdState::new(Kind::Tcp, 0, 0), EPHEMERAL);
         assert_eq!(p.defer_accept, Some(5));
         assert_eq!(p.fastopen, Some(256));
         assert!(p.quickack_off);
@@ -437,7 +462,7 @@ mod tests {
             p.state.has(FdState::CORK) && p.state.has(FdState::NODELAY),
             "cork implies nodelay for the tail"
         );
-        let out = listen_plan(&c, 25, FdState::new(Kind::Tcp, 0, 0));
+        let out = listen_plan(&c, 25, FdState::new(Kind::Tcp, 0, 0), EPHEMERAL);
         assert_eq!(out.defer_accept, None);
         assert!(!out.state.has(FdState::CORK));
         assert_eq!(out.state.kind(), Kind::Listener);
@@ -455,7 +480,7 @@ mod tests {
             FdState::APP_DEFER | FdState::APP_FASTOPEN | FdState::APP_QUICKACK,
             0,
         );
-        let p = listen_plan(&c, 80, prior);
+        let p = listen_plan(&c, 80, prior, EPHEMERAL);
         assert_eq!(
             (p.defer_accept, p.fastopen, p.quickack_off),
             (None, None, false)
@@ -470,7 +495,7 @@ mod tests {
             ("SOCKTUNE_QUICKACK", "0"),
             ("SOCKTUNE_QUICKACK_ROLE", "client"),
         ]);
-        let l = listen_plan(&c, 80, FdState::default());
+        let l = listen_plan(&c, 80, FdState::default(), EPHEMERAL);
         assert!(l.state.has(FdState::CORK) && !l.quickack_off);
         let k = connect_plan(&c, 80, FdState::default());
         assert!(!k.state.has(FdState::CORK) && k.quickack_off);
@@ -618,5 +643,21 @@ mod tests {
         );
         let answered = m.without(FdState::ACK_PENDING);
         assert!(!acks_before_read(answered, || unreachable!(), || true));
+    }
+
+    #[test]
+    fn defer_accept_stays_off_listeners_on_ports_the_kernel_picked() {
+        let c = cfg(&[("SOCKTUNE_DEFER_ACCEPT", "5")]);
+        let fresh = FdState::new(Kind::Tcp, 0, 0);
+        assert_eq!(listen_plan(&c, 21, fresh, EPHEMERAL).defer_accept, Some(5));
+        assert_eq!(listen_plan(&c, 40001, fresh, EPHEMERAL).defer_accept, None);
+        let named = cfg(&[
+            ("SOCKTUNE_DEFER_ACCEPT", "5"),
+            ("SOCKTUNE_PORTS", "40000-40010"),
+        ]);
+        assert_eq!(
+            listen_plan(&named, 40001, fresh, EPHEMERAL).defer_accept,
+            Some(5)
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Logging that cannot hurt the host: formatted into a stack buffer, written with one raw
-//! write(2) to stderr or `SOCKTUNE_LOG_FILE`, never to stdout, never allocating.
+//! write(2) to stderr or `SOCKTUNE_LOG_FILE`, never to stdout, never allocating. A stderr that
+//! is a socket (vsftpd and inetd services run with their client there) gets nothing.
 
 use crate::errno::KeepErrno;
 use crate::fdtable;
@@ -97,11 +98,24 @@ pub fn stderr(text: &str) {
 }
 
 fn raw_line(fd: i32, line: &mut Line) {
+    let _keep = KeepErrno::now();
+    if fd == 2 && stderr_is_socket() {
+        return; // an inetd-style server's stderr is its client: a line there breaks the protocol
+    }
     line.buf[line.len] = b'\n';
     line.len += 1;
-    let _keep = KeepErrno::now();
     // SAFETY: writes our own stack buffer; a raw syscall cannot re-enter any hook.
     unsafe { libc::syscall(libc::SYS_write, fd, line.buf.as_ptr(), line.len) };
+}
+
+/// Asked per line, since the program may move a connection onto fd 2 at any time; lines are
+/// rare, and written only at the level the user asked for.
+fn stderr_is_socket() -> bool {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: fstat writes one struct stat.
+    let ok = unsafe { libc::fstat(2, st.as_mut_ptr()) } == 0;
+    // SAFETY: initialised (zeroed, then filled by fstat).
+    ok && unsafe { st.assume_init() }.st_mode & libc::S_IFMT == libc::S_IFSOCK
 }
 
 macro_rules! debug {

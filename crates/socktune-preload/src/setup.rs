@@ -192,7 +192,7 @@ fn plan_listener(fd: c_int, state: FdState) -> (ListenPlan, u8, u64) {
     let port = sys::local_port(fd).unwrap_or(0);
     let rule = settings::rule_for(true, port, None);
     let cfg = settings::for_socket(rule);
-    let plan = policy::listen_plan(cfg, port, state);
+    let plan = policy::listen_plan(cfg, port, state, sys::ephemeral_ports());
     let applied = apply_listener_options(fd, &plan, cfg);
     (plan, rule, applied)
 }

@@ -288,6 +288,22 @@ fn address(name: impl FnOnce(*mut libc::sockaddr, *mut socklen_t) -> c_int) -> O
     sockaddr_ip(ss.as_ptr().cast(), len)
 }
 
+/// The kernel's ephemeral port range, read once (Linux's default if it cannot be read).
+pub fn ephemeral_ports() -> socktune_core::policy::PortRange {
+    static RANGE: once_cell::sync::OnceCell<(u16, u16)> = once_cell::sync::OnceCell::new();
+    *RANGE.get_or_init(|| {
+        let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range");
+        let mut ends = text
+            .iter()
+            .flat_map(|t| t.split_whitespace())
+            .map(str::parse);
+        match (ends.next(), ends.next()) {
+            (Some(Ok(low)), Some(Ok(high))) => (low, high),
+            _ => (32768, 60999),
+        }
+    })
+}
+
 /// The socket type without the SOCK_NONBLOCK and SOCK_CLOEXEC flags socket() also takes.
 const SOCK_TYPE_MASK: c_int = 0xf;
 
