@@ -7,12 +7,32 @@ use common::*;
 
 #[test]
 fn only_the_first_connection_to_a_greeting_server_pays_for_defer_accept() {
+    first_connection_pays("");
+}
+
+/// A forking server's children close their copy of the listener before they greet (vsftpd):
+/// the child that finds the server speaks first tells the parent, which holds the listener and
+/// heals it when it next accepts. The parent is already waiting in accept() for the second
+/// connection by then, so that one pays too.
+#[test]
+fn a_forking_greeting_server_heals_through_its_parent() {
+    first_connection_pays("--fork");
+}
+
+fn first_connection_pays(server_args: &str) {
+    let forking = !server_args.is_empty();
+    let later = if forking {
+        "after_two_max_ms"
+    } else {
+        "rest_max_ms"
+    };
     needs_root!(NETNS);
     let greet = |name: &str| {
-        Scenario::new(name, "python3 {progs}/greet_times.py 127.0.0.1 {port} 4")
-            .server("python3 {progs}/greet_server.py 127.0.0.1 {port}")
+        Scenario::new(name, "python3 {progs}/greet_times.py 127.0.0.1 {port} 4").server(&format!(
+            "python3 {{progs}}/greet_server.py {server_args} 127.0.0.1 {{port}}"
+        ))
     };
-    let stats = scratch("defer_heal").join("stats.jsonl");
+    let stats = scratch(&format!("defer_heal{server_args}")).join("stats.jsonl");
     let record = format!("SOCKTUNE_STATS={}", stats.display());
     let runs = run_all(&[
         greet("untuned"),
@@ -31,14 +51,10 @@ fn only_the_first_connection_to_a_greeting_server_pays_for_defer_accept() {
             r.get("first_ms"),
             r.get("rest_max_ms")
         );
-        check(
-            r.num("rest_max_ms") < 300.0,
-            r,
-            "later greetings come at once",
-        );
+        check(r.num(later) < 300.0, r, "later greetings come at once");
     }
     check(
-        base.num("first_ms") < 300.0,
+        base.num("first_ms") < 300.0 && base.num("rest_max_ms") < 300.0,
         base,
         "untuned: no defer period",
     );

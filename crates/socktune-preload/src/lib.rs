@@ -45,6 +45,7 @@ mod log;
 mod settings;
 mod stats;
 mod track;
+mod tree;
 
 // Behaviours.
 mod armed;

@@ -3,7 +3,7 @@
 //! upward.
 
 use crate::settings::config;
-use crate::{armed, cork, exec_env, fdtable, flusher, guard, live, stats, track};
+use crate::{armed, cork, exec_env, fdtable, flusher, guard, live, stats, track, tree};
 use socktune_core::config::Inherit;
 
 /// The library's constructor: settings, fork handlers, the exec environment, recording.
@@ -16,6 +16,9 @@ extern "C" fn init() {
     unsafe { libc::pthread_atfork(None, Some(after_fork_in_parent), Some(after_fork_in_child)) };
     if config().inherit == Inherit::Always {
         exec_env::capture(); // only what is put back needs keeping
+    }
+    if config().records() || config().defer_accept.is_some() {
+        tree::map(); // before any fork: the workers share it
     }
     stats::init();
     live::init();

@@ -272,6 +272,7 @@ pub fn accepted(listener: c_int, fd: c_int) {
         let (plan, rule, applied) = plan_listener(listener, ls);
         ls = now_listening(listener, listener_slot, &plan, rule, applied);
     }
+    let healed = crate::speaks_first::after_handing_over(listener, listener_slot, ls);
     let Some(slot) = crate::fdtable::lookup_or_make(fd) else {
         return;
     };
@@ -282,6 +283,11 @@ pub fn accepted(listener: c_int, fd: c_int) {
     // The options of the handshake came with the socket from its listener.
     let handshake = ls.flags(policy::opt_bits(|o| o.when() == When::Handshake));
     let planned = FdState::accepted_from(ls).with(handshake);
+    let planned = if healed {
+        planned.with(FdState::DEFER_HEALED)
+    } else {
+        planned
+    };
     let arm = stats::draw_arm();
     let (rule, cfg) = accepted_rule(fd, ls, listener_slot.rule());
     let mut state = planned;

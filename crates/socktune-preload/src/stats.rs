@@ -10,13 +10,13 @@
 use crate::errno::{self, KeepErrno};
 use crate::fdtable::{self, Slot};
 use crate::settings::config;
-use crate::{flusher, guard, live, log, sys};
+use crate::{flusher, guard, live, log, sys, tree};
 use once_cell::sync::OnceCell;
 use socktune_core::record::{self, Conn, End, Side, COUNTER_SLOTS, DROPPED_SLOT};
 use socktune_core::state::{Arm, FdState, Kind};
 use std::cell::UnsafeCell;
 use std::ffi::CString;
-use std::mem::{offset_of, size_of, size_of_val};
+use std::mem::{offset_of, size_of_val};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::SeqCst};
 
 /// Lines waiting for the file, behind a spin lock: the critical sections are a memcpy, and a
@@ -96,7 +96,6 @@ pub fn init() {
     if let Some(prom) = &cfg.stats_prom {
         map_counters(&format!("{prom}.counters"));
     }
-    map_tree_word();
     extern "C" fn drain_at_exit() {
         at_exit();
     }
@@ -331,7 +330,7 @@ fn append(lines: &[u8]) {
         Err(e) => {
             let records = lines.iter().filter(|&&b| b == b'\n').count() as u64;
             dropped(records);
-            if first_warning_in_tree(&WARNED, TREE_STATS_WARNED) {
+            if first_warning_in_tree(&WARNED, tree::STATS_WARNED) {
                 log::stderr(&format!(
                     "socktune: cannot append connection records to SOCKTUNE_STATS={:?} ({}); \
                      records are dropped",
@@ -440,41 +439,13 @@ fn map_counters(path: &str) {
     }
 }
 
-/// Flags shared by this process and every process forked from it: a shared anonymous mapping,
-/// made at load, survives fork, so prefork workers whose stats path became unwritable after a
-/// privilege drop warn once between them, not once each.
-static TREE: AtomicPtr<AtomicU32> = AtomicPtr::new(std::ptr::null_mut());
-const TREE_STATS_WARNED: u32 = 1;
-const TREE_PROM_WARNED: u32 = 2;
-
-fn map_tree_word() {
-    // SAFETY: a fresh anonymous mapping; all-zero bytes are a valid AtomicU32.
-    let map = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            size_of::<AtomicU32>(),
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if map != libc::MAP_FAILED {
-        TREE.store(map.cast(), SeqCst);
-    }
-}
-
 /// True for the first warning of its kind in this process tree (in this process alone, if the
 /// shared word could not be mapped).
 fn first_warning_in_tree(here: &AtomicBool, flag: u32) -> bool {
     if here.swap(true, SeqCst) {
         return false;
     }
-    // SAFETY: a non-null pointer is the live shared mapping made by `map_tree_word`.
-    match unsafe { TREE.load(SeqCst).as_ref() } {
-        Some(tree) => tree.fetch_or(flag, SeqCst) & flag == 0,
-        None => true,
-    }
+    tree::first_to_set(flag)
 }
 
 /// Renders the counters into the textfile: a temporary file renamed over it, so that
@@ -503,7 +474,7 @@ fn write_prom() {
     if let Err(e) = result {
         // SAFETY: NUL-terminated path; a missing file is fine.
         unsafe { libc::unlink(tmp.as_ptr()) };
-        if first_warning_in_tree(&WARNED, TREE_PROM_WARNED) {
+        if first_warning_in_tree(&WARNED, tree::PROM_WARNED) {
             log::stderr(&format!(
                 "socktune: cannot write SOCKTUNE_STATS_PROM={path:?} ({})",
                 std::io::Error::from_raw_os_error(e)
