@@ -440,7 +440,7 @@ fn show_names_the_rules_file_and_a_live_change_reaches_a_rule_that_leaves_its_ke
     let file = scratch("ctl-rules-file").join("rules.toml");
     std::fs::write(
         &file,
-        "cork = true\n\n[[rule]]\nrole = \"server\"\nnodelay = true\n",
+        "cork = true\n\n[[rule]]\nrole = \"server\"\nkeepalive = \"60\"\n",
     )
     .unwrap();
     let f = file.display().to_string();
@@ -452,16 +452,14 @@ fn show_names_the_rules_file_and_a_live_change_reaches_a_rule_that_leaves_its_ke
         ),
     );
     // The rule's sockets take cork from the top level.
-    corked(
-        server.packets_per_request(1),
-        "cork from the file's top level",
-    );
+    let start = server.packets_per_request(1);
+    corked(start, "cork from the file's top level");
     let show = server.show();
     for want in [
         format!("SOCKTUNE_CONFIG           environment \"{f}\""),
         format!("SOCKTUNE_CORK             config file {f}:1 \"true\""),
         format!("rules of {f} for python"),
-        "  line 3: role server -> nodelay on (role server)\n".into(),
+        "  line 3: role server -> keepalive 60 (role server)\n".into(),
     ] {
         assert!(show.contains(&want), "no {want:?} in:\n{show}");
     }
@@ -469,16 +467,15 @@ fn show_names_the_rules_file_and_a_live_change_reaches_a_rule_that_leaves_its_ke
 
     // A live change of a key the rule leaves out reaches its sockets; one it sets does not.
     server.set("cork=off");
-    untuned(
-        server.packets_per_request(1),
-        "after ctl set cork=off, which the rule leaves out",
-    );
-    server.set("nodelay=off");
+    let off = server.packets_per_request(1);
+    untuned(off, "after ctl set cork=off, which the rule leaves out");
+    eprintln!("file's cork: {start:.2} packets/request; live cork=off: {off:.2}");
+    server.set("keepalive=30");
     let show = server.show();
     for want in [
         format!("SOCKTUNE_CORK             live change \"off\" (config file {f}:1 \"true\")"),
-        "SOCKTUNE_NODELAY          live change \"off\"\n".into(),
-        "  line 3: role server -> nodelay on (role server)\n    keeps its own nodelay: the live \
+        "SOCKTUNE_KEEPALIVE        live change \"30\"\n".into(),
+        "  line 3: role server -> keepalive 60 (role server)\n    keeps its own keepalive: the live \
          change does not reach this rule\n"
             .into(),
     ] {
