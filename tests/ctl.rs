@@ -3,7 +3,7 @@
 //! them). A server started under `socktune run --cork` gives ~2 packets per keep-alive
 //! request; `ctl set cork=off` gives the next connection the untuned ~5, `set cork=on` ~2
 //! again; prefork workers follow; another user cannot change it; a symbolic link planted where
-//! the control file goes is refused.
+//! the control file goes is refused; `show` names the rules file's top level and its rules.
 mod common;
 use common::*;
 use std::net::{TcpListener, TcpStream};
@@ -431,4 +431,55 @@ fn a_killed_trees_control_file_is_removed_by_the_next_process() {
     let next = Server::start("ctl-next", HTTP_SERVER);
     assert!(!left.exists(), "{} outlived its tree", left.display());
     corked(next.packets_per_request(1), "the next server is tuned");
+}
+
+/// `show` names each setting's source, the rules file's top level among them, and the file's
+/// rules; a live change of a key a rule leaves out reaches the rule's sockets.
+#[test]
+fn show_names_the_rules_file_and_a_live_change_reaches_a_rule_that_leaves_its_key_out() {
+    let file = scratch("ctl-rules-file").join("rules.toml");
+    std::fs::write(
+        &file,
+        "cork = true\n\n[[rule]]\nrole = \"server\"\nkeepalive = \"60\"\n",
+    )
+    .unwrap();
+    let f = file.display().to_string();
+    let server = Server::start(
+        "ctl-rules",
+        &format!(
+            "exec {{launcher}} run --config {f} -- {{python}} -m http.server -p HTTP/1.1 \
+             {{port}} --bind 127.0.0.1 -d {{www}}"
+        ),
+    );
+    // The rule's sockets take cork from the top level.
+    let start = server.packets_per_request(1);
+    corked(start, "cork from the file's top level");
+    let show = server.show();
+    for want in [
+        format!("SOCKTUNE_CONFIG           environment \"{f}\""),
+        format!("SOCKTUNE_CORK             config file {f}:1 \"true\""),
+        format!("rules of {f} for python"),
+        "  line 3: role server -> keepalive 60 (role server)\n".into(),
+    ] {
+        assert!(show.contains(&want), "no {want:?} in:\n{show}");
+    }
+    eprintln!("{show}");
+
+    // A live change of a key the rule leaves out reaches its sockets; one it sets does not.
+    server.set("cork=off");
+    let off = server.packets_per_request(1);
+    untuned(off, "after ctl set cork=off, which the rule leaves out");
+    eprintln!("file's cork: {start:.2} packets/request; live cork=off: {off:.2}");
+    server.set("keepalive=30");
+    let show = server.show();
+    for want in [
+        format!("SOCKTUNE_CORK             live change \"off\" (config file {f}:1 \"true\")"),
+        "SOCKTUNE_KEEPALIVE        live change \"30\"\n".into(),
+        "  line 3: role server -> keepalive 60 (role server)\n    keeps its own keepalive: the live \
+         change does not reach this rule\n"
+            .into(),
+    ] {
+        assert!(show.contains(&want), "no {want:?} in:\n{show}");
+    }
+    eprintln!("{show}");
 }

@@ -5,6 +5,7 @@ use crate::Fail;
 use socktune_core::config::{self, Config};
 use socktune_core::live::{self, FILE_LEN};
 use socktune_core::record::{self, COUNTER_SLOTS};
+use socktune_core::rules::{self, Rules};
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -22,8 +23,11 @@ has a file of its own). A change takes
 effect for the listeners and connections the processes make or accept after it, at the latest
 at their next one; existing connections keep their plan, so no response is split midway.
 
-  show             the settings by source (environment, live change), the effective settings
-                   (which behaviours are on), and the tree's counters while it records
+  show             the settings by source (environment, config file, live change), the
+                   effective settings (which behaviours are on), the rules of its
+                   SOCKTUNE_CONFIG file for its program, and the tree's counters while it
+                   records; the file is read now, as the library reads it at start-up and at
+                   each live change
   set KEY=VALUE    change settings: KEY is a SOCKTUNE_* variable with or without the prefix,
                    in any case (cork=off, quickack=0, ab=50, cork-flush-ms=5); values are
                    checked as the library checks them, and a bad one changes nothing
@@ -315,7 +319,8 @@ impl Control {
 
     fn show(&self, pid: u32, path: &Path) -> String {
         let (start, changes) = (self.start(), self.live());
-        let cfg = live::effective(&start, &changes);
+        let now = Now::read(pid, &live::laid_over(&start, &changes));
+        let cfg = &now.top;
         let root = self.word(live::PID_AT).load(SeqCst);
         let members: Vec<String> = tree(path).iter().map(u32::to_string).collect();
         let mut out = format!(
@@ -325,8 +330,9 @@ impl Control {
             members.join(" "),
             self.word(live::GENERATION_AT).load(SeqCst) / 2
         );
-        out += &sources(&start, &changes);
-        out += &effective(&cfg);
+        out += &sources(&start, &changes, now.file.as_ref());
+        out += &effective(cfg);
+        out += &now.rules_lines(&changes);
         let counters: [u64; COUNTER_SLOTS] =
             std::array::from_fn(|i| self.word(live::COUNTERS_AT + 8 * i).load(SeqCst));
         out += &if !cfg.records() {
@@ -339,19 +345,134 @@ impl Control {
     }
 }
 
-/// Each setting that is set, and where from: the environment at start-up, a live change.
-fn sources(start: &[(String, String)], changes: &[(String, String)]) -> String {
-    let mut out = "settings by source:\n".to_string();
-    for s in config::SETTINGS {
-        let env = start.iter().find(|(k, _)| *k == s.var()).map(|(_, v)| v);
-        let change = changes.iter().find(|(k, _)| k == s.name).map(|(_, v)| v);
-        let said = match (env, change) {
-            (None, None) => continue,
-            (Some(e), None) => format!("environment {e:?}"),
-            (None, Some(c)) => format!("live change {c:?}"),
-            (Some(e), Some(c)) => format!("live change {c:?} (environment {e:?})"),
+/// The settings as the library of a process reads them now: its variables and live changes
+/// over the top level of its rules file, and the file's rules for its program.
+struct Now {
+    top: Config,
+    rules: Rules,
+    problems: Vec<String>,
+    file: Option<RulesFile>,
+}
+
+/// A rules file that could be read.
+struct RulesFile {
+    path: String,
+    /// The names its rules were picked for (`program_names`).
+    names: Vec<String>,
+    /// Its top level's settings (`rules::top_level`).
+    top: Vec<(usize, usize, String)>,
+}
+
+impl Now {
+    /// What `vars` (the start-up variables with the live changes laid over them) give process
+    /// `pid`, by the library's own reading (`rules::with_file`).
+    fn read(pid: u32, vars: &[(String, String)]) -> Now {
+        let names = program_names(pid);
+        let mut file = None;
+        let read = |path: &str| {
+            // The library reads a relative path from its working directory.
+            let text = std::fs::read_to_string(Path::new(&format!("/proc/{pid}/cwd")).join(path))
+                .map_err(|e| crate::describe(&e))?;
+            file = Some(RulesFile {
+                path: path.to_string(),
+                names: names.clone(),
+                top: rules::top_level(path, &text),
+            });
+            Ok(text)
         };
-        out += &format!("  {:<26}{said}\n", s.var());
+        let (parsed, rules) = rules::with_file(vars, read, || names.clone());
+        Now {
+            top: parsed.config,
+            rules,
+            problems: parsed.problems,
+            file,
+        }
+    }
+
+    /// The rules file's rules for the program, each with its own keys and those of them the
+    /// live `changes` do not reach; then the problems of the settings.
+    fn rules_lines(&self, changes: &[(String, String)]) -> String {
+        let mut out = String::new();
+        if let Some(f) = &self.file {
+            out += &format!(
+                "rules of {} for {} (a socket follows the first that matches, else the \
+                 settings above; a rule takes each key it does not set from them, live changes \
+                 included, and keeps its own):\n",
+                f.path,
+                f.names.join(", ")
+            );
+            if self.rules.0.is_empty() {
+                out += "  none for this program\n";
+            }
+            for rule in &self.rules.0 {
+                out += &format!("  {}\n", rule.describe());
+                let kept: Vec<String> = config::SETTINGS
+                    .iter()
+                    .filter(|s| changes.iter().any(|(k, _)| k == s.name) && rule.keeps(s))
+                    .map(|s| s.key())
+                    .collect();
+                if !kept.is_empty() {
+                    out += &format!(
+                        "    keeps its own {}: the live change does not reach this rule\n",
+                        kept.join(", ")
+                    );
+                }
+            }
+        }
+        for problem in &self.problems {
+            out += &format!("problem: {}\n", problem.trim_start_matches("socktune: "));
+        }
+        out
+    }
+}
+
+/// The names a rule's `program` glob is matched against, as the library of process `pid` has
+/// them: the basenames of its executable and of its argv[0].
+fn program_names(pid: u32) -> Vec<String> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let exe = exe.and_then(|e| Some(e.file_name()?.to_string_lossy().into_owned()));
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let mut names: Vec<String> = exe.into_iter().chain(argv0_name(&cmdline)).collect();
+    names.dedup();
+    names
+}
+
+/// glibc's `program_invocation_short_name` from the text of /proc/PID/cmdline: argv[0] after
+/// its last `/`.
+fn argv0_name(cmdline: &[u8]) -> Option<String> {
+    let argv0 = cmdline
+        .split(|&b| b == 0)
+        .next()
+        .filter(|a| !a.is_empty())?;
+    let name = argv0.rsplit(|&b| b == b'/').next()?;
+    Some(String::from_utf8_lossy(name).into_owned())
+}
+
+/// Each setting that is set, and where from: a live change, the environment at start-up, the
+/// top level of the rules file; the source it overrides in brackets.
+fn sources(
+    start: &[(String, String)],
+    changes: &[(String, String)],
+    file: Option<&RulesFile>,
+) -> String {
+    let mut out = "settings by source:\n".to_string();
+    for (i, s) in config::SETTINGS.iter().enumerate() {
+        let change = changes.iter().find(|(k, _)| k == s.name);
+        let env = start.iter().find(|(k, _)| *k == s.var());
+        let in_file = file.and_then(|f| {
+            let (_, line, v) = f.top.iter().find(|(at, _, _)| *at == i)?;
+            Some(format!("config file {}:{line} {v:?}", f.path))
+        });
+        let mut said = [
+            change.map(|(_, v)| format!("live change {v:?}")),
+            env.map(|(_, v)| format!("environment {v:?}")),
+            in_file,
+        ]
+        .into_iter()
+        .flatten();
+        let Some(first) = said.next() else { continue };
+        let over = said.next().map_or(String::new(), |o| format!(" ({o})"));
+        out += &format!("  {:<26}{first}{over}\n", s.var());
     }
     out
 }
@@ -396,15 +517,115 @@ mod tests {
         assert_eq!(control_in("7f03-7f04 r-xp 0 08:01 99 /tmp/x.ctl\n"), None);
     }
 
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     #[test]
     fn sources_name_the_environment_and_the_live_change() {
-        let start = vec![("SOCKTUNE_CORK".to_string(), "1".to_string())];
-        let changes = vec![("CORK".to_string(), "off".to_string())];
-        let text = sources(&start, &changes);
-        assert!(
-            text.contains("SOCKTUNE_CORK             live change \"off\" (environment \"1\")"),
-            "{text}"
+        let start = pairs(&[("SOCKTUNE_CORK", "1")]);
+        let changes = pairs(&[("CORK", "off")]);
+        let text = sources(&start, &changes, None);
+        assert_eq!(
+            text,
+            "settings by source:\n  SOCKTUNE_CORK             live change \"off\" (environment \"1\")\n"
         );
-        assert!(effective(&live::effective(&start, &changes)).contains("cork              off"));
+        let cfg = config::parse(live::laid_over(&start, &changes)).config;
+        assert!(effective(&cfg).contains("cork              off"));
+    }
+
+    const FILE: &str =
+        "nodelay = true\ncork = true\n\n[[rule]]\nports = \"80\"\nnodelay = false\n\n\
+                        [[rule]]\nprogram = \"no-such-program\"\ncork = false\n";
+
+    /// The file read for this test process, as the library of process `pid` would read it.
+    fn now(vars: &[(&str, &str)], name: &str) -> Now {
+        let path =
+            std::env::temp_dir().join(format!("socktune-ctl-{name}-{}.toml", std::process::id()));
+        std::fs::write(&path, FILE).unwrap();
+        let mut vars = pairs(vars);
+        vars.push(("SOCKTUNE_CONFIG".into(), path.display().to_string()));
+        let now = Now::read(std::process::id(), &vars);
+        std::fs::remove_file(&path).unwrap();
+        now
+    }
+
+    #[test]
+    fn a_rules_files_top_level_is_a_source_under_the_variables_and_live_changes() {
+        let start = pairs(&[("SOCKTUNE_CORK", "0")]);
+        let changes = pairs(&[("NODELAY", "off")]);
+        let vars = live::laid_over(&start, &changes);
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let now = now(&vars, "sources");
+        let f = now.file.as_ref().expect("the file is read");
+        let text = sources(&start, &changes, Some(f));
+        let line = |var: &str| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(&format!("{var} ")))
+                .map(|l| l.split_once(var).unwrap().1.trim().to_string())
+        };
+        assert_eq!(
+            line("SOCKTUNE_NODELAY").unwrap(),
+            format!("live change \"off\" (config file {}:1 \"true\")", f.path)
+        );
+        assert_eq!(
+            line("SOCKTUNE_CORK").unwrap(),
+            format!("environment \"0\" (config file {}:2 \"true\")", f.path)
+        );
+        assert_eq!(line("SOCKTUNE_QUICKACK"), None, "{text}");
+        // The effective settings are the file's under the variables and the change.
+        assert!(!now.top.cork && !now.top.nodelay);
+    }
+
+    #[test]
+    fn the_rules_are_the_programs_own_and_say_which_keys_a_live_change_does_not_reach() {
+        let changes = pairs(&[("NODELAY", "on"), ("CORK", "off")]);
+        let now = now(
+            &[("SOCKTUNE_NODELAY", "on"), ("SOCKTUNE_CORK", "off")],
+            "rules",
+        );
+        let names = program_names(std::process::id());
+        assert!(!names.is_empty());
+        let text = now.rules_lines(&changes);
+        let path = &now.file.as_ref().unwrap().path;
+        assert_eq!(
+            text,
+            format!(
+                "rules of {path} for {} (a socket follows the first that matches, else the \
+                 settings above; a rule takes each key it does not set from them, live changes \
+                 included, and keeps its own):\n  line 4: ports 80 -> nodelay off (role both)\n    keeps its \
+                 own nodelay: the live change does not reach this rule\n",
+                names.join(", ")
+            )
+        );
+        // The library's rule: its own nodelay, the live change's cork.
+        let rule = now.rules.config(1).unwrap();
+        assert!(!rule.nodelay && !rule.cork && now.top.nodelay);
+    }
+
+    #[test]
+    fn a_rules_file_that_cannot_be_read_is_a_problem_line() {
+        let now = Now::read(
+            std::process::id(),
+            &pairs(&[("SOCKTUNE_CONFIG", "/nonexistent/socktune.toml")]),
+        );
+        assert!(now.file.is_none());
+        assert_eq!(
+            now.rules_lines(&[]),
+            "problem: SOCKTUNE_CONFIG=\"/nonexistent/socktune.toml\" cannot be read (No such file \
+             or directory); only the variables apply\n"
+        );
+    }
+
+    #[test]
+    fn argv0_is_named_as_glibc_names_it() {
+        assert_eq!(
+            argv0_name(b"/usr/bin/python3\0-m\0http.server\0").as_deref(),
+            Some("python3")
+        );
+        assert_eq!(argv0_name(b"nginx\0").as_deref(), Some("nginx"));
+        assert_eq!(argv0_name(b""), None);
     }
 }

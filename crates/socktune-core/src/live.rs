@@ -7,7 +7,7 @@
 //! generation it last applied changed, and keeps what it read only if the generation was the
 //! same, and even, before and after.
 
-use crate::config::{self, Config, Kind, Part, SETTINGS};
+use crate::config::{self, Kind, Part, SETTINGS};
 use crate::record::COUNTER_SLOTS;
 
 /// "socktct1" in the first word: anything else is not a control file.
@@ -67,13 +67,8 @@ pub fn decode(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The settings in force: the start-up variables, each live change in its place (a live
+/// The start-up variables with the live changes laid over them, each in its place (a live
 /// `CORK=off` replaces `SOCKTUNE_CORK=1`).
-pub fn effective(start: &[(String, String)], live: &[(String, String)]) -> Config {
-    config::parse(laid_over(start, live)).config
-}
-
-/// The start-up variables with the live changes laid over them.
 pub fn laid_over(start: &[(String, String)], live: &[(String, String)]) -> Vec<(String, String)> {
     let live_vars = live
         .iter()
@@ -134,11 +129,16 @@ pub fn merged(live: &[(String, String)], changes: &[(String, String)]) -> Vec<(S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
         p.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    fn effective(start: &[(String, String)], live: &[(String, String)]) -> Config {
+        config::parse(laid_over(start, live)).config
     }
 
     #[test]

@@ -203,6 +203,50 @@ pub fn load(path: &str, text: &str, env: &[(String, String)], names: Option<&[&s
     }
 }
 
+/// What the `SOCKTUNE_*` variables `vars` give, as the library reads them: the variables over
+/// the top level of the rules file they name (its text from `read`, for the program `names`
+/// gives), and the file's rules; the problems of both. Only a caller given a rules file pays
+/// for reading one.
+pub fn with_file(
+    vars: &[(String, String)],
+    read: impl FnOnce(&str) -> Result<String, String>,
+    names: impl FnOnce() -> Vec<String>,
+) -> (config::Parsed, Rules) {
+    let mut parsed = config::parse(vars.iter().cloned());
+    let Some(path) = parsed.config.rules_file.clone() else {
+        return (parsed, Rules::default());
+    };
+    let loaded = match read(&path) {
+        Ok(text) => {
+            let names = names();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            load(&path, &text, vars, Some(&names))
+        }
+        Err(why) => Loaded {
+            top: parsed.config.clone(),
+            rules: Rules::default(),
+            problems: vec![unreadable(&path, &why)],
+        },
+    };
+    parsed.config = loaded.top;
+    parsed.problems.extend(loaded.problems);
+    (parsed, loaded.rules)
+}
+
+/// The settings the top level of rules file `path` (its `text`) sets, as `load` reads them:
+/// each one's place in `SETTINGS`, its line, and its value as written (`load` reports the
+/// problems).
+pub fn top_level(path: &str, text: &str) -> Vec<(usize, usize, String)> {
+    let mut reported = Vec::new();
+    let Some(doc) = document(path, text, &mut reported) else {
+        return Vec::new();
+    };
+    let (top, _) = split(path, text, &doc, &mut reported);
+    (0..SETTINGS.len())
+        .filter_map(|i| file_value(&top, &SETTINGS[i]).map(|(v, line)| (i, line, v.to_string())))
+        .collect()
+}
+
 /// The line for a rules file that cannot be read, for `why`.
 pub fn unreadable(path: &str, why: &str) -> String {
     format!("socktune: SOCKTUNE_CONFIG={path:?} cannot be read ({why}); only the variables apply")
@@ -245,6 +289,17 @@ impl Rule {
                     .map(|_| ())
                     .ok_or("a comma list of address prefixes, e.g. 10.0.0.0/8,::1/128")
             }
+        }
+    }
+
+    /// Whether the rule sets `s` itself, so that a value of it from the variables or a live
+    /// change does not reach the rule's sockets (its role is their role for every behaviour).
+    pub fn keeps(&self, s: &Setting) -> bool {
+        match s.name {
+            "PORTS" => self.ports.is_some(),
+            "ROLE" => self.role.is_some(),
+            name if name.ends_with("_ROLE") && self.role.is_some() => true,
+            name => self.own.iter().any(|&i| SETTINGS[i].name == name),
         }
     }
 
@@ -670,6 +725,36 @@ stats = \"/tmp/s\"
                 "line 18: role client -> nodelay off (role client)",
             ]
         );
+    }
+
+    #[test]
+    fn a_rule_keeps_the_keys_it_sets_over_the_variables() {
+        let env = [("SOCKTUNE_DEFER_ACCEPT", "9"), ("SOCKTUNE_NODELAY", "0")];
+        let l = load_for(PROXY, &env, Some(&["nginx"]));
+        let (top, server) = (&l.top, &l.rules.0[0]);
+        assert_eq!((top.defer_accept, top.nodelay), (Some(9), false));
+        assert_eq!(server.config.defer_accept, Some(5), "its own key");
+        assert!(!server.config.nodelay, "left to the top level");
+        let keeps = |name: &str| server.keeps(SETTINGS.iter().find(|s| s.name == name).unwrap());
+        assert!(keeps("DEFER_ACCEPT") && keeps("PORTS") && keeps("ROLE") && keeps("CORK_ROLE"));
+        assert!(!keeps("NODELAY") && !keeps("CORK"));
+    }
+
+    #[test]
+    fn with_file_reads_the_file_the_variables_name_and_top_level_gives_its_lines() {
+        let vars = [("SOCKTUNE_CONFIG".to_string(), PATH.to_string())];
+        let (parsed, rules) = with_file(&vars, |_| Ok(PROXY.into()), || vec!["nginx".into()]);
+        assert!(parsed.config.nodelay && rules.0.len() == 3);
+        let (parsed, rules) = with_file(&vars, |_| Err("gone".into()), Vec::new);
+        assert_eq!(parsed.problems, [unreadable(PATH, "gone")]);
+        assert!(!parsed.config.nodelay && rules.0.is_empty());
+        let mut top: Vec<(&str, usize, String)> = top_level(PATH, PROXY)
+            .into_iter()
+            .map(|(i, line, v)| (SETTINGS[i].name, line, v))
+            .collect();
+        let want = [("KEEPALIVE", 3, "60".into()), ("NODELAY", 2, "true".into())];
+        top.sort();
+        assert_eq!(top, want);
     }
 
     #[test]

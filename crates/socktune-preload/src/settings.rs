@@ -132,28 +132,10 @@ fn load() -> Settings {
     Settings { top: cfg, rules }
 }
 
-/// The settings `vars` give: the variables over the rules file's top level, and its rules. Only
-/// a process given a rules file pays for reading one.
+/// The settings `vars` give: the variables over the rules file's top level, and its rules.
 fn build(vars: &[(String, String)]) -> (config::Parsed, Rules) {
-    let mut parsed = config::parse(vars.iter().cloned());
-    let Some(path) = parsed.config.rules_file.clone() else {
-        return (parsed, Rules::default());
-    };
-    let loaded = match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let names = program_names();
-            let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            rules::load(&path, &text, vars, Some(&names))
-        }
-        Err(e) => rules::Loaded {
-            top: parsed.config.clone(),
-            rules: Rules::default(),
-            problems: vec![rules::unreadable(&path, &e.to_string())],
-        },
-    };
-    parsed.config = loaded.top;
-    parsed.problems.extend(loaded.problems);
-    (parsed, loaded.rules)
+    let read = |path: &str| std::fs::read_to_string(path).map_err(|e| e.to_string());
+    rules::with_file(vars, read, program_names)
 }
 
 /// The names a rule's `program` glob is matched against: the basenames of /proc/self/exe
