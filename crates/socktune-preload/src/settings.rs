@@ -139,16 +139,23 @@ fn build(vars: &[(String, String)]) -> (config::Parsed, Rules) {
 }
 
 /// The names a rule's `program` glob is matched against: the basenames of /proc/self/exe
-/// (`python3.11`) and of argv[0] (`python3`).
+/// (`python3.11`) and of argv[0] (`python3`). Taken once: a program may rewrite its argv later
+/// (nginx names its processes `nginx: worker process`), and a live change must pick the rules
+/// the process started with.
 fn program_names() -> Vec<String> {
-    let exe = std::fs::read_link("/proc/self/exe").ok();
-    let exe = exe.as_deref().and_then(|p| p.file_name());
-    let mut names: Vec<String> = exe
-        .map(|n| n.to_string_lossy().into_owned())
-        .into_iter()
-        .collect();
-    names.extend(sys::argv0_basename());
-    names
+    static NAMES: OnceCell<Vec<String>> = OnceCell::new();
+    NAMES
+        .get_or_init(|| {
+            let exe = std::fs::read_link("/proc/self/exe").ok();
+            let exe = exe.as_deref().and_then(|p| p.file_name());
+            let mut names: Vec<String> = exe
+                .map(|n| n.to_string_lossy().into_owned())
+                .into_iter()
+                .collect();
+            names.extend(sys::argv0_basename());
+            names
+        })
+        .clone()
 }
 
 /// An environment entry as a (name, value) pair. Lossy, so that a value that is not UTF-8 is
