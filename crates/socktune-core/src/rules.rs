@@ -111,7 +111,7 @@ struct Key {
 }
 
 /// Reads rules file `path` (its `text`) for a program known by `names` (the basenames of
-/// /proc/self/exe and argv[0]; `None` keeps every rule), with the `SOCKTUNE_*` variables `env`
+/// /proc/self/exe and argv\[0\]; `None` keeps every rule), with the `SOCKTUNE_*` variables `env`
 /// over its top level. Never fails: each bad line, key, value or pattern yields one problem
 /// line and is left out.
 pub fn load(path: &str, text: &str, env: &[(String, String)], names: Option<&[&str]>) -> Loaded {

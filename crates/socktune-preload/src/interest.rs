@@ -14,7 +14,7 @@ pub trait Interest {
     }
 }
 
-/// epoll: what epoll_ctl told us (see [`epoll_registered`]); unknown means read and write. An
+/// epoll: what epoll_ctl told us (see `armed::epoll_registered`); unknown means read and write. An
 /// fd never registered with epoll is not waited on.
 pub struct EpollInterest;
 

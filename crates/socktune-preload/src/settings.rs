@@ -139,7 +139,7 @@ fn build(vars: &[(String, String)]) -> (config::Parsed, Rules) {
 }
 
 /// The names a rule's `program` glob is matched against: the basenames of /proc/self/exe
-/// (`python3.11`) and of argv[0] (`python3`). Taken once: a program may rewrite its argv later
+/// (`python3.11`) and of argv\[0\] (`python3`). Taken once: a program may rewrite its argv later
 /// (nginx names its processes `nginx: worker process`), and a live change must pick the rules
 /// the process started with.
 fn program_names() -> Vec<String> {

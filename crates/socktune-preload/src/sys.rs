@@ -353,12 +353,12 @@ pub fn read_proc_int(path: &CStr) -> Option<i64> {
 mod glibc {
     extern "C" {
         pub static environ: *const *const libc::c_char;
-        /// The basename of argv[0], set by glibc before any constructor runs.
+        /// The basename of argv\[0\], set by glibc before any constructor runs.
         pub static program_invocation_short_name: *const libc::c_char;
     }
 }
 
-/// The basename of the program's argv[0].
+/// The basename of the program's argv\[0\].
 pub fn argv0_basename() -> Option<String> {
     // SAFETY: glibc sets it once at start to a NUL-terminated string (or leaves it null).
     let name = unsafe { glibc::program_invocation_short_name };
