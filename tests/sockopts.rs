@@ -282,6 +282,9 @@ fn force_keeps_socktunes_values_over_the_programs() {
                 "lowat" => (k, v.to_string()),
                 _ => (k, alone.get(&format!("{pre}{k}")).to_string()),
             })
+            // TCP_QUICKACK reads the kernel's ACK mode of the moment, which a client's reads
+            // and socktune's pending-ACK rule move; the server's, read before any data, holds.
+            .filter(|(k, _)| pre == "srv_" || *k != "quickack")
             .collect();
         let want: Vec<(&str, &str)> = want.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let wrong = differing(forced, pre, &want);
