@@ -42,13 +42,7 @@ const IDLE_AFTER_MS: u32 = 100;
 /// Milliseconds on CLOCK_MONOTONIC (from the vDSO, no system call); only differences mean
 /// anything, since it wraps.
 pub fn now() -> u32 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: writes one timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
-    (t.tv_sec as u64 * 1000 + t.tv_nsec as u64 / 1_000_000) as u32
+    crate::sys::clock_ms(libc::CLOCK_MONOTONIC)
 }
 
 /// Whether time `a` comes before `b` on the wrapping clock.

@@ -112,12 +112,17 @@ pub fn handshake_pending(fd: c_int) -> bool {
 /// A millisecond clock that costs no system call (CLOCK_MONOTONIC_COARSE, from the vDSO); it
 /// wraps after 49 days, so only differences of it mean anything.
 pub fn coarse_ms() -> u32 {
+    clock_ms(libc::CLOCK_MONOTONIC_COARSE)
+}
+
+/// Milliseconds on `clock` (from the vDSO for the monotonic clocks), wrapping as [`coarse_ms`].
+pub fn clock_ms(clock: libc::clockid_t) -> u32 {
     let mut t = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: writes one timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut t) };
+    unsafe { libc::clock_gettime(clock, &mut t) };
     (t.tv_sec as u64 * 1000 + t.tv_nsec as u64 / 1_000_000) as u32
 }
 
