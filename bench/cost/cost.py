@@ -13,7 +13,9 @@ the order reversed every other round. Sections:
              counted by strace -f -c over 1,000 keep-alive requests, as the difference of runs of
              200 and 1,000 requests (start-up cancels out), for a server that splits each
              response (python3 http.server), one that already sends it in one send() with nodelay
-             on (tests/progs/prefork_server.py nodelay whole), untuned nginx and Node.js. Exact;
+             on (tests/progs/prefork_server.py nodelay whole), untuned nginx and Node.js; then
+             gunicorn and http.server with a connection per request (what the shim adds at
+             accept, shutdown and close). Exact;
   load       requests/s and the server's CPU time per request (all its processes and threads,
              from /proc, while the client runs) under wrk -c64 (redis-benchmark for Redis),
              without and with SOCKTUNE_CORK=1: untuned nginx at 100 B and 64 KiB against nginx
@@ -168,11 +170,12 @@ def run_client(argv, timeout=600):
     return r.stdout
 
 
-def strace_counts(args, name, settings, requests):
-    """System calls by name of a server run serving `requests` keep-alive requests, under strace."""
+def strace_counts(args, name, settings, requests, per_connection):
+    """System calls by name of a server run serving `requests` requests under strace: keep-alive, or
+    each on a connection of its own."""
     with tempfile.NamedTemporaryFile(dir=args.bin, suffix=".strace") as out:
         with Server(args, name, settings, ["strace", "-f", "-c", "-U", "name,calls", "-o", out.name]) as srv:
-            run_client(KA_CLIENT + [str(requests), srv.path])
+            run_client(KA_CLIENT + (["1", srv.path, str(requests)] if per_connection else [str(requests), srv.path]))
         srv.proc.wait()
         counts = {}
         for line in open(out.name):
@@ -182,20 +185,27 @@ def strace_counts(args, name, settings, requests):
         return counts
 
 
+# The servers whose calls are counted: keep-alive responses, then a connection per request (the
+# shim's calls at accept, shutdown and close).
+CALLS = [(name, False) for name in ("http.server", "already tuned", "nginx untuned", "Node.js")] + [
+    ("gunicorn", True), ("http.server", True)]
+
+
 def calls(args):
     """setsockopt and all system calls the shim adds per response, per server."""
     small, big = (50, 150) if args.smoke else (200, 1000)
     res = {}
-    for name in ("http.server", "already tuned", "nginx untuned", "Node.js"):
+    for server, per_connection in CALLS:
+        name = server + (", a connection per request" if per_connection else "")
         per = {}
         for shim in (False, True):
-            a, b = (strace_counts(args, name, CORK if shim else None, n) for n in (small, big))
+            a, b = (strace_counts(args, server, CORK if shim else None, n, per_connection) for n in (small, big))
             per[shim] = {k: (b.get(k, 0) - a.get(k, 0)) / (big - small) for k in set(a) | set(b)}
         added_set = per[True].get("setsockopt", 0) - per[False].get("setsockopt", 0)
         added_all = sum(per[True].values()) - sum(per[False].values())
         res[name] = {"setsockopt_added": round(added_set, 3), "syscalls_without": round(sum(per[False].values()), 2),
                      "syscalls_with": round(sum(per[True].values()), 2), "syscalls_added": round(added_all, 2)}
-        progress("calls: %-14s setsockopt added per response %.3f; all calls per response %.2f -> %.2f"
+        progress("calls: %-40s setsockopt added per response %.3f; all calls per response %.2f -> %.2f"
                  % (name, added_set, res[name]["syscalls_without"], res[name]["syscalls_with"]))
     return res
 
