@@ -172,17 +172,32 @@ def run_client(argv, timeout=600):
 
 def strace_counts(args, name, settings, requests, per_connection):
     """System calls by name of a server run serving `requests` requests under strace: keep-alive, or
-    each on a connection of its own."""
+    each on a connection of its own. The flusher thread's own calls are left out: how often it
+    wakes depends on time, which strace stretches, and the flusher section counts its wake-ups."""
     with tempfile.NamedTemporaryFile(dir=args.bin, suffix=".strace") as out:
-        with Server(args, name, settings, ["strace", "-f", "-c", "-U", "name,calls", "-o", out.name]) as srv:
+        with Server(args, name, settings, ["strace", "-f", "-qq", "-o", out.name]) as srv:
             run_client(KA_CLIENT + (["1", srv.path, str(requests)] if per_connection else [str(requests), srv.path]))
+            flushers = {tid for pid in srv.tree() for tid in thread_ids(pid, "socktune-flush")}
         srv.proc.wait()
         counts = {}
-        for line in open(out.name):
-            f = line.split()
-            if len(f) == 2 and f[1].isdigit() and f[0] not in ("total", "syscall"):
-                counts[f[0]] = int(f[1])
+        for line in open(out.name, errors="replace"):
+            m = re.match(r"(\d+) +([a-z_0-9]+)\(", line)  # a call's first line, not "<... resumed>"
+            if m and int(m.group(1)) not in flushers:
+                counts[m.group(2)] = counts.get(m.group(2), 0) + 1
         return counts
+
+
+def thread_ids(pid, comm):
+    """The ids of the threads of process `pid` named `comm`."""
+    tids = set()
+    for tid in os.listdir("/proc/%d/task" % pid) if os.path.isdir("/proc/%d/task" % pid) else []:
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                if f.read().strip() == comm:
+                    tids.add(int(tid))
+        except OSError:
+            pass
+    return tids
 
 
 # The servers whose calls are counted: keep-alive responses, then a connection per request (the
