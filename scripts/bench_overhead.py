@@ -210,12 +210,15 @@ def startup(args):
             total = int(re.search(r"^totals: (\d+)", open(out.name).read(), re.M).group(1))
         res[name] = {"us_per_start": statistics.median(times[name]), "all_us": times[name], "instructions": total}
     base = res["no preload"]
-    floor = res["one-hook C preload"]
+    floor_us = res["one-hook C preload"]["us_per_start"] - base["us_per_start"]
+    floor_ir = res["one-hook C preload"]["instructions"] - base["instructions"]
     for name, r in res.items():
-        added_us, added_ir = r["us_per_start"] - base["us_per_start"], r["instructions"] - base["instructions"]
-        floor_ir = floor["instructions"] - base["instructions"]
-        print("%-26s %8.1f %+8.1f  %9d %+9d  %6.1f" % (name, r["us_per_start"], added_us, r["instructions"],
-                                                       added_ir, added_ir / floor_ir if floor_ir else 0),
+        r["added_us"] = round(r["us_per_start"] - base["us_per_start"], 1)
+        r["added_x_floor"] = round(r["added_us"] / floor_us, 2) if floor_us > 0 else None
+        r["added_instructions"] = r["instructions"] - base["instructions"]
+        r["added_instructions_x_floor"] = round(r["added_instructions"] / floor_ir, 2) if floor_ir else None
+        print("%-26s %8.1f %+8.1f  %9d %+9d  %6s" % (name, r["us_per_start"], r["added_us"], r["instructions"],
+                                                     r["added_instructions"], r["added_instructions_x_floor"]),
               flush=True)
     return res
 

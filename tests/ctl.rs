@@ -483,3 +483,80 @@ fn show_names_the_rules_file_and_a_live_change_reaches_a_rule_that_leaves_its_ke
     }
     eprintln!("{show}");
 }
+
+/// Whether process `pid` maps the control file `path`.
+fn maps(pid: u32, path: &std::path::Path) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .is_ok_and(|m| m.contains(&path.display().to_string()))
+}
+
+/// Waits, for [`LIMIT`] at most, until `cond` holds.
+#[track_caller]
+fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < LIMIT, "never: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A process under the shim that has made no socket and not forked has nothing to control: it
+/// has no control file (the loader's work is all it pays). Its first fork makes the file, so
+/// that the child shares it, and the file is the process's own, named by its pid.
+#[test]
+fn the_control_file_is_made_at_the_first_fork_or_socket_not_at_load() {
+    let dir = scratch("ctl-lazy");
+    let (go, child_pid, tmp) = (dir.join("go"), dir.join("child.pid"), dir.join("pid.tmp"));
+    let (runtime_dir, env) = runtime();
+    let script = format!(
+        "import os, time\n\
+         while not os.path.exists({go:?}): time.sleep(0.02)\n\
+         pid = os.fork()\n\
+         if pid == 0: time.sleep(60); os._exit(0)\n\
+         open({tmp:?}, 'w').write(str(pid)); os.rename({tmp:?}, {child_pid:?})\n\
+         os.waitpid(pid, 0)\n"
+    );
+    let mut child = Command::new(launcher())
+        .args(["run", "--cork", "--", python(), "-c", &script])
+        .process_group(0)
+        .env_remove("LD_PRELOAD")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the launcher starts");
+    let pid = child.id();
+    let file = runtime_dir.join(format!("{pid}.ctl"));
+    let kill = || {
+        // SAFETY: a signal to the group the test's process leads.
+        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+    };
+    wait_for("python runs under the shim", || {
+        std::fs::read_to_string(format!("/proc/{pid}/maps"))
+            .is_ok_and(|m| m.contains("libsocktune") && m.contains("python"))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let before = (file.exists(), maps(pid, &file));
+    std::fs::write(&go, "").unwrap();
+    wait_for("the child's pid", || child_pid.exists());
+    let forked: u32 = std::fs::read_to_string(&child_pid)
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(0);
+    let after = (file.exists(), maps(pid, &file), maps(forked, &file));
+    kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(
+        before,
+        (false, false),
+        "{}: no control file before any socket or fork",
+        file.display()
+    );
+    assert_eq!(
+        after,
+        (true, true, true),
+        "{}: made before the fork, mapped by the parent and its child {forked}",
+        file.display()
+    );
+}

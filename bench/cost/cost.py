@@ -344,19 +344,6 @@ def pool(args):
     return res
 
 
-def startup(args):
-    res = bench_overhead.startup(args)
-    base = res["no preload"]["us_per_start"]
-    floor = res["one-hook C preload"]["us_per_start"] - base
-    floor_ir = res["one-hook C preload"]["instructions"] - res["no preload"]["instructions"]
-    for r in res.values():
-        r["added_us"] = round(r["us_per_start"] - base, 1)
-        r["added_x_floor"] = round(r["added_us"] / floor, 2) if floor > 0 else None
-        added_ir = r["instructions"] - res["no preload"]["instructions"]
-        r["added_instructions_x_floor"] = round(added_ir / floor_ir, 2) if floor_ir else None
-    return res
-
-
 def markdown(res):
     lines = ["# socktune's cost, %s, %s" % (res["date"], res["machine"]), "",
              "Median of %d interleaved pairs; load runs of %g s each.%s" % (
@@ -404,7 +391,7 @@ def measure(args):
     res["pool"] = pool(args)
     res["load"] = load(args)
     progress("start-up (µs per start, instructions):")
-    res["startup"] = startup(args)
+    res["startup"] = bench_overhead.startup(args)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "cost.json"), "w") as f:
         json.dump(res, f, indent=1)

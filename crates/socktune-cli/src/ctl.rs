@@ -123,7 +123,7 @@ fn find(pid: u32) -> Result<PathBuf, String> {
     control_in(&maps).ok_or_else(|| {
         format!(
             "socktune ctl: process {pid} has no socktune control file (not under socktune, \
-             setuid, SOCKTUNE_CTL=0, or no behaviour on)"
+             setuid, SOCKTUNE_CTL=0, no behaviour on, or no socket or fork yet)"
         )
     })
 }

@@ -1,8 +1,10 @@
 //! Per-connection records for `SOCKTUNE_STATS` and the counters behind `SOCKTUNE_STATS_PROM`:
 //! plain Rust, no FFI. The format is described in docs/stats-format.md.
 
+use crate::config::Opt;
 pub use crate::state::Arm;
 use crate::state::FdState;
+use std::borrow::Cow;
 use std::fmt::{self, Write};
 
 #[cfg(feature = "reader")]
@@ -99,8 +101,9 @@ pub fn reports_at_close(state: FdState, responses: u32) -> bool {
     state.has(FdState::RECORDED) && (!state.has(FdState::SHARED) || responses > 0)
 }
 
-/// The behaviours named in records, in the order of [`Applied`]'s bits.
-pub const BEHAVIOURS: &[&str] = &[
+/// The behaviours a plan applies, as records name them, in the order of [`Applied`]'s low
+/// bits; the per-socket options follow them (see [`behaviour_name`]).
+pub const PLANNED: &[&str] = &[
     "cork",
     "quickack-off",
     "nodelay",
@@ -108,20 +111,21 @@ pub const BEHAVIOURS: &[&str] = &[
     "defer-accept",
     "fastopen",
     "defer-accept-off",
-    "keepalive",
-    "user-timeout",
-    "syncnt",
-    "congestion",
-    "notsent-lowat",
-    "sndbuf",
-    "rcvbuf",
-    "tos",
-    "mark",
-    "priority",
-    "maxseg",
 ];
 
-/// Bit i set: `BEHAVIOURS[i]` applied.
+/// How many behaviours a record can name: the planned ones, then one per [`Opt`].
+pub const BEHAVIOURS: usize = PLANNED.len() + Opt::ALL.len();
+
+/// Behaviour `i`'s name in records (`i` < [`BEHAVIOURS`]): a planned one's, or an option's
+/// key with `-` for `_`.
+pub fn behaviour_name(i: usize) -> Cow<'static, str> {
+    match PLANNED.get(i) {
+        Some(name) => Cow::Borrowed(name),
+        None => Cow::Owned(Opt::ALL[i - PLANNED.len()].name().replace('_', "-")),
+    }
+}
+
+/// Bit i set: behaviour `i` ([`behaviour_name`]) applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Applied(pub u32);
 
@@ -210,7 +214,7 @@ pub fn fastopen_fail(
     (side == Side::Client && tried && !syn_data).then(|| FastopenFail::ALL[usize::from(code & 3)])
 }
 
-/// A behaviour by its place in `BEHAVIOURS`, which is also its bit in `Applied`.
+/// A planned behaviour by its place in [`PLANNED`], which is also its bit in `Applied`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Behaviour {
     Cork,
@@ -222,22 +226,11 @@ pub enum Behaviour {
     /// Not a plan but a correction: this connection, written before it was read, showed a server
     /// that speaks first, and turned defer-accept off on its listener.
     DeferAcceptOff,
-    Keepalive,
-    UserTimeout,
-    Syncnt,
-    Congestion,
-    NotsentLowat,
-    Sndbuf,
-    Rcvbuf,
-    Tos,
-    Mark,
-    Priority,
-    Maxseg,
 }
 
 impl Behaviour {
     pub fn name(self) -> &'static str {
-        BEHAVIOURS[self as usize]
+        PLANNED[self as usize]
     }
 }
 
@@ -351,13 +344,11 @@ impl fmt::Display for Conn {
         write_name(f, self.arm)?;
         write!(f, ",\"window\":{},\"behaviours\":[", OrNull(self.window))?;
         let mut first = true;
-        for (i, name) in BEHAVIOURS.iter().enumerate() {
-            if self.applied.0 & (1 << i) != 0 {
-                f.write_str(if first { "\"" } else { ",\"" })?;
-                f.write_str(name)?;
-                f.write_char('"')?;
-                first = false;
-            }
+        for i in (0..BEHAVIOURS).filter(|i| self.applied.0 & (1 << i) != 0) {
+            f.write_str(if first { "\"" } else { ",\"" })?;
+            f.write_str(&behaviour_name(i))?;
+            f.write_char('"')?;
+            first = false;
         }
         write!(
             f,
@@ -805,22 +796,24 @@ mod tests {
     #[test]
     fn a_behaviour_is_named_by_its_place_in_the_list() {
         assert_eq!(Behaviour::Cork.name(), "cork");
-        assert_eq!(Behaviour::FastopenConnect.name(), "fastopen-connect");
+        assert_eq!(Behaviour::DeferAcceptOff as usize + 1, PLANNED.len());
+        let names: Vec<_> = (0..BEHAVIOURS).map(behaviour_name).collect();
+        // The names and bits that files already written hold.
         assert_eq!(
-            Behaviour::DeferAcceptOff as usize + 1,
-            Behaviour::Keepalive as usize
-        );
-        assert_eq!(Behaviour::Maxseg as usize, BEHAVIOURS.len() - 1);
-        assert_eq!(
-            BEHAVIOURS[Behaviour::Keepalive as usize..],
-            crate::config::Opt::ALL.map(|o| o.name().replace('_', "-"))
+            names.join(" "),
+            "cork quickack-off nodelay fastopen-connect defer-accept fastopen defer-accept-off \
+             keepalive user-timeout syncnt congestion notsent-lowat sndbuf rcvbuf tos mark \
+             priority maxseg"
         );
         let keepalive = FdState::new(Kind::Client, FdState::opt(0), 80);
-        assert!(Conn {
+        let c = Conn {
             applied: applied(keepalive),
             ..Conn::default()
-        }
-        .has(Behaviour::Keepalive));
+        };
+        assert!(
+            c.to_string().contains(r#""behaviours":["keepalive"]"#),
+            "{c}"
+        );
         let c = Conn {
             applied: Applied(1 << Behaviour::DeferAccept as u8),
             ..Conn::default()

@@ -89,20 +89,32 @@ pub fn forget_after_fork() {
     SLEEP.store(STOPPED, SeqCst);
 }
 
+/// Starts the thread with `pthread_create` itself rather than `std::thread`, whose calls the
+/// loader would bind in every process at load (see docs/architecture.md, "Start-up").
 fn spawn() -> bool {
+    extern "C" fn start(_: *mut libc::c_void) -> *mut libc::c_void {
+        // SAFETY: names the calling thread (a prctl; no file to open, no hook to pass).
+        unsafe { libc::pthread_setname_np(libc::pthread_self(), c"socktune-flush".as_ptr()) };
+        // Nothing may unwind out of a C thread's start; `run` contains its jobs' panics.
+        let _ = std::panic::catch_unwind(run);
+        std::ptr::null_mut()
+    }
     // Block every signal while creating the thread so it inherits a full mask: signals meant for
     // the program must never be delivered to (and swallowed by) our thread.
-    // SAFETY: sigset manipulation on local storage; the old mask is restored right after.
+    // SAFETY: sigset and thread attributes on local storage, destroyed and restored right after;
+    // the thread runs `start`, which needs no argument, detached.
     unsafe {
         let mut all = std::mem::zeroed::<libc::sigset_t>();
         let mut old = std::mem::zeroed::<libc::sigset_t>();
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        let spawned = std::thread::Builder::new()
-            .name("socktune-flush".into())
-            .stack_size(64 * 1024)
-            .spawn(run)
-            .is_ok();
+        let mut attr = std::mem::zeroed::<libc::pthread_attr_t>();
+        libc::pthread_attr_init(&mut attr);
+        libc::pthread_attr_setstacksize(&mut attr, 64 * 1024);
+        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        let mut thread = 0;
+        let spawned = libc::pthread_create(&mut thread, &attr, start, std::ptr::null_mut()) == 0;
+        libc::pthread_attr_destroy(&mut attr);
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         spawned
     }

@@ -16,8 +16,9 @@
 //!   ACKs re-entered after reads, and sent when the program reads or waits on before it writes),
 //!   `speaks_first` (defer-accept off a listener whose server writes first), `own_options` (the
 //!   program's own setsockopt wins).
-//! - `live` maps the control file of `socktune ctl`, and puts a live change in force for the
-//!   sockets that start after it.
+//! - `live` makes and maps the control file of `socktune ctl` (at the first TCP listener,
+//!   accept, connect, or a fork), and puts a live change in force for the sockets that start
+//!   after it.
 //! - `stats` records each connection's TCP_INFO at its end, for `SOCKTUNE_STATS` and
 //!   `SOCKTUNE_STATS_PROM`, and draws the A/B arm; the `flusher` thread writes the records and
 //!   releases corks no boundary released.

@@ -6,14 +6,21 @@ use crate::settings::config;
 use crate::{armed, cork, exec_env, fdtable, flusher, guard, live, stats, track, tree};
 use socktune_core::config::Inherit;
 
-/// The library's constructor: settings, fork handlers, the exec environment, recording.
+/// The library's constructor: settings, fork handlers, the exec environment, recording. With
+/// no `SOCKTUNE_*` set it returns at the first check, having allocated nothing.
 extern "C" fn init() {
     if config().inert() {
         return;
     }
     guard::note_pid();
-    // SAFETY: registers plain extern "C" handlers that only touch atomics.
-    unsafe { libc::pthread_atfork(None, Some(after_fork_in_parent), Some(after_fork_in_child)) };
+    // SAFETY: registers plain extern "C" handlers; the parent's and child's touch only atomics.
+    unsafe {
+        libc::pthread_atfork(
+            Some(before_fork),
+            Some(after_fork_in_parent),
+            Some(after_fork_in_child),
+        )
+    };
     if config().inherit == Inherit::Always {
         exec_env::capture(); // only what is put back needs keeping
     }
@@ -29,6 +36,10 @@ extern "C" fn init() {
 #[used]
 #[link_section = ".init_array"]
 static INIT: extern "C" fn() = init;
+
+extern "C" fn before_fork() {
+    guard::act("fork", live::before_fork);
+}
 
 extern "C" fn after_fork_in_parent() {
     track::mark_connections_shared();

@@ -12,7 +12,6 @@ use crate::log::{debug, info};
 use crate::settings::{self, config};
 use crate::{guard, log, sys};
 use once_cell::sync::OnceCell;
-use socktune_core::config as core_config;
 use socktune_core::live::{self, FILE_LEN};
 use socktune_core::policy;
 use socktune_core::record::COUNTER_SLOTS;
@@ -25,8 +24,6 @@ static MAP: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
 /// The generation whose settings are in force.
 static SEEN: AtomicU64 = AtomicU64::new(0);
 static APPLYING: AtomicBool = AtomicBool::new(false);
-/// The `SOCKTUNE_*` variables at start-up, which live changes are laid over.
-static START: OnceCell<Vec<(String, String)>> = OnceCell::new();
 static PATH: OnceCell<CString> = OnceCell::new();
 
 fn word(base: *mut u8, at: usize) -> &'static AtomicU64 {
@@ -39,19 +36,36 @@ fn half(base: *mut u8, at: usize) -> &'static AtomicU32 {
     unsafe { &*base.add(at).cast::<AtomicU32>() }
 }
 
-/// At load: makes the tree's control file, unless the settings say none or the process is in
-/// secure-execution mode (its settings are then inert, and this is never called).
+/// The control file was made, or will never be: set once, inherited by forked children.
+static TRIED: AtomicBool = AtomicBool::new(false);
+
+/// At load: a process with live control off never makes the file. Otherwise it is made when
+/// it is first needed ([`make_file`]): a process that never listens, accepts or connects over
+/// TCP has nothing to control, and most processes under the shim are such.
 pub fn init() {
     if !config().ctl {
+        TRIED.store(true, SeqCst);
+    }
+}
+
+/// Before a fork: the workers must share their parent's file, so the parent makes it now if
+/// it has none yet.
+pub fn before_fork() {
+    if !TRIED.load(Relaxed) {
+        make_file();
+    }
+}
+
+/// Makes the tree's control file, once: at the process's first TCP listener, accept or
+/// connect, or before its first fork, whichever comes first. Never while the settings are inert (no
+/// behaviour on, or secure-execution mode).
+#[cold]
+fn make_file() {
+    if TRIED.swap(true, SeqCst) || !config().ctl || config().inert() {
         return;
     }
     let _keep = KeepErrno::now();
-    // SAFETY: environ is intact at load (see `settings`).
-    let start: Vec<(String, String)> =
-        unsafe { sys::environ_entries(core_config::PREFIX.as_bytes()) }
-            .map(settings::pair)
-            .filter(|(k, _)| k != core_config::REPORTED_VAR)
-            .collect();
+    let start = settings::start_vars();
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
     let xdg = std::env::var("XDG_RUNTIME_DIR").ok();
@@ -59,7 +73,7 @@ pub fn init() {
         info!("no XDG_RUNTIME_DIR: no control file for socktune ctl");
         return;
     };
-    let text = live::encode(&start);
+    let text = live::encode(start);
     if text.len() > live::START_MAX {
         info!("settings too long for the control file: no live control");
         return;
@@ -81,7 +95,6 @@ pub fn init() {
             word(base, live::PID_AT).store(u64::from(pid), SeqCst);
             join(base, pid);
             word(base, 0).store(live::MAGIC, SeqCst);
-            let _ = START.set(start);
             let _ = PATH.set(CString::new(path).unwrap_or_default());
             MAP.store(base, SeqCst);
             extern "C" fn remove_at_exit() {
@@ -170,6 +183,15 @@ fn make(dir: &str, path: &str, euid: u32) -> Result<*mut u8, Refused> {
     }
 }
 
+/// A TCP listener, accepted or connecting socket: the first makes the control file (a
+/// process with only UDP or Unix sockets has nothing to control).
+#[inline]
+pub fn first_tcp_socket() {
+    if !TRIED.load(Relaxed) {
+        make_file();
+    }
+}
+
 /// Before a new listener or connection takes its plan: puts a live change in force.
 #[inline]
 pub fn refresh() {
@@ -194,7 +216,7 @@ fn apply(base: *mut u8, generation: u64) {
     let bytes = unsafe { std::slice::from_raw_parts(base.add(live::LIVE_AT), len) }.to_vec();
     if word(base, live::GENERATION_AT).load(Acquire) == generation {
         let changes = live::decode(&String::from_utf8_lossy(&bytes));
-        let start = START.get().map_or(&[][..], Vec::as_slice);
+        let start = settings::start_vars();
         let vars = (!changes.is_empty()).then(|| live::laid_over(start, &changes));
         settings::replace(vars.as_deref());
         SEEN.store(generation, Relaxed);

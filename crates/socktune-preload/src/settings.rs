@@ -19,6 +19,10 @@ struct Settings {
     rules: Rules,
 }
 
+/// The `SOCKTUNE_*` variables the process started with (its own report mark left out), which
+/// a live change is laid over.
+static START_VARS: OnceCell<Vec<(String, String)>> = OnceCell::new();
+
 static SETTINGS: OnceCell<Settings> = OnceCell::new();
 /// The settings of the latest live change, if any (leaked: changes are rare).
 static LIVE: AtomicPtr<Settings> = AtomicPtr::new(std::ptr::null_mut());
@@ -49,6 +53,13 @@ pub fn config() -> &'static Config {
 /// The top-level settings the process started with.
 pub fn start_up() -> &'static Config {
     &start_up_settings().top
+}
+
+/// The `SOCKTUNE_*` variables at start-up, read once at load (nginx clears the environment
+/// before forking its workers).
+pub fn start_vars() -> &'static [(String, String)] {
+    let _ = start_up_settings();
+    START_VARS.get().map_or(&[][..], Vec::as_slice)
 }
 
 /// Puts in force what `vars` (the start-up variables with a live change laid over them) give,
@@ -105,7 +116,7 @@ fn load() -> Settings {
     if ours.clone().next().is_none() {
         return inert();
     }
-    let vars: Vec<(String, String)> = ours.map(pair).collect();
+    let mut vars: Vec<(String, String)> = ours.map(pair).collect();
     let (parsed, rules) = build(&vars);
     let cfg = parsed.config;
     log::init(cfg.log, cfg.log_file.as_deref());
@@ -129,6 +140,8 @@ fn load() -> Settings {
             std::env::set_var(config::REPORTED_VAR, &parsed.fingerprint);
         }
     }
+    vars.retain(|(k, _)| k != config::REPORTED_VAR);
+    let _ = START_VARS.set(vars);
     Settings { top: cfg, rules }
 }
 

@@ -1,7 +1,9 @@
 //! Reading records back (the `reader` feature, for the launcher's report): into the same types
 //! the library writes, with serde_json, which the library itself never links.
 
-use super::{Applied, Conn, Named, Process, BEHAVIOURS, CONN_TYPE, PROCESS_TYPE, VERSION};
+use super::{
+    behaviour_name, Applied, Conn, Named, Process, BEHAVIOURS, CONN_TYPE, PROCESS_TYPE, VERSION,
+};
 use serde::de::{Deserialize, Deserializer, Error};
 use serde_json::Value;
 
@@ -66,12 +68,12 @@ fn named<T: Named, E: Error>(name: &str) -> Result<T, E> {
     T::named(name).ok_or_else(|| E::custom(format_args!("unknown name {name:?}")))
 }
 
-/// `"behaviours"`: names from `BEHAVIOURS`, as their bits. One this reader does not know is no
+/// `"behaviours"`: names from [`behaviour_name`], as their bits. One this reader does not know is no
 /// reason to lose the connection, so it is passed over.
 pub(super) fn behaviours<'de, D: Deserializer<'de>>(d: D) -> Result<Applied, D::Error> {
     let bits = Vec::<String>::deserialize(d)?
         .iter()
-        .filter_map(|n| BEHAVIOURS.iter().position(|b| b == n))
+        .filter_map(|n| (0..BEHAVIOURS).position(|i| behaviour_name(i) == n.as_str()))
         .fold(0, |bits, i| bits | 1 << i);
     Ok(Applied(bits))
 }
@@ -110,7 +112,7 @@ mod tests {
 
     #[test]
     fn every_behaviour_and_timestamp_survives() {
-        for i in 0..BEHAVIOURS.len() {
+        for i in 0..BEHAVIOURS {
             let c = Conn {
                 applied: Applied(1 << i),
                 ..Conn::default()
