@@ -2,13 +2,13 @@
 //! as pushing held responses that no boundary released (`cork`) and writing connection records
 //! (`stats`). `lifecycle` hands it those jobs at load, so this module calls nothing above it.
 //!
-//! It sleeps on a futex until the earliest time a job asked for. With nothing due it polls once
-//! per `SOCKTUNE_CORK_FLUSH_MS` only while new work came in the last [`IDLE_AFTER_MS`] (so a
-//! busy program's threads never make a system call to wake it), and then sleeps without a
-//! deadline, to be woken by the next work. A forked child starts its own thread on first need.
+//! It sleeps on a futex until the earliest time a job asked for, and with nothing due sleeps
+//! without a deadline, to be woken by the next work: a system call in the program's thread only
+//! for work that finds it so. (It used to poll for 100 ms after the last work, to spare that
+//! call: 500 wake-ups a second in every process that held anything lately.) A forked child starts
+//! its own thread on first need.
 
 use crate::guard;
-use crate::settings::config;
 use once_cell::sync::OnceCell;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 
@@ -34,10 +34,6 @@ static SLEEP: AtomicU32 = AtomicU32::new(STOPPED);
 static WAKE_AT: AtomicU32 = AtomicU32::new(0);
 /// Bumped by every wake-up, so that a wait that began after it returns at once.
 static SEQ: AtomicU32 = AtomicU32::new(0);
-/// Work handed over since the thread last looked.
-static GIVEN: AtomicU32 = AtomicU32::new(0);
-/// How long the thread keeps polling after the last work came.
-const IDLE_AFTER_MS: u32 = 100;
 
 /// Milliseconds on CLOCK_MONOTONIC (from the vDSO, no system call); only differences mean
 /// anything, since it wraps.
@@ -61,7 +57,6 @@ pub fn earliest(a: Option<u32>, b: Option<u32>) -> Option<u32> {
 /// A job has work due by `deadline`: makes sure the thread runs and looks by then. Costs a
 /// system call only when the thread sleeps without a deadline (or past this one).
 pub fn wake_by(deadline: u32) {
-    GIVEN.fetch_add(1, SeqCst);
     match SLEEP.load(SeqCst) {
         STOPPED => {
             if SLEEP
@@ -122,20 +117,11 @@ fn spawn() -> bool {
 
 fn run() {
     let _busy = guard::enter();
-    let mut last_given = now();
     loop {
         SLEEP.store(AWAKE, SeqCst);
         let seq = SEQ.load(SeqCst);
         let now = now();
-        if GIVEN.swap(0, SeqCst) != 0 {
-            last_given = now;
-        }
-        let next = run_jobs(now).or_else(|| {
-            // Nothing due: poll while work keeps coming.
-            (now.wrapping_sub(last_given) < IDLE_AFTER_MS)
-                .then(|| now.wrapping_add(config().cork_flush_ms.max(1)))
-        });
-        match next {
+        match run_jobs(now) {
             Some(at) => {
                 WAKE_AT.store(at, SeqCst);
                 SLEEP.store(UNTIL, SeqCst);
