@@ -81,3 +81,56 @@ fn first_connection_pays(server_args: &str) {
         &format!("4 records, one marked defer-accept-off expected:\n{text}"),
     );
 }
+
+/// Debian's vsftpd, which forks each session by the clone system call, not fork(): no fork
+/// handler runs, and the shim must find the child a forked child by itself. There the session
+/// writes its greeting first, and the listener its parent holds is healed at the next accept.
+/// A shim that took the child for a vfork child left the copies of the connection it makes
+/// (dup2 onto fds 0 and 1) untracked, so every greeting waited the whole defer period.
+#[test]
+fn vsftpd_heals_through_its_parent() {
+    needs_root!(NETNS);
+    let greet = |name: &str| {
+        Scenario::new(
+            name,
+            "python3 {progs}/greet_times.py 127.0.0.1 {port} 5 220",
+        )
+        .server("sh {progs}/vsftpd_run.sh {port} {www}")
+    };
+    let runs = run_all(&[
+        greet("untuned"),
+        greet("defer-accept").server_env(&["SOCKTUNE_DEFER_ACCEPT=1", "SOCKTUNE_LOG=info"]),
+    ]);
+    let (base, tuned) = (&runs[0], &runs[1]);
+    check_quiet(base);
+    for r in &runs {
+        eprintln!(
+            "{:<12} first greeting {} ms, second {} ms at most, the rest {} ms at most",
+            r.name,
+            r.get("first_ms"),
+            r.get("rest_max_ms"),
+            r.get("after_two_max_ms")
+        );
+    }
+    check(
+        base.num("first_ms") < 300.0 && base.num("rest_max_ms") < 300.0,
+        base,
+        "untuned: no defer period",
+    );
+    check(
+        tuned.num("first_ms") >= 900.0,
+        tuned,
+        "defer-accept was on: the first greeting waits out its 1 s",
+    );
+    check(
+        tuned.num("after_two_max_ms") < 300.0,
+        tuned,
+        "healed: from the third connection on, greetings come at once",
+    );
+    let notes = tuned
+        .stderr
+        .lines()
+        .filter(|l| l.contains("speaks first"))
+        .count();
+    check(notes == 1, tuned, "the heal is logged once, at info");
+}

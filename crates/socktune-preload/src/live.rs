@@ -64,8 +64,7 @@ pub fn init() {
         info!("settings too long for the control file: no live control");
         return;
     }
-    // SAFETY: getpid cannot fail.
-    let pid = unsafe { libc::getpid() } as u32;
+    let pid = guard::pid();
     let path = format!("{dir}/{}", live::file_name(pid));
     let made = make(&dir, &path, euid);
     if made.is_ok() {
@@ -293,8 +292,7 @@ fn join(base: *mut u8, pid: u32) {
 pub fn after_fork_in_child() {
     let base = MAP.load(Relaxed);
     if !base.is_null() {
-        // SAFETY: getpid cannot fail.
-        join(base, unsafe { libc::getpid() } as u32);
+        join(base, guard::pid());
     }
 }
 
@@ -308,8 +306,7 @@ pub fn at_exit() {
     if base.is_null() {
         return;
     }
-    // SAFETY: getpid cannot fail.
-    let pid = unsafe { libc::getpid() } as u32;
+    let pid = guard::pid();
     let all = members(base);
     let _ = all
         .iter()
