@@ -51,12 +51,12 @@ fn a_raw_clone_child_acts_as_a_forked_child_and_its_parent_shares() {
     let (base, tuned) = (&runs[0], &runs[1]);
     for r in &runs {
         check_quiet(r);
-        check(
-            r.num("conns") == CONNS as f64,
-            r,
-            "every answer whole",
+        check(r.num("conns") == CONNS as f64, r, "every answer whole");
+        eprintln!(
+            "{:<8} packets per connection {}",
+            r.name,
+            r.get("packets_per_conn")
         );
-        eprintln!("{:<8} packets per connection {}", r.name, r.get("packets_per_conn"));
     }
     check(
         tuned.num("packets_per_conn") < base.num("packets_per_conn"),
@@ -89,12 +89,12 @@ fn a_vfork_child_closing_every_fd_leaves_the_parents_connections_alone() {
     let (base, tuned) = (&runs[0], &runs[1]);
     for r in &runs {
         check_quiet(r);
-        check(
-            r.num("conns") == CONNS as f64,
-            r,
-            "every answer whole",
+        check(r.num("conns") == CONNS as f64, r, "every answer whole");
+        eprintln!(
+            "{:<8} packets per connection {}",
+            r.name,
+            r.get("packets_per_conn")
         );
-        eprintln!("{:<8} packets per connection {}", r.name, r.get("packets_per_conn"));
     }
     check(
         tuned.num("packets_per_conn") < base.num("packets_per_conn"),
@@ -109,7 +109,9 @@ fn a_vfork_child_closing_every_fd_leaves_the_parents_connections_alone() {
                 .iter()
                 .all(|(pid, responses)| pid == parent && responses == "1"),
         tuned,
-        &format!("{CONNS} records expected, each by the server (pid {parent}), with 1 response:\n{text}"),
+        &format!(
+            "{CONNS} records expected, each by the server (pid {parent}), with 1 response:\n{text}"
+        ),
     );
 }
 
@@ -138,7 +140,12 @@ fn no_getpid_per_connection() {
     let runs = run_all(&[base, tuned.server_env(&["SOCKTUNE_CORK=1"])]);
     let count = |path: &std::path::Path| {
         std::fs::read_to_string(path)
-            .unwrap_or_else(|e| panic!("no strace output {} ({e}): is strace installed?", path.display()))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "no strace output {} ({e}): is strace installed?",
+                    path.display()
+                )
+            })
             .matches("getpid(")
             .count()
     };

@@ -698,7 +698,10 @@ mod tests {
     fn new_tasks_by_their_clone_flags() {
         const SIGCHLD: u64 = 17;
         // vsftpd's session: a new namespace, its own memory.
-        assert_eq!(new_task(0x2000_0000 | 0x0800_0000 | SIGCHLD), NewTask::Process);
+        assert_eq!(
+            new_task(0x2000_0000 | 0x0800_0000 | SIGCHLD),
+            NewTask::Process
+        );
         assert_eq!(new_task(SIGCHLD | CLONE_VFORK), NewTask::Process);
         // posix_spawn's and vfork's.
         assert_eq!(new_task(CLONE_VM | CLONE_VFORK | SIGCHLD), NewTask::Vfork);

@@ -105,7 +105,7 @@ pub fn start(in_child: extern "C" fn()) {
     note_pid();
     let _ = IN_CHILD.set(in_child);
     const LEN: usize = 4096; // one page (mmap and madvise round up)
-    // SAFETY: a fresh private anonymous mapping; all-zero bytes are a valid AtomicU32.
+                             // SAFETY: a fresh private anonymous mapping; all-zero bytes are a valid AtomicU32.
     let page = unsafe {
         libc::mmap(
             std::ptr::null_mut(),

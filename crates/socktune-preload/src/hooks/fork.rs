@@ -122,7 +122,9 @@ fn real_syscall() -> usize {
 }
 
 fn address(symbol: &real::Symbol) -> usize {
-    symbol.addr().map_or(missing as *const () as usize, |a| a as usize)
+    symbol
+        .addr()
+        .map_or(missing as *const () as usize, |a| a as usize)
 }
 
 /// What a jump to a function this libc lacks answers: -1, ENOSYS.
