@@ -39,16 +39,16 @@ fn records(stats: &std::path::Path) -> (String, Vec<(String, String)>) {
     (text, conns)
 }
 
-#[test]
-fn a_raw_clone_child_acts_as_a_forked_child_and_its_parent_shares() {
-    needs_root!(NETNS);
-    let stats = scratch("fork_routes_clone").join("stats.jsonl");
+/// Serves [`CONNS`] connections in `style`, untuned and under cork with records on: every answer
+/// whole, fewer packets corked, and one record per connection, with its one response, written by
+/// the server itself (`by_server`) or else by a child.
+fn serve(style: &str, by_server: bool) {
+    let stats = scratch(&format!("fork_routes_{style}")).join("stats.jsonl");
     let record = format!("SOCKTUNE_STATS={}", stats.display());
     let runs = run_all(&[
-        routes("untuned", "clone"),
-        routes("cork", "clone").server_env(&["SOCKTUNE_CORK=1", &record]),
+        routes("untuned", style),
+        routes("cork", style).server_env(&["SOCKTUNE_CORK=1", &record]),
     ]);
-    let (base, tuned) = (&runs[0], &runs[1]);
     for r in &runs {
         check_quiet(r);
         check(r.num("conns") == CONNS as f64, r, "every answer whole");
@@ -58,61 +58,40 @@ fn a_raw_clone_child_acts_as_a_forked_child_and_its_parent_shares() {
             r.get("packets_per_conn")
         );
     }
+    let tuned = &runs[1];
     check(
-        tuned.num("packets_per_conn") < base.num("packets_per_conn"),
+        tuned.num("packets_per_conn") < runs[0].num("packets_per_conn"),
         tuned,
-        "the child's two sends leave corked, as one segment",
+        "the two sends of each answer leave corked, as one segment",
     );
-    let parent = tuned.get("srv_pid");
+    let server = tuned.get("srv_pid");
     let (text, conns) = records(&stats);
-    // The parent's copy was shared: its close (it answered nothing) is no connection's end. The
-    // child's close is, with the response it sent, in its own pid's record.
+    let writer = if by_server { "the server" } else { "a child" };
     check(
         conns.len() == CONNS
             && conns
                 .iter()
-                .all(|(pid, responses)| pid != parent && responses == "1"),
+                .all(|(pid, responses)| (pid == server) == by_server && responses == "1"),
         tuned,
-        &format!("{CONNS} records expected, each by a child (not pid {parent}), with 1 response:\n{text}"),
+        &format!(
+            "{CONNS} records expected, each by {writer} (server: pid {server}), with 1 response:\n{text}"
+        ),
     );
 }
 
+/// The parent's copy was shared: its close (it answered nothing) is no connection's end. The
+/// child's close is, with the response it sent, in its own pid's record.
+#[test]
+fn a_raw_clone_child_acts_as_a_forked_child_and_its_parent_shares() {
+    needs_root!(NETNS);
+    serve("clone", false);
+}
+
+/// The answers after each subprocess are corked and recorded: the sockets stayed tracked.
 #[test]
 fn a_vfork_child_closing_every_fd_leaves_the_parents_connections_alone() {
     needs_root!(NETNS);
-    let stats = scratch("fork_routes_subprocess").join("stats.jsonl");
-    let record = format!("SOCKTUNE_STATS={}", stats.display());
-    let runs = run_all(&[
-        routes("untuned", "subprocess"),
-        routes("cork", "subprocess").server_env(&["SOCKTUNE_CORK=1", &record]),
-    ]);
-    let (base, tuned) = (&runs[0], &runs[1]);
-    for r in &runs {
-        check_quiet(r);
-        check(r.num("conns") == CONNS as f64, r, "every answer whole");
-        eprintln!(
-            "{:<8} packets per connection {}",
-            r.name,
-            r.get("packets_per_conn")
-        );
-    }
-    check(
-        tuned.num("packets_per_conn") < base.num("packets_per_conn"),
-        tuned,
-        "the answers after each subprocess still leave corked: the sockets stayed tracked",
-    );
-    let parent = tuned.get("srv_pid");
-    let (text, conns) = records(&stats);
-    check(
-        conns.len() == CONNS
-            && conns
-                .iter()
-                .all(|(pid, responses)| pid == parent && responses == "1"),
-        tuned,
-        &format!(
-            "{CONNS} records expected, each by the server (pid {parent}), with 1 response:\n{text}"
-        ),
-    );
+    serve("subprocess", true);
 }
 
 /// Telling a vfork child from us costs no system call: the server's own process (strace without
