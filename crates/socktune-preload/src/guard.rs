@@ -37,15 +37,15 @@ pub fn enter() -> Option<Busy> {
 /// Runs one step of the shim's logic for the hook `call`: not at all if this thread is already
 /// inside the shim; with errno kept as the program's call left it; and with a panic caught,
 /// reported once, and turned into `R::default()`, so that the program's call goes ahead
-/// untouched.
+/// untouched. In a fork child whose fork handler has not run, the handler runs first.
 #[inline]
 pub fn act<R: Default>(call: &str, logic: impl FnOnce() -> R) -> R {
     let Some(_busy) = enter() else {
         return R::default();
     };
-    adopt();
     let _keep = KeepErrno::now();
     match catch_unwind(AssertUnwindSafe(|| {
+        adopt();
         let r = logic();
         if cfg!(feature = "panic-in-logic") {
             panic!("socktune built with panic-in-logic: {call} panics after its step");
