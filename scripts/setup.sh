@@ -51,7 +51,8 @@ debs=(
     tcpdump:tcpdump             # packet traces: SOCKTUNE_TEST_TRACE=1 (netns.py --trace)
     prometheus-node-exporter:prometheus-node-exporter  # node_exporter: the textfile read for real
     promtool:prometheus         # node_exporter: promtool check metrics
-    /usr/sbin/vsftpd:vsftpd     # ftp: passive FTP under client Fast Open
+    /usr/sbin/vsftpd:vsftpd     # ftp: passive FTP under client Fast Open; defer_heal
+    strace:strace               # fork_routes: the getpid calls a server makes
     openssl:openssl             # armed: a certificate for the TLS case, made at test time
     redis-server:redis-server   # the matrix's smoke run (bench.sh --smoke)
 )

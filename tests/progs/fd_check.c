@@ -1,7 +1,8 @@
 /* fd lifetimes under the shim: numbers closed and reused by pipes and files, dup/dup2/dup3 and
  * F_DUPFD onto and from tracked sockets, close_range, numbers above 65536 up to the kernel's
- * limit and past the shim's table, and a socket shared with a vfork'ed child. Each outcome is libc's own, so the program prints "0 failed"
- * with and without libsocktune.so.
+ * limit and past the shim's table, and a socket shared with a vfork'ed child (by vfork and by
+ * clone). Each outcome is libc's own, so the program prints "0 failed" with and without
+ * libsocktune.so.
  *
  * Under the shim each connection corks its writes. "arrives" allows 100 ms: the shim's flusher
  * releases held data within ~2 ms, while a hold the shim lost track of (an fd closed or replaced
@@ -9,6 +10,7 @@
 #include "check.h"
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -260,6 +262,30 @@ static void vfork_child_closing_its_copies(int l) {
     close(s); close(c); close(pp[0]); close(pp[1]);
 }
 
+/* What a clone(CLONE_VM | CLONE_VFORK) child does on its own stack, in the parent's memory. */
+static int close_copies(void *arg) {
+    int *fds = arg;
+    dup2(fds[1], fds[0]);
+    close(fds[0]);
+    close_range(3, ~0U, 0);
+    _exit(0);
+}
+
+/* The same from a child made by libc's clone with the flags posix_spawn uses. */
+static void clone_vfork_child_closing_its_copies(int l) {
+    int c, s, pp[2];
+    static char stack[64 * 1024];
+    tcp_pair(l, &c, &s);
+    pipe(pp);
+    write(s, "held", 4);
+    int fds[2] = { s, pp[1] };
+    pid_t pid = clone(close_copies, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, fds);
+    waitpid(pid, 0, 0);
+    CHECK(pid > 0 && arrives(c, "held"), "clone(CLONE_VM|CLONE_VFORK) child closing its copies: the parent's held data arrives");
+    CHECK(write(s, "next", 4) == 4 && arrives(c, "next"), "clone(CLONE_VM|CLONE_VFORK) child closing its copies: the parent's next response arrives");
+    close(s); close(c); close(pp[0]); close(pp[1]);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     int l = listener(7410);
@@ -271,5 +297,6 @@ int main(void) {
     high_numbers(l);
     vfork_child_shares_the_socket(l);
     vfork_child_closing_its_copies(l);
+    clone_vfork_child_closing_its_copies(l);
     return summary();
 }

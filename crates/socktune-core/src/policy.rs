@@ -348,6 +348,39 @@ pub fn acks_before_read(
     state.has(FdState::ACK_PENDING) && !ready() && blocking()
 }
 
+/// What a task made by `clone`, `vfork` or a fork system call is to the shim, which no fork
+/// handler told.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum NewTask {
+    /// Its own copy of our memory: a fork child.
+    Process,
+    /// A thread of ours.
+    Thread,
+    /// Runs in our memory, on the calling thread's thread-locals, while that thread waits for it
+    /// to exec or exit.
+    Vfork,
+    /// Runs in our memory beside us, or on thread-locals of its own: only getpid tells it from us.
+    SharesMemory,
+}
+
+/// clone flags (linux/sched.h).
+pub const CLONE_VM: u64 = 0x100;
+pub const CLONE_VFORK: u64 = 0x4000;
+pub const CLONE_THREAD: u64 = 0x10000;
+pub const CLONE_SETTLS: u64 = 0x80000;
+
+pub fn new_task(clone_flags: u64) -> NewTask {
+    if clone_flags & CLONE_VM == 0 {
+        NewTask::Process
+    } else if clone_flags & CLONE_THREAD != 0 {
+        NewTask::Thread
+    } else if clone_flags & (CLONE_VFORK | CLONE_SETTLS) == CLONE_VFORK {
+        NewTask::Vfork
+    } else {
+        NewTask::SharesMemory
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,6 +691,29 @@ mod tests {
         assert_eq!(
             listen_plan(&named, 40001, fresh, EPHEMERAL).defer_accept,
             Some(5)
+        );
+    }
+
+    #[test]
+    fn new_tasks_by_their_clone_flags() {
+        const SIGCHLD: u64 = 17;
+        // vsftpd's session: a new namespace, its own memory.
+        assert_eq!(
+            new_task(0x2000_0000 | 0x0800_0000 | SIGCHLD),
+            NewTask::Process
+        );
+        assert_eq!(new_task(SIGCHLD | CLONE_VFORK), NewTask::Process);
+        // posix_spawn's and vfork's.
+        assert_eq!(new_task(CLONE_VM | CLONE_VFORK | SIGCHLD), NewTask::Vfork);
+        assert_eq!(
+            new_task(CLONE_VM | CLONE_VFORK | CLONE_SETTLS),
+            NewTask::SharesMemory
+        );
+        assert_eq!(new_task(CLONE_VM | SIGCHLD), NewTask::SharesMemory);
+        // pthread_create's.
+        assert_eq!(
+            new_task(CLONE_VM | 0x700 | CLONE_THREAD | CLONE_SETTLS),
+            NewTask::Thread
         );
     }
 }

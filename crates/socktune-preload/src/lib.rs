@@ -6,10 +6,11 @@
 //!   values are reported and switched off, never fatal; in secure-execution mode the shim does
 //!   nothing), and fork handlers, the exec environment and recording are set up.
 //! - `hooks` exports socket, listen, accept, connect, getpeername, the read, write (splice
-//!   included) and wait families, close, dup, setsockopt, getsockopt, exec and `_exit`. Each
-//!   hook looks its fd up in [`fdtable`] once (one atomic load for an fd that is not a tracked
-//!   socket), runs the behaviours' steps around the real call through [`guard::act`], calls the
-//!   real function ([`real`]) exactly once, and returns its result with its errno.
+//!   included) and wait families, close, dup, setsockopt, getsockopt, exec, `_exit`, and on
+//!   x86-64 vfork, clone, `syscall` and `_Fork` (forks no fork handler sees). Each hook looks
+//!   its fd up in [`fdtable`] once (one atomic load for an fd that is not a tracked socket),
+//!   runs the behaviours' steps around the real call through [`guard::act`], calls the real
+//!   function ([`real`]) exactly once, and returns its result with its errno.
 //! - The behaviours, one module each: `setup` (the options set once, at listen, accept and
 //!   connect, from `socktune_core::policy`'s plans), `cork` (cork per response), `armed` (client
 //!   connections that wait for the first write: Fast Open and quickack-off), `quickack` (delayed

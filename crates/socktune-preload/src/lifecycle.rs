@@ -12,7 +12,7 @@ extern "C" fn init() {
     if config().inert() {
         return;
     }
-    guard::note_pid();
+    guard::start(after_fork_in_child);
     // SAFETY: registers plain extern "C" handlers; the parent's and child's touch only atomics.
     unsafe {
         libc::pthread_atfork(
@@ -37,16 +37,21 @@ extern "C" fn init() {
 #[link_section = ".init_array"]
 static INIT: extern "C" fn() = init;
 
-extern "C" fn before_fork() {
+/// Before a fork, from its fork handler or, for a fork no handler sees, from that hook.
+pub extern "C" fn before_fork() {
     guard::act("fork", live::before_fork);
 }
 
-extern "C" fn after_fork_in_parent() {
+/// In the parent after a fork, from its fork handler or, for a fork no handler sees (a raw
+/// `clone` or fork system call, `_Fork`), from that hook.
+pub extern "C" fn after_fork_in_parent() {
     track::mark_connections_shared();
 }
 
+/// In a forked child: from its fork handler, or, where none ran, from `guard::adopt` before the
+/// shim does anything there.
 extern "C" fn after_fork_in_child() {
-    guard::note_pid();
+    guard::child_started();
     // The parent keeps flushing what it corked; our copy of its holds must not double it.
     fdtable::forget_holds();
     flusher::forget_after_fork();

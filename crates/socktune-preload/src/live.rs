@@ -78,8 +78,7 @@ fn make_file() {
         info!("settings too long for the control file: no live control");
         return;
     }
-    // SAFETY: getpid cannot fail.
-    let pid = unsafe { libc::getpid() } as u32;
+    let pid = guard::pid();
     let path = format!("{dir}/{}", live::file_name(pid));
     let made = make(&dir, &path, euid);
     if made.is_ok() {
@@ -315,8 +314,7 @@ fn join(base: *mut u8, pid: u32) {
 pub fn after_fork_in_child() {
     let base = MAP.load(Relaxed);
     if !base.is_null() {
-        // SAFETY: getpid cannot fail.
-        join(base, unsafe { libc::getpid() } as u32);
+        join(base, guard::pid());
     }
 }
 
@@ -330,8 +328,7 @@ pub fn at_exit() {
     if base.is_null() {
         return;
     }
-    // SAFETY: getpid cannot fail.
-    let pid = unsafe { libc::getpid() } as u32;
+    let pid = guard::pid();
     let all = members(base);
     let _ = all
         .iter()

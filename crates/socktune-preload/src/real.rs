@@ -72,7 +72,7 @@ impl Missing for ssize_t {
 /// Declares `real::NAME(args)`: libc's NAME, resolved once and called through a typed pointer.
 macro_rules! real_functions {
     ($($name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty;)*) => {$(
-        #[allow(clippy::too_many_arguments)]
+        #[allow(clippy::too_many_arguments, non_snake_case)]
         pub unsafe fn $name($($arg: $ty),*) -> $ret {
             static SYMBOL: Symbol = Symbol::new(
                 match CStr::from_bytes_with_nul(concat!(stringify!($name), "\0").as_bytes()) {
@@ -156,6 +156,10 @@ real_functions! {
     fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int;
     fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int;
 
+    // clone is variadic; the three optional arguments travel as fixed ones would (x86-64).
+    clone(f: *mut c_void, stack: *mut c_void, flags: c_int, arg: *mut c_void, ptid: *mut pid_t, tls: *mut c_void, ctid: *mut pid_t) -> c_int;
+    _Fork() -> pid_t;
+
     execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int;
     execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int;
     posix_spawn(pid: *mut pid_t, path: *const c_char, actions: *const posix_spawn_file_actions_t, attr: *const posix_spawnattr_t, argv: *const *mut c_char, envp: *const *mut c_char) -> c_int;
@@ -175,6 +179,10 @@ pub unsafe fn exit_via(symbol: &Symbol, status: c_int) -> ! {
         },
     }
 }
+
+/// For the trampolines of `hooks::fork`, which jump to the real function.
+pub static VFORK: Symbol = Symbol::new(c"vfork");
+pub static SYSCALL: Symbol = Symbol::new(c"syscall");
 
 pub static EXIT: Symbol = Symbol::new(c"_exit");
 pub static EXIT_UPPER: Symbol = Symbol::new(c"_Exit");

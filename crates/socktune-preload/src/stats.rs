@@ -76,11 +76,6 @@ struct Paths {
     prom: Option<CString>,
 }
 
-fn pid() -> u32 {
-    // SAFETY: getpid cannot fail.
-    unsafe { libc::getpid() as u32 }
-}
-
 /// Sets up recording at load: paths, the counters mapping, the arm generator, the exit drain.
 pub fn init() {
     let cfg = config();
@@ -115,7 +110,7 @@ fn seed() {
             std::ptr::read_unaligned(p.cast::<u64>())
         }
     };
-    RNG.store(record::mix(random ^ u64::from(pid())), SeqCst);
+    RNG.store(record::mix(random ^ u64::from(guard::pid())), SeqCst);
 }
 
 thread_local! {
@@ -202,7 +197,7 @@ pub fn ended(fd: i32, slot: Slot, state: FdState, end: End) {
     let syn_data = info.tcpi_options & TCPI_OPT_SYN_DATA != 0;
     let conn = Conn {
         ts_us,
-        pid: pid(),
+        pid: guard::pid(),
         side: Some(side),
         local_port: sys::local_port(fd).unwrap_or(0),
         remote_port: sys::peer_port(fd).unwrap_or(0),
@@ -455,7 +450,7 @@ fn write_prom() {
         return;
     };
     let Some(path) = &paths.prom else { return };
-    let Ok(tmp) = CString::new(format!("{}.{}.tmp", path.to_string_lossy(), pid())) else {
+    let Ok(tmp) = CString::new(format!("{}.{}.tmp", path.to_string_lossy(), guard::pid())) else {
         return;
     };
     PROM_DIRTY.store(false, SeqCst);
@@ -508,7 +503,7 @@ pub fn at_exit() {
     drain();
     let connections = CONNECTIONS.load(SeqCst);
     if connections > 0 {
-        let line = record::process_line(now_us(), pid(), connections, DROPPED.load(SeqCst));
+        let line = record::process_line(now_us(), guard::pid(), connections, DROPPED.load(SeqCst));
         append(format!("{line}\n").as_bytes());
     }
     if PROM_DIRTY.load(SeqCst) {

@@ -339,6 +339,26 @@ pub fn is_listening(fd: c_int) -> bool {
 /// writes.
 pub const OWN_FILE: c_int = libc::O_CLOEXEC | libc::O_NOFOLLOW;
 
+/// The flags of a clone3 call's `struct clone_args` (its first field), or `None` if there are
+/// none to read: copied by the kernel, so that a bad pointer fails here as the kernel fails it.
+pub fn clone3_flags(args: usize, size: usize) -> Option<u64> {
+    if args == 0 || size < size_of::<u64>() {
+        return None;
+    }
+    let mut flags = 0u64;
+    let local = libc::iovec {
+        iov_base: (&mut flags as *mut u64).cast(),
+        iov_len: size_of::<u64>(),
+    };
+    let remote = libc::iovec {
+        iov_base: args as *mut libc::c_void,
+        iov_len: size_of::<u64>(),
+    };
+    // SAFETY: reads 8 bytes of our own memory into `flags`; an unmapped address is an error.
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    (n == size_of::<u64>() as isize).then_some(flags)
+}
+
 /// First integer in a /proc file, read without std I/O (which would go through our hooks).
 pub fn read_proc_int(path: &CStr) -> Option<i64> {
     // SAFETY: plain open/read/close on a NUL-terminated path into a stack buffer.

@@ -17,6 +17,8 @@ mod close;
 mod connect;
 mod exec;
 mod exit;
+#[cfg(target_arch = "x86_64")]
+mod fork;
 mod read;
 mod socket;
 mod sockopt;
