@@ -57,12 +57,20 @@ pub fn before_write(fd: c_int, slot: Slot, len: usize, gathered: bool, can_hold:
 
 /// A Fast Open connection's first response may be written while the connection still waits for
 /// the handshake's ACK, whose arrival would push a partial segment MSG_MORE holds: that response
-/// is held by TCP_CORK instead (two calls, on that response only).
+/// is held by TCP_CORK instead (two calls, on that response only). The TCP_INFO that tells also
+/// gives the MSS (`tcpi_snd_mss` is what TCP_MAXSEG reads), so [`mss`] needs no call of its own.
 fn cork_before_handshake_ack(fd: c_int, slot: Slot, state: FdState) {
     let first = !state.has(FdState::ENDED_RESPONSE);
-    if first
-        && state.has(FdState::APPLIED_FASTOPEN)
-        && sys::handshake_pending(fd)
+    if !first || !state.has(FdState::APPLIED_FASTOPEN) {
+        return;
+    }
+    let Some(info) = sys::tcp_info(fd) else {
+        return;
+    };
+    if slot.mss() == 0 {
+        slot.set_mss(info.tcpi_snd_mss);
+    }
+    if info.tcpi_state == sys::TCP_SYN_RECV
         && sys::set_int(fd, libc::IPPROTO_TCP, libc::TCP_CORK, 1).is_ok()
     {
         slot.set(FdState::CORKED);
