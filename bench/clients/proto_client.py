@@ -1,14 +1,15 @@
 """Clients of the matrix's non-HTTP programs: each sets no socket option and checks every reply.
 
-usage: proto_client.py PROTOCOL HOST PORT N PER_CONN EXPECTED_FILE [SECONDS]
+usage: proto_client.py PROTOCOL HOST PORT N PER_CONN EXPECTED_FILE [SECONDS [WARM]]
 PROTOCOL is redis, memcached, postgres, mysql, ftp or smtp. One operation fetches (or, for smtp,
 sends) the 100 bytes of EXPECTED_FILE and checks them byte for byte: redis GET, memcached get,
 a PostgreSQL or MariaDB query that echoes them, an FTP RETR in passive mode (a second connection
 to the same host each time), an SMTP message that the server checks. A new connection every
-PER_CONN operations (login, greeting and all). One unmeasured warm-up operation first, on its own
-connection (it stores the value, and fetches the Fast Open cookie). Latency is per operation,
+PER_CONN operations (login, greeting and all). WARM (default 1) unmeasured warm-up operations
+first, each on its own connection (the first stores the value, and fetches the Fast Open cookie):
+2 for a forking server-speaks-first program, whose first two connections pay under defer-accept. Latency is per operation,
 including its connect when it opens one. Prints the fields of common.summary, plus first_ms (the
-warm-up, connect included: what a server-speaks-first program pays under defer-accept) and max_ms.
+warm-ups, connects included: what a server-speaks-first program pays under defer-accept) and max_ms.
 With SECONDS it stops early, after the first operation that ends past SECONDS of measuring.
 """
 import ftplib
@@ -23,6 +24,7 @@ from common import summary, tcpext
 proto, host, port, n, per_conn, expected_file = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), \
     int(sys.argv[5]), sys.argv[6]
 seconds = float(sys.argv[7]) if len(sys.argv) > 7 else float("inf")
+warm_conns = int(sys.argv[8]) if len(sys.argv) > 8 else 1
 with open(expected_file, "rb") as f:
     EXPECTED = f.read()
 TIMEOUT = 30
@@ -180,14 +182,16 @@ def main():
     tfo0 = tcpext("TCPFastOpenActive")
     t = time.perf_counter()
     try:
-        warm = kind()
-        warm.store()
-        warm.op()
-        warm.close()
+        for i in range(warm_conns):
+            warm = kind()
+            if i == 0:
+                warm.store()
+            warm.op()
+            warm.close()
     except Exception as e:  # a library's error names the protocol step; the traceback adds nothing
         fail("warm-up: %s: %s" % (type(e).__name__, e))
     first_ms = (time.perf_counter() - t) * 1000
-    lat, conns, c = [], 1, None
+    lat, conns, c = [], warm_conns, None
     start = time.perf_counter()
     try:
         for i in range(n):
@@ -205,7 +209,7 @@ def main():
     except Exception as e:
         fail("operation %d: %s: %s" % (len(lat) + 1, type(e).__name__, e))
     elapsed = time.perf_counter() - start
-    summary(lat, elapsed, requests=len(lat), requests_total=len(lat) + 1, conns=conns,
+    summary(lat, elapsed, requests=len(lat), requests_total=len(lat) + warm_conns, conns=conns,
             syn_data=tcpext("TCPFastOpenActive") - tfo0, first_ms="%.3f" % first_ms, max_ms="%.3f" % max(lat))
 
 

@@ -71,13 +71,15 @@ pub struct ListenPlan {
 /// The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`), both ends included.
 pub type PortRange = (u16, u16);
 
-/// Whether defer-accept goes on a listener at `port`. A listener on a port from the ephemeral
-/// range is one the kernel picked for a program that opened it for one peer (a passive FTP data
-/// connection): every such listener is new, so every transfer would pay the first connection's
-/// wait before the heal. Unless `SOCKTUNE_PORTS` names the port.
-pub fn defers_on(cfg: &Config, port: u16, ephemeral: PortRange) -> bool {
-    !(ephemeral.0..=ephemeral.1).contains(&port)
-        || cfg.ports.as_ref().is_some_and(|s| s.contains(port))
+/// Whether defer-accept goes on a listener at `port`, unless `SOCKTUNE_PORTS` names the port.
+/// A listener opened for one peer (a passive FTP data connection) is new each time, so each
+/// transfer would pay the first connection's wait before the heal. Such are the listeners on a
+/// port from the ephemeral range (the kernel picked it), and those a process tree opens after it
+/// found a server that speaks first (`speaks_first_seen`): vsftpd picks its passive ports itself,
+/// over 1024-65535.
+pub fn defers_on(cfg: &Config, port: u16, ephemeral: PortRange, speaks_first_seen: bool) -> bool {
+    cfg.ports.as_ref().is_some_and(|s| s.contains(port))
+        || !(speaks_first_seen || (ephemeral.0..=ephemeral.1).contains(&port))
 }
 
 pub fn listen_plan(
@@ -85,6 +87,7 @@ pub fn listen_plan(
     local_port: u16,
     prior: FdState,
     ephemeral: PortRange,
+    speaks_first_seen: bool,
 ) -> ListenPlan {
     let scoped = in_scope(cfg, local_port);
     let kept = prior.flags(
@@ -118,9 +121,10 @@ pub fn listen_plan(
     }
     let flags = kept | connection_flags(cfg, Role::server);
     ListenPlan {
-        defer_accept: cfg
-            .defer_accept
-            .filter(|_| !prior.has(FdState::APP_DEFER) && defers_on(cfg, local_port, ephemeral)),
+        defer_accept: cfg.defer_accept.filter(|_| {
+            !prior.has(FdState::APP_DEFER)
+                && defers_on(cfg, local_port, ephemeral, speaks_first_seen)
+        }),
         fastopen: cfg.fastopen.filter(|_| !prior.has(FdState::APP_FASTOPEN)),
         backlog: cfg.backlog,
         quickack_off: flags & FdState::QUICKACK_OFF != 0 && !prior.has(FdState::APP_QUICKACK),
@@ -430,7 +434,7 @@ mod tests {
             ("SOCKTUNE_PORTS", "80"),
         ]);
         let fresh = FdState::new(Kind::Tcp, 0, 0);
-        let l = listen_plan(&c, 80, fresh, EPHEMERAL);
+        let l = listen_plan(&c, 80, fresh, EPHEMERAL, false);
         assert_eq!(
             l.opts,
             opt(Opt::Sndbuf),
@@ -444,7 +448,7 @@ mod tests {
         // The program set keepalive itself before listen() and connect().
         let own = FdState::new(Kind::Tcp, opt(Opt::Keepalive), 0);
         assert_eq!(
-            accept_opts(&c, 80, listen_plan(&c, 80, own, EPHEMERAL).state),
+            accept_opts(&c, 80, listen_plan(&c, 80, own, EPHEMERAL, false).state),
             0
         );
         assert_eq!(connect_plan(&c, 80, own).opts, all & !opt(Opt::Keepalive));
@@ -454,7 +458,11 @@ mod tests {
         };
         assert_eq!(connect_plan(&forced, 80, own).opts, all);
         assert_eq!(
-            accept_opts(&forced, 80, listen_plan(&forced, 80, own, EPHEMERAL).state),
+            accept_opts(
+                &forced,
+                80,
+                listen_plan(&forced, 80, own, EPHEMERAL, false).state
+            ),
             opt(Opt::Keepalive)
         );
         let server_only = Config {
@@ -487,7 +495,7 @@ mod tests {
             ("SOCKTUNE_QUICKACK", "0"),
             ("SOCKTUNE_PORTS", "8000-8010"),
         ]);
-        let p = listen_plan(&c, 8005, FdState::new(Kind::Tcp, 0, 0), EPHEMERAL);
+        let p = listen_plan(&c, 8005, FdState::new(Kind::Tcp, 0, 0), EPHEMERAL, false);
         assert_eq!(p.defer_accept, Some(5));
         assert_eq!(p.fastopen, Some(256));
         assert!(p.quickack_off);
@@ -495,7 +503,7 @@ mod tests {
             p.state.has(FdState::CORK) && p.state.has(FdState::NODELAY),
             "cork implies nodelay for the tail"
         );
-        let out = listen_plan(&c, 25, FdState::new(Kind::Tcp, 0, 0), EPHEMERAL);
+        let out = listen_plan(&c, 25, FdState::new(Kind::Tcp, 0, 0), EPHEMERAL, false);
         assert_eq!(out.defer_accept, None);
         assert!(!out.state.has(FdState::CORK));
         assert_eq!(out.state.kind(), Kind::Listener);
@@ -513,7 +521,7 @@ mod tests {
             FdState::APP_DEFER | FdState::APP_FASTOPEN | FdState::APP_QUICKACK,
             0,
         );
-        let p = listen_plan(&c, 80, prior, EPHEMERAL);
+        let p = listen_plan(&c, 80, prior, EPHEMERAL, false);
         assert_eq!(
             (p.defer_accept, p.fastopen, p.quickack_off),
             (None, None, false)
@@ -528,7 +536,7 @@ mod tests {
             ("SOCKTUNE_QUICKACK", "0"),
             ("SOCKTUNE_QUICKACK_ROLE", "client"),
         ]);
-        let l = listen_plan(&c, 80, FdState::default(), EPHEMERAL);
+        let l = listen_plan(&c, 80, FdState::default(), EPHEMERAL, false);
         assert!(l.state.has(FdState::CORK) && !l.quickack_off);
         let k = connect_plan(&c, 80, FdState::default());
         assert!(!k.state.has(FdState::CORK) && k.quickack_off);
@@ -682,14 +690,39 @@ mod tests {
     fn defer_accept_stays_off_listeners_on_ports_the_kernel_picked() {
         let c = cfg(&[("SOCKTUNE_DEFER_ACCEPT", "5")]);
         let fresh = FdState::new(Kind::Tcp, 0, 0);
-        assert_eq!(listen_plan(&c, 21, fresh, EPHEMERAL).defer_accept, Some(5));
-        assert_eq!(listen_plan(&c, 40001, fresh, EPHEMERAL).defer_accept, None);
+        assert_eq!(
+            listen_plan(&c, 21, fresh, EPHEMERAL, false).defer_accept,
+            Some(5)
+        );
+        assert_eq!(
+            listen_plan(&c, 40001, fresh, EPHEMERAL, false).defer_accept,
+            None
+        );
         let named = cfg(&[
             ("SOCKTUNE_DEFER_ACCEPT", "5"),
             ("SOCKTUNE_PORTS", "40000-40010"),
         ]);
         assert_eq!(
-            listen_plan(&named, 40001, fresh, EPHEMERAL).defer_accept,
+            listen_plan(&named, 40001, fresh, EPHEMERAL, false).defer_accept,
+            Some(5)
+        );
+    }
+
+    #[test]
+    fn defer_accept_stays_off_listeners_opened_after_a_server_spoke_first() {
+        let c = cfg(&[("SOCKTUNE_DEFER_ACCEPT", "5")]);
+        let fresh = FdState::new(Kind::Tcp, 0, 0);
+        assert_eq!(
+            listen_plan(&c, 21, fresh, EPHEMERAL, false).defer_accept,
+            Some(5)
+        );
+        assert_eq!(
+            listen_plan(&c, 5001, fresh, EPHEMERAL, true).defer_accept,
+            None
+        );
+        let named = cfg(&[("SOCKTUNE_DEFER_ACCEPT", "5"), ("SOCKTUNE_PORTS", "5001")]);
+        assert_eq!(
+            listen_plan(&named, 5001, fresh, EPHEMERAL, true).defer_accept,
             Some(5)
         );
     }

@@ -242,7 +242,7 @@ fn replan_listeners() {
         }
         let rule = slot.rule();
         let cfg = settings::for_socket(rule);
-        let plan = policy::listen_plan(cfg, state.port(), state, sys::ephemeral_ports());
+        let plan = policy::listen_plan(cfg, state.port(), state, sys::ephemeral_ports(), false);
         let mut applied = 0;
         let mut option = |want: Option<u32>, name, flag, program_set| {
             let on = state.has(flag);

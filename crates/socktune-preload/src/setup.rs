@@ -6,7 +6,7 @@
 use crate::fdtable::Slot;
 use crate::log::{self, debug, info};
 use crate::settings;
-use crate::{armed, stats, sys, track};
+use crate::{armed, stats, sys, track, tree};
 use libc::c_int;
 use socktune_core::config::{Config, Level, Opt, When, FORCE_CORK};
 use socktune_core::policy::{self, ConnectPlan, ListenPlan};
@@ -192,7 +192,13 @@ fn plan_listener(fd: c_int, state: FdState) -> (ListenPlan, u8, u64) {
     let port = sys::local_port(fd).unwrap_or(0);
     let rule = settings::rule_for(true, port, None);
     let cfg = settings::for_socket(rule);
-    let plan = policy::listen_plan(cfg, port, state, sys::ephemeral_ports());
+    let plan = policy::listen_plan(
+        cfg,
+        port,
+        state,
+        sys::ephemeral_ports(),
+        tree::speaks_first_seen(),
+    );
     let applied = apply_listener_options(fd, &plan, cfg);
     (plan, rule, applied)
 }

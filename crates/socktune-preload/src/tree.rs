@@ -66,3 +66,8 @@ pub fn speaks_first(port: u16) -> bool {
     let word = u32::from(port) + 1;
     page().is_some_and(|p| p.healed_ports.iter().any(|s| s.load(SeqCst) == word))
 }
+
+/// Whether some process of the tree found a server that speaks first, on any port.
+pub fn speaks_first_seen() -> bool {
+    page().is_some_and(|p| p.healed_ports.iter().any(|s| s.load(SeqCst) != 0))
+}
