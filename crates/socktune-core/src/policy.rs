@@ -687,44 +687,21 @@ mod tests {
     }
 
     #[test]
-    fn defer_accept_stays_off_listeners_on_ports_the_kernel_picked() {
-        let c = cfg(&[("SOCKTUNE_DEFER_ACCEPT", "5")]);
+    fn defer_accept_stays_off_listeners_opened_for_one_peer() {
         let fresh = FdState::new(Kind::Tcp, 0, 0);
-        assert_eq!(
-            listen_plan(&c, 21, fresh, EPHEMERAL, false).defer_accept,
-            Some(5)
-        );
-        assert_eq!(
-            listen_plan(&c, 40001, fresh, EPHEMERAL, false).defer_accept,
-            None
-        );
-        let named = cfg(&[
-            ("SOCKTUNE_DEFER_ACCEPT", "5"),
-            ("SOCKTUNE_PORTS", "40000-40010"),
-        ]);
-        assert_eq!(
-            listen_plan(&named, 40001, fresh, EPHEMERAL, false).defer_accept,
-            Some(5)
-        );
-    }
-
-    #[test]
-    fn defer_accept_stays_off_listeners_opened_after_a_server_spoke_first() {
-        let c = cfg(&[("SOCKTUNE_DEFER_ACCEPT", "5")]);
-        let fresh = FdState::new(Kind::Tcp, 0, 0);
-        assert_eq!(
-            listen_plan(&c, 21, fresh, EPHEMERAL, false).defer_accept,
-            Some(5)
-        );
-        assert_eq!(
-            listen_plan(&c, 5001, fresh, EPHEMERAL, true).defer_accept,
-            None
-        );
-        let named = cfg(&[("SOCKTUNE_DEFER_ACCEPT", "5"), ("SOCKTUNE_PORTS", "5001")]);
-        assert_eq!(
-            listen_plan(&named, 5001, fresh, EPHEMERAL, true).defer_accept,
-            Some(5)
-        );
+        // (SOCKTUNE_PORTS, port, the tree found a server that speaks first, defer-accept)
+        for (ports, port, seen, want) in [
+            (None, 21, false, Some(5)),
+            (None, 40001, false, None), // the kernel picked it
+            (Some("40000-40010"), 40001, false, Some(5)),
+            (None, 5001, true, None), // vsftpd's own pick, after its greeting
+            (Some("5001"), 5001, true, Some(5)),
+        ] {
+            let mut vars = vec![("SOCKTUNE_DEFER_ACCEPT", "5")];
+            vars.extend(ports.map(|p| ("SOCKTUNE_PORTS", p)));
+            let plan = listen_plan(&cfg(&vars), port, fresh, EPHEMERAL, seen);
+            assert_eq!(plan.defer_accept, want, "{ports:?} {port} {seen}");
+        }
     }
 
     #[test]
