@@ -15,7 +15,7 @@ the order reversed every other round. Sections:
              response (python3 http.server), one that already sends it in one send() with nodelay
              on (tests/progs/prefork_server.py nodelay whole), untuned nginx and Node.js; then
              gunicorn and http.server with a connection per request (what the shim adds at
-             accept, shutdown and close). Exact;
+             accept, shutdown and close; runs of 100 and 300 connections). Exact;
   load       requests/s and the server's CPU time per request (all its processes and threads,
              from /proc, while the client runs) under wrk -c64 (redis-benchmark for Redis),
              without and with SOCKTUNE_CORK=1: untuned nginx at 100 B and 64 KiB against nginx
