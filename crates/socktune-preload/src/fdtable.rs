@@ -71,20 +71,8 @@ fn chunk_or_alloc(dir: usize) -> Option<&'static Chunk> {
         return Some(c);
     }
     let size = std::mem::size_of::<Chunk>();
-    // SAFETY: anonymous private mapping; all-zero bytes are a valid Chunk (atomics of 0).
-    let fresh = unsafe {
-        libc::mmap(
-            null_mut(),
-            size,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if fresh == libc::MAP_FAILED {
-        return None;
-    }
+    // All-zero bytes are a valid Chunk (atomics of 0).
+    let fresh = crate::sys::map_zeroed(size, false)?;
     match DIR[dir].compare_exchange(null_mut(), fresh.cast(), SeqCst, SeqCst) {
         Ok(_) => {
             TOP.fetch_max(dir + 1, SeqCst);

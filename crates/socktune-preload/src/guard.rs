@@ -105,20 +105,9 @@ pub fn start(in_child: extern "C" fn()) {
     note_pid();
     let _ = IN_CHILD.set(in_child);
     const LEN: usize = 4096; // one page (mmap and madvise round up)
-                             // SAFETY: a fresh private anonymous mapping; all-zero bytes are a valid AtomicU32.
-    let page = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            LEN,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if page == libc::MAP_FAILED {
+    let Some(page) = crate::sys::map_zeroed(LEN, false) else {
         return;
-    }
+    };
     // SAFETY: `page` is our own mapping of LEN bytes.
     if unsafe { libc::madvise(page, LEN, libc::MADV_WIPEONFORK) } != 0 {
         // SAFETY: as above; nothing else has seen it.

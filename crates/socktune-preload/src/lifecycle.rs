@@ -39,7 +39,7 @@ static INIT: extern "C" fn() = init;
 
 /// Before a fork, from its fork handler or, for a fork no handler sees, from that hook.
 pub extern "C" fn before_fork() {
-    guard::act("fork", live::before_fork);
+    guard::act("fork", live::needed);
 }
 
 /// In the parent after a fork, from its fork handler or, for a fork no handler sees (a raw

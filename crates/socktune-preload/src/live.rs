@@ -48,14 +48,6 @@ pub fn init() {
     }
 }
 
-/// Before a fork: the workers must share their parent's file, so the parent makes it now if
-/// it has none yet.
-pub fn before_fork() {
-    if !TRIED.load(Relaxed) {
-        make_file();
-    }
-}
-
 /// Makes the tree's control file, once: at the process's first TCP listener, accept or
 /// connect, or before its first fork, whichever comes first. Never while the settings are inert (no
 /// behaviour on, or secure-execution mode).
@@ -182,10 +174,11 @@ fn make(dir: &str, path: &str, euid: u32) -> Result<*mut u8, Refused> {
     }
 }
 
-/// A TCP listener, accepted or connecting socket: the first makes the control file (a
-/// process with only UDP or Unix sockets has nothing to control).
+/// The control file is needed from now on: at a TCP listener, accepted or connecting socket (a
+/// process with only UDP or Unix sockets has nothing to control), and before a fork, so that
+/// the workers share their parent's file. The first call makes it.
 #[inline]
-pub fn first_tcp_socket() {
+pub fn needed() {
     if !TRIED.load(Relaxed) {
         make_file();
     }

@@ -234,7 +234,7 @@ pub struct Listening {
 pub fn before_listen(fd: c_int, backlog: c_int) -> Option<Listening> {
     crate::live::refresh();
     let (slot, state) = track::learn(fd).filter(|(_, s)| s.is_tcp())?;
-    crate::live::first_tcp_socket();
+    crate::live::needed();
     let (plan, rule, applied) = plan_listener(fd, state);
     Some(Listening {
         slot,
@@ -287,7 +287,7 @@ pub fn accepted(listener: c_int, fd: c_int) {
         slot.reset(FdState::new(Kind::Other, 0, 0));
         return;
     }
-    crate::live::first_tcp_socket();
+    crate::live::needed();
     // The options of the handshake came with the socket from its listener.
     let handshake = ls.flags(policy::opt_bits(|o| o.when() == When::Handshake));
     let planned = FdState::accepted_from(ls).with(handshake);
@@ -343,7 +343,7 @@ fn accepted_rule(fd: c_int, listener: FdState, listener_rule: u8) -> (u8, &'stat
 pub fn before_connect(fd: c_int, remote: SocketAddr) -> Option<armed::Connecting> {
     crate::live::refresh();
     let (slot, state) = track::learn(fd).filter(|(_, s)| s.kind() == Kind::Tcp)?;
-    crate::live::first_tcp_socket();
+    crate::live::needed();
     let arm = stats::draw_arm();
     let remote_port = remote.port();
     let rule = settings::rule_for(false, remote_port, Some(remote.ip()));

@@ -109,6 +109,28 @@ pub fn handshake_pending(fd: c_int) -> bool {
     tcp_state(fd) == Some(TCP_SYN_RECV)
 }
 
+/// A fresh anonymous mapping of `len` zero bytes, private, or shared with the processes forked
+/// from this one.
+pub fn map_zeroed(len: usize, shared: bool) -> Option<*mut libc::c_void> {
+    let sharing = if shared {
+        libc::MAP_SHARED
+    } else {
+        libc::MAP_PRIVATE
+    };
+    // SAFETY: a new mapping where the kernel picks; nothing existing is touched.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            sharing | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    (map != libc::MAP_FAILED).then_some(map)
+}
+
 /// A millisecond clock that costs no system call (CLOCK_MONOTONIC_COARSE, from the vDSO); it
 /// wraps after 49 days, so only differences of it mean anything.
 pub fn coarse_ms() -> u32 {

@@ -22,18 +22,8 @@ pub fn map() {
     if !PAGE.load(SeqCst).is_null() {
         return;
     }
-    // SAFETY: a fresh anonymous mapping; all-zero bytes are a valid Page.
-    let map = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            size_of::<Page>(),
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if map != libc::MAP_FAILED {
+    // All-zero bytes are a valid Page.
+    if let Some(map) = crate::sys::map_zeroed(size_of::<Page>(), true) {
         PAGE.store(map.cast(), SeqCst);
     }
 }
