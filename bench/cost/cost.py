@@ -210,8 +210,10 @@ def calls(args):
     """setsockopt and all system calls the shim adds per response, per server."""
     res = {}
     for server, per_connection in CALLS:
-        # http.server takes ~250 ms to end each connection (its 0.5 s poll), with or without the shim.
-        small, big = (50, 150) if args.smoke else (100, 300) if per_connection else (200, 1000)
+        if per_connection:  # http.server takes ~250 ms to end each connection, with or without the shim
+            small, big = (10, 30) if args.smoke else (100, 300)
+        else:
+            small, big = (50, 150) if args.smoke else (200, 1000)
         name = server + (", a connection per request" if per_connection else "")
         per = {}
         for shim in (False, True):
