@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
-"""socktune's compatibility matrix: many unmodified programs, each without the shim, under each
-behaviour alone and under all of them, on loopback in a private network namespace.
+"""socktune's compatibility matrix: many unmodified programs, each without the shim, with the
+library loaded and nothing set, under each behaviour alone and under all of them, on loopback in
+private network namespaces.
 
 usage: matrix.py --lib PATH --out DIR [--smoke] [--rounds R] [--only TEXT ...]
-Each cell is one run of tests/harness/netns.py (a fresh namespace, tcp_fastopen=3), and the rounds
-interleave: round 1 runs every program under every column, then round 2, so that a cell and its
-baseline are measured close together, and each round's requests/s is taken as a ratio to the same
-round's baseline. A cell is WORSE when the median of its p50s is above 1.5 x + 0.5 ms of the
-baseline's, or it has more packets per request, or the median of its rounds' requests/s ratios is
-below 0.9; it BREAKS when any round hangs, fails, gets a wrong byte or logs an error.
+Each cell is a pair of runs of tests/harness/netns.py side by side, each in a fresh namespace
+(tcp_fastopen=3): the program without the shim and the program under the column's settings,
+each with its own copy of the working files. The two clients take turns of 20 ms
+(bench/clients/common.py), so both are measured on the same host at the same time: the host's
+speed moves by up to x2 within a second here, far more than a cell differs from its baseline.
+The rounds interleave: round 1 runs every pair, then round 2. A cell is WORSE when the median of
+its p50s is above 1.5 x + 0.5 ms of its twins', or it has more packets per request, or the
+median of its rounds' requests/s over its twin's is below 0.9; it BREAKS when any round hangs,
+fails, gets a wrong byte or logs an error. `none` shows the medians of every twin's rounds.
 Writes DIR/results.json and DIR/results.md; progress goes to stderr.
 """
 import argparse
+import concurrent.futures
 import datetime
 import glob
 import json
@@ -74,9 +79,10 @@ NEEDS = {"Redis": "redis-server", "memcached": "memcached", "PostgreSQL": PG + "
          "uvicorn (asyncio)": "uvicorn", "Java HttpServer thread pool": "javac", "vsftpd FTP, passive": "vsftpd"}
 
 # The columns: each behaviour alone (run.py's, and the listen backlog), then all of them at once.
-COLUMNS = {"none": ({}, {}), **BEHAVIOURS, "backlog": ({"SOCKTUNE_BACKLOG": "4096"}, {})}
-COLUMNS["all"] = tuple({k: v for b in list(COLUMNS.values())[1:] for k, v in b[side].items()} for side in (0, 1))
-SMOKE_COLUMNS = ["none", "cork", "fastopen", "all"]  # defer alone costs FTP and SMTP 45 s today
+# `loaded` is the library with nothing set: what loading it alone costs.
+COLUMNS = {"none": ({}, {}), "loaded": ({}, {}), **BEHAVIOURS, "backlog": ({"SOCKTUNE_BACKLOG": "4096"}, {})}
+COLUMNS["all"] = tuple({k: v for b in list(COLUMNS.values())[2:] for k, v in b[side].items()} for side in (0, 1))
+SMOKE_COLUMNS = ["none", "loaded", "cork", "fastopen", "all"]  # defer alone costs FTP and SMTP 45 s today
 # PostgreSQL and MariaDB report a failed query or connection as FATAL; pyftpdlib as "[E ".
 MATRIX_LOG_ERROR = re.compile(LOG_ERROR.pattern + r"|\bFATAL\b|\bPANIC\b|^\[E ", re.M | re.I)
 WORSE_P50 = (1.5, 0.5)  # p50 above 1.5 x + 0.5 ms of the baseline's
@@ -128,16 +134,30 @@ def prepare(work, programs):
             sys.exit("matrix: %s failed: %s" % (" ".join(argv[:2]), done.stderr.strip()[-500:]))
 
 
-def run_cell(lib, work, logs, program, column):
+def run_cell(lib, work, logs, program, column, turns):
     server, client, _ = PROGRAMS[program]
     fill = dict(port="{port}", work=work, host="127.0.0.1", n=N)  # the harness fills in {port}
     rec, res = run_harness(lib, work, logs, "%s-%s" % (program, column), server.format(**fill),
-                           client.format(**fill), COLUMNS[column], column != "none", log_error=MATRIX_LOG_ERROR)
+                           client.format(**fill), COLUMNS[column], column != "none", log_error=MATRIX_LOG_ERROR,
+                           extra_env={"BENCH_TURNS": turns})
     rec.update(program=program, column=column)
     for key in ("first_ms", "max_ms"):
         if key in res:
             rec[key] = float(res[key])
     return rec
+
+
+def run_pair(lib, works, logs, program, column):
+    """The program without the shim and under `column`, side by side, their clients taking turns:
+    returns (the column's record, its twin's)."""
+    with tempfile.TemporaryDirectory(prefix="socktune-turns-") as fifos:
+        a, b = os.path.join(fifos, "none"), os.path.join(fifos, "shim")
+        os.mkfifo(a)
+        os.mkfifo(b)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            twin = pool.submit(run_cell, lib, works[0], logs, program, "none", "%s %s 1" % (a, b))
+            rec = pool.submit(run_cell, lib, works[1], logs, program, column, "%s %s 0" % (b, a))
+            return rec.result(), twin.result()
 
 
 def median(recs, key):
@@ -159,17 +179,18 @@ def combine(recs):
 
 
 def judge(cell, base):
-    """Ratios to the baseline and the marks: BREAKS, or WORSE with its reasons."""
+    """Ratios to the baseline (its twins, round by round) and the marks: BREAKS, or WORSE with its
+    reasons."""
     cell["marks"] = []
     if not cell["ok"]:
         cell["marks"].append("BREAKS")
-    if cell is base or "p50_ms" not in cell or not base or "p50_ms" not in base:
+    if cell["column"] == "none" or "p50_ms" not in cell or "p50_ms" not in base:
         return cell
     cell["p50_ratio"] = round(cell["p50_ms"] / base["p50_ms"], 3)
     cell["packets_ratio"] = round(cell["packets_per_request"] / base["packets_per_request"], 3)
-    # Paired by round: the host's speed drifts between rounds more than a cell differs from its baseline.
+    cell["base_req_s_rounds"] = base["req_s_rounds"]
     pairs = [c / b for c, b in zip(cell["req_s_rounds"], base["req_s_rounds"]) if c and b]
-    cell["req_s_ratio"] = round(statistics.median(pairs) if pairs else cell["req_s"] / base["req_s"], 3)
+    cell["req_s_ratio"] = round(statistics.median(pairs), 3)
     why = []
     if cell["p50_ms"] > WORSE_P50[0] * base["p50_ms"] + WORSE_P50[1]:
         why.append("p50")
@@ -182,23 +203,27 @@ def judge(cell, base):
     return cell
 
 
-def run_matrix(lib, work, logs, programs, columns, rounds):
-    runs = {(p, c): [] for p in programs for c in columns}
+def run_matrix(lib, works, logs, programs, columns, rounds):
+    runs = {(p, c): [] for p in programs for c in columns if c != "none"}
+    twins = {key: [] for key in runs}
     total, done = len(runs) * rounds, 0
     for r in range(1, rounds + 1):
         for (program, column), recs in runs.items():
-            rec = run_cell(lib, work, logs, program, column)
+            rec, twin = run_pair(lib, works, logs, program, column)
             recs.append(rec)
+            twins[(program, column)].append(twin)
             done += 1
             progress("[%d/%d] round %d · %s · %s: %s%s (%.1f s)" % (
-                done, total, r, program, column, "ok" if rec["ok"] else "BREAKS",
-                " p50 %.3f ms, %.2f packets/request, %.0f req/s" % (rec["p50_ms"], rec["packets_per_request"],
-                                                                   rec["req_s"]) if "p50_ms" in rec else "",
-                rec["seconds"]))
-            for p in rec["problems"]:
+                done, total, r, program, column, "ok" if rec["ok"] and twin["ok"] else "BREAKS",
+                "".join(" %s p50 %.3f ms, %.2f packets/request, %.0f req/s;" % (
+                    x["column"], x["p50_ms"], x["packets_per_request"], x["req_s"]) for x in (twin, rec)
+                    if "p50_ms" in x), max(rec["seconds"], twin["seconds"])))
+            for p in rec["problems"] + twin["problems"]:
                 progress("    " + p)
-    cells = {key: combine(recs) for key, recs in runs.items()}
-    return [judge(cell, cells.get((cell["program"], "none"))) for cell in cells.values()]
+    cells = [judge(combine(recs), combine(twins[key])) for key, recs in runs.items()]
+    nones = [judge(combine([t for (p, _), ts in twins.items() if p == program for t in ts]), None)
+             for program in programs]
+    return sorted(nones + cells, key=lambda c: (programs.index(c["program"]), columns.index(c["column"])))
 
 
 def worst(cells, columns):
@@ -241,11 +266,14 @@ def markdown(results):
     cells = {(c["program"], c["column"]): c for c in results["cells"]}
     columns, programs = results["columns"], results["programs"]
     lines = ["# socktune compatibility matrix", "",
-             "%s, %s, %d s%s. Each program unmodified, on loopback in a private namespace (`tcp_fastopen=3`); "
-             "operations for %g s per cell (at most %d) after one warm-up, %d round(s) interleaved, medians shown. `none` shows p50 · "
-             "packets per request · requests/s without the shim; every other column shows p50 over `none`'s · "
-             "packets per request · the median of each round's requests/s over that round's `none`. **WORSE**: p50 above %g × + %g ms, packets above "
-             "%g ×, or requests/s below %g × of `none`. **BREAKS**: a hang, an error, a wrong byte or an error "
+             "%s, %s, %d s%s. Each program unmodified, on loopback in private namespaces (`tcp_fastopen=3`). "
+             "Each cell runs side by side with a twin without the shim, in its own namespace, the two clients "
+             "taking turns of 20 ms so that both meet the same host; each measures for %g s of its own turns (at most "
+             "%d operations) after one warm-up, %d round(s) interleaved, medians shown. `none` shows p50 · "
+             "packets per request · requests/s of every twin; `loaded` is the library loaded with nothing set; every "
+             "other column shows p50 over its twins' · packets per request · the median of each round's requests/s "
+             "over its twin's. **WORSE**: p50 above %g × + %g ms, packets above "
+             "%g ×, or requests/s below %g × of the twins'. **BREAKS**: a hang, an error, a wrong byte or an error "
              "in the server's log, in any round." % (
                  results["date"], results["machine"], results["seconds"], " (smoke run)" if results["smoke"] else "",
                  SECONDS, results["operations"], results["rounds"], WORSE_P50[0], WORSE_P50[1], WORSE_PACKETS, WORSE_REQ_S),
@@ -269,13 +297,13 @@ def markdown(results):
                 for c in columns)))
     bad = [c for c in results["cells"] if c["marks"]]
     lines += ["", "## Marked cells: each round's figures", ""] + (
-        ["| program | column | marks | p50 ms | packets per request | req/s | `none`'s req/s | problems |",
+        ["| program | column | marks | p50 ms | packets per request | req/s | its twins' req/s | problems |",
          "|---|---|---|---|---|---|---|---|"] if bad else ["None."])
     rounds = lambda c, key: ", ".join("%s" % v for v in c[key + "_rounds"]) if c else ""
     for c in bad:
         lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
             c["program"], c["column"], " ".join(c["marks"]), rounds(c, "p50_ms"), rounds(c, "packets_per_request"),
-            rounds(c, "req_s"), rounds(cells.get((c["program"], "none")), "req_s"),
+            rounds(c, "req_s"), ", ".join("%s" % v for v in c.get("base_req_s_rounds", [])),
             "; ".join(c["problems"]).replace("|", "/")[:400]))
     return "\n".join(lines) + "\n"
 
@@ -310,9 +338,11 @@ def main():
     shutil.rmtree(logs, ignore_errors=True)
     os.makedirs(logs)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="socktune-matrix-") as work:
-        prepare(work, programs)
-        cells = run_matrix(lib, work, logs, programs, columns, rounds)
+    with tempfile.TemporaryDirectory(prefix="socktune-matrix-") as none, \
+            tempfile.TemporaryDirectory(prefix="socktune-matrix-") as shim:
+        for work in (none, shim):  # twins run at once: each has its own files, pid files and databases
+            prepare(work, programs)
+        cells = run_matrix(lib, (none, shim), logs, programs, columns, rounds)
     results = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": "%s %s, %d cores" % (platform.system(), platform.release(), os.cpu_count()),

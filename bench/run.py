@@ -122,12 +122,13 @@ def run_cell(lib, work, logs, server, client, config, n, secs):
     return rec
 
 
-def run_harness(lib, work, logs, name, server_cmd, client_cmd, settings, shimmed, client="", log_error=LOG_ERROR):
+def run_harness(lib, work, logs, name, server_cmd, client_cmd, settings, shimmed, client="", log_error=LOG_ERROR,
+                extra_env=None):
     """Runs tests/harness/netns.py once: server_cmd and client_cmd with settings = (server's,
     client's), under the shim if shimmed. Returns (record, the harness's fields): the record has
     seconds, ok, problems and note (a log line matching log_error, or a failed client, is a
     problem) and the client's measures. A run with a problem or a note leaves its server and
-    harness logs in `logs`, named after name."""
+    harness logs in `logs`, named after name. extra_env goes to the harness, server and client."""
     srv_env, cli_env = settings
     log = os.path.join(work, "server.log")
     open(log, "w").close()
@@ -139,7 +140,7 @@ def run_harness(lib, work, logs, name, server_cmd, client_cmd, settings, shimmed
         if shimmed and (env or flag == "--srv"):
             argv.append(shim)
         argv += ["%s-env=%s=%s" % (flag, k, v) for k, v in env.items()]
-    env = dict(os.environ, BENCH_BODY=os.path.join(work, "www", "body"))
+    env = dict(os.environ, BENCH_BODY=os.path.join(work, "www", "body"), **(extra_env or {}))
     t0 = time.monotonic()
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
     res = fields(proc.stdout)

@@ -11,6 +11,7 @@ first, each on its own connection (the first stores the value, and fetches the F
 including its connect when it opens one. Prints the fields of common.summary, plus first_ms (the
 warm-ups, connects included: what a server-speaks-first program pays under defer-accept) and max_ms.
 With SECONDS it stops early, after the first operation that ends past SECONDS of measuring.
+With BENCH_TURNS it measures in turns with a twin (common.Turns).
 """
 import ftplib
 import io
@@ -19,7 +20,7 @@ import socket
 import sys
 import time
 
-from common import summary, tcpext
+from common import Turns, summary, tcpext
 
 proto, host, port, n, per_conn, expected_file = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), \
     int(sys.argv[5]), sys.argv[6]
@@ -192,9 +193,12 @@ def main():
         fail("warm-up: %s: %s" % (type(e).__name__, e))
     first_ms = (time.perf_counter() - t) * 1000
     lat, conns, c = [], warm_conns, None
-    start = time.perf_counter()
+    turns = Turns()
+    turns.start()
     try:
         for i in range(n):
+            if not turns.go():
+                break
             t = time.perf_counter()
             if i % per_conn == 0:
                 if c is not None:
@@ -203,12 +207,15 @@ def main():
                 conns += 1
             c.op()
             lat.append((time.perf_counter() - t) * 1000)
-            if time.perf_counter() - start > seconds:
+            turns.done_op()
+            if turns.measured() > seconds:
                 break
+        if c is None:
+            fail("its twin stopped before it measured anything")
         c.close()
     except Exception as e:
         fail("operation %d: %s: %s" % (len(lat) + 1, type(e).__name__, e))
-    elapsed = time.perf_counter() - start
+    elapsed = turns.stop()
     summary(lat, elapsed, requests=len(lat), requests_total=len(lat) + warm_conns, conns=conns,
             syn_data=tcpext("TCPFastOpenActive") - tfo0, first_ms="%.3f" % first_ms, max_ms="%.3f" % max(lat))
 

@@ -5,6 +5,7 @@ With SECONDS it stops early, after the first request that ends past SECONDS of m
 It keeps the connection open while the server allows it (HTTP/1.1 without "Connection: close")
 and reconnects otherwise, so it measures keep-alive servers and one-request-per-connection
 servers alike. One unmeasured warm-up request first (workers booting, Fast Open cookie).
+With BENCH_TURNS it measures in turns with a twin (common.Turns).
 Latency is from the request's send (or its connect(), on a new connection) to the response's
 last byte. Prints requests_total (warm-up included, for packet counts), conns, syn_data
 (connections whose request rode in the SYN, from the namespace's TCPFastOpenActive counter).
@@ -13,7 +14,7 @@ import socket
 import sys
 import time
 
-from common import summary, tcpext
+from common import Turns, summary, tcpext
 
 host, port, n, path, expected_file = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 seconds = float(sys.argv[6]) if len(sys.argv) > 6 else float("inf")
@@ -53,10 +54,12 @@ def read_response(c, buf):
 def main():
     tfo0 = tcpext("TCPFastOpenActive")
     lat, conns, c, buf = [], 0, None, b""
-    start = 0.0
+    turns = Turns()
     for i in range(n + 1):
         if i == 1:
-            start = time.perf_counter()
+            turns.start()
+        if i and not turns.go():
+            break
         t = time.perf_counter()
         if c is None:
             c = socket.create_connection((host, port), timeout=30)
@@ -70,13 +73,15 @@ def main():
             c, buf = None, b""
         if i:
             lat.append((time.perf_counter() - t) * 1000)
-            if time.perf_counter() - start > seconds:
+            turns.done_op()
+            if turns.measured() > seconds:
                 break
-    elapsed = time.perf_counter() - start
+    elapsed = turns.stop()
+    if not lat:
+        fail("its twin stopped before it measured anything")
     if c is not None:
         c.close()
     summary(lat, elapsed, requests=len(lat), requests_total=len(lat) + 1, conns=conns,
             syn_data=tcpext("TCPFastOpenActive") - tfo0)
-
 
 main()
