@@ -169,7 +169,7 @@ fn debug_log_file_takes_the_lines_off_stderr() {
     for line in [
         "effective settings",
         "a new response, held until its boundary",
-        "response pushed (the program reads)",
+        "the response is as long as its head said: it leaves now",
     ] {
         check(
             log.contains(line),

@@ -3,6 +3,7 @@
 //! environment at exec, and the live control file's layout. No FFI and no global state, so everything here is unit-tested as is.
 
 pub mod config;
+pub mod framing;
 pub mod inherit;
 pub mod live;
 pub mod policy;

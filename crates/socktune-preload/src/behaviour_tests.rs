@@ -93,7 +93,7 @@ fn unsent(fd: i32) -> i32 {
 /// One write of a response, made as the write hook makes it.
 fn write_part(a: &Accepted, data: &[u8], gathered: bool) -> cork::WriteAs {
     let fd = a.server.as_raw_fd();
-    let how = cork::before_write(fd, a.slot, data.len(), gathered, true);
+    let how = cork::before_write(fd, a.slot, data.len(), data, gathered, true);
     let iov = libc::iovec {
         iov_base: data.as_ptr() as *mut libc::c_void,
         iov_len: data.len(),
@@ -109,7 +109,7 @@ fn write_part(a: &Accepted, data: &[u8], gathered: bool) -> cork::WriteAs {
         // SAFETY: writes `data` to our own socket.
         let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
         if how == cork::WriteAs::Pushing {
-            cork::after_pushing_write(a.slot, n);
+            cork::after_pushing_write(fd, a.slot, n);
         }
         n
     };
@@ -130,6 +130,41 @@ fn a_response_is_held_from_its_first_write_and_pushed_by_the_next_read() {
     assert!(!a.slot.is_held());
     assert!(!a.slot.load().has(FdState::ONE_WRITE), "a split response");
     assert_eq!(tcp_option(fd, libc::TCP_NODELAY), 1);
+}
+
+#[test]
+fn the_write_that_completes_an_http_response_s_declared_length_leaves_at_once() {
+    let a = accepted();
+    let fd = a.server.as_raw_fd();
+    let head = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n";
+    assert_eq!(write_part(&a, head, false), cork::WriteAs::Held);
+    assert_eq!(unsent(fd), head.len() as i32, "the head waits for its body");
+    assert_eq!(write_part(&a, b"body", false), cork::WriteAs::Pushing);
+    assert_eq!(
+        unsent(fd),
+        0,
+        "the last byte declared pushes the whole response"
+    );
+    assert!(!a.slot.is_held());
+    // The next response, written before any read (pipelined), is measured on its own.
+    assert_eq!(write_part(&a, head, false), cork::WriteAs::Held);
+    assert_eq!(write_part(&a, b"bo", false), cork::WriteAs::Held);
+    assert!(unsent(fd) > 0, "two bytes short of its length");
+    assert_eq!(write_part(&a, b"dy", false), cork::WriteAs::Pushing);
+    assert_eq!(unsent(fd), 0);
+    // Without a length the head gives, or on a connection that closes after it (for the FIN
+    // to ride), the response waits for its boundary as before.
+    for head in [
+        &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+        b"HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\n",
+    ] {
+        cork::before_read(fd, a.slot, a.slot.load());
+        write_part(&a, head, false);
+        write_part(&a, b"body", false);
+        assert!(unsent(fd) > 0, "held until its boundary");
+        cork::before_read(fd, a.slot, a.slot.load());
+        assert_eq!(unsent(fd), 0);
+    }
 }
 
 #[test]
@@ -163,7 +198,7 @@ fn a_new_connection_starts_from_what_its_listener_s_last_response_showed() {
     let (next, _) = a.listener.accept().unwrap();
     setup::accepted(a.listener.as_raw_fd(), next.as_raw_fd());
     let slot = fdtable::lookup(next.as_raw_fd()).unwrap();
-    let how = cork::before_write(next.as_raw_fd(), slot, 5, false, true);
+    let how = cork::before_write(next.as_raw_fd(), slot, 5, b"hello", false, true);
     assert_eq!(
         how,
         cork::WriteAs::Written,
@@ -178,12 +213,12 @@ fn a_write_that_cannot_carry_msg_more_pushes_the_held_header() {
     let fd = a.server.as_raw_fd();
     write_part(&a, b"header", false);
     assert_eq!(
-        cork::before_write(fd, a.slot, 4, false, false),
+        cork::before_write(fd, a.slot, 4, b"file", false, false),
         cork::WriteAs::Pushing
     );
     // SAFETY: writes to our own socket.
     let n = unsafe { libc::write(fd, b"file".as_ptr().cast(), 4) };
-    cork::after_pushing_write(a.slot, n);
+    cork::after_pushing_write(fd, a.slot, n);
     assert!(!a.slot.is_held() && unsent(fd) == 0);
 }
 

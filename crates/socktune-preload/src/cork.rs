@@ -8,13 +8,18 @@
 //!
 //! A write the program makes in one piece where that is the whole response (see
 //! [`policy::holds_write`]) goes as written and costs no call; so does one that cannot carry
-//! MSG_MORE (sendfile), which pushes what the response held before it by itself.
+//! MSG_MORE (sendfile), which pushes what the response held before it by itself, and the write
+//! that completes the length an HTTP/1 head declared on a connection that stays open
+//! ([`framing`]): nothing of that response is left to wait for, so the next read's push would
+//! only cost a call and a wait. A response that closes its connection is held until the close,
+//! so that the FIN rides on it, as a hand-tuned server's corked close does.
 
 use crate::fdtable::{self, Slot};
 use crate::log::debug;
 use crate::settings::config;
 use crate::{errno, flusher, guard, real, sys, track};
 use libc::{c_int, c_void, msghdr, ssize_t};
+use socktune_core::framing;
 use socktune_core::policy::{self, CloseAction, ShutdownAction};
 use socktune_core::state::FdState;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
@@ -32,19 +37,45 @@ pub enum WriteAs {
     Held,
 }
 
-/// Before a write-family call of `len` bytes on a connection we cork. `gathered`: the call hands
-/// over several buffers at once; `can_hold`: it can carry MSG_MORE.
-pub fn before_write(fd: c_int, slot: Slot, len: usize, gathered: bool, can_hold: bool) -> WriteAs {
+/// Before a write-family call of `len` bytes on a connection we cork, whose first buffer is
+/// `head`. `gathered`: the call hands over several buffers at once; `can_hold`: it can carry
+/// MSG_MORE.
+pub fn before_write(
+    fd: c_int,
+    slot: Slot,
+    len: usize,
+    head: &[u8],
+    gathered: bool,
+    can_hold: bool,
+) -> WriteAs {
     let (before, _) = slot.update(FdState::wrote_in_response);
-    let total = slot.add_response_bytes(len);
-    let past_mss = total >= policy::MIN_MSS && policy::past_one_segment(total, mss(fd, slot));
-    let port_learned = !before.has(FdState::ENDED_RESPONSE) && port_writes_whole(before.port());
-    if !policy::holds_write(before, gathered, can_hold && !past_mss, port_learned) {
-        if slot.is_held() {
-            return WriteAs::Pushing;
+    if !before.has(FdState::IN_RESPONSE) {
+        match framing::declared(head) {
+            Some(d) if !d.closes => slot.set_response_end(d.len),
+            _ => {}
         }
-        debug!("fd {fd}: sent as written (a whole response in one write, or one that cannot wait)");
-        return WriteAs::Written;
+    }
+    let total = slot.add_response_bytes(len);
+    let complete = slot.response_complete(total);
+    let past_mss = || total >= policy::MIN_MSS && policy::past_one_segment(total, mss(fd, slot));
+    let port_learned = !before.has(FdState::ENDED_RESPONSE) && port_writes_whole(before.port());
+    if complete || !policy::holds_write(before, gathered, can_hold && !past_mss(), port_learned) {
+        let held = slot.is_held();
+        if complete {
+            response_ended(slot); // the next write, pipelined or not, starts a new response
+        }
+        if complete && held {
+            debug!("fd {fd}: the response is as long as its head said: it leaves now");
+        } else {
+            debug!(
+                "fd {fd}: sent as written (a whole response in one write, or one that cannot wait)"
+            );
+        }
+        return if held {
+            WriteAs::Pushing
+        } else {
+            WriteAs::Written
+        };
     }
     let now = flusher::now();
     if slot.mark_held(now, guard::thread_token()) {
@@ -102,10 +133,11 @@ fn mss(fd: c_int, slot: Slot) -> u32 {
     }
 }
 
-/// After a [`WriteAs::Pushing`] write that sent `n` bytes: the kernel pushed what was held.
-pub fn after_pushing_write(slot: Slot, n: ssize_t) {
-    if n > 0 {
-        slot.take_held();
+/// After a [`WriteAs::Pushing`] write that sent `n` bytes: the kernel pushed what MSG_MORE held;
+/// a response corked before the handshake's ACK is uncorked.
+pub fn after_pushing_write(fd: c_int, slot: Slot, n: ssize_t) {
+    if n > 0 && slot.take_held() && slot.load().has(FdState::CORKED) {
+        let _ = push(fd, slot);
     }
 }
 

@@ -36,6 +36,8 @@ struct Entry {
     delayed_ack_at: AtomicU32,
     /// Bytes written since the last response boundary.
     response_bytes: AtomicU32,
+    /// The length the current response's head declared, head included (0: unknown).
+    response_end: AtomicU32,
     /// The connection's MSS once cork needed it (0: not read yet).
     mss: AtomicU32,
     /// The rules-file rule whose settings the socket follows: 0 for the top level, `i + 1` for
@@ -143,6 +145,7 @@ impl Slot {
         e.responses.store(0, SeqCst);
         e.delayed_ack_at.store(0, SeqCst);
         e.response_bytes.store(0, SeqCst);
+        e.response_end.store(0, SeqCst);
         e.mss.store(0, SeqCst);
         e.rule.store(0, SeqCst);
         e.window.store(0, SeqCst);
@@ -199,6 +202,18 @@ impl Slot {
     /// A response boundary: the next write starts counting again.
     pub fn response_bytes_ended(self) {
         self.entry().response_bytes.store(0, SeqCst);
+        self.entry().response_end.store(0, SeqCst);
+    }
+
+    /// Notes the length the current response declared ([`socktune_core::framing`]).
+    pub fn set_response_end(self, end: u32) {
+        self.entry().response_end.store(end, SeqCst);
+    }
+
+    /// Whether the current response has all the bytes it declared.
+    pub fn response_complete(self, total: u32) -> bool {
+        let end = self.entry().response_end.load(SeqCst);
+        end != 0 && total >= end
     }
 
     /// The MSS noted by [`Slot::set_mss`], 0 if none.

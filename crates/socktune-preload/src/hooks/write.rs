@@ -24,17 +24,17 @@ struct Shape {
     bytes: Bytes,
 }
 
-/// What a write hands over, counted only on a connection we cork.
+/// What a write hands over, counted (and its first buffer read) only on a connection we cork.
 #[derive(Clone, Copy)]
 enum Bytes {
-    One(size_t),
+    One(*const c_void, size_t),
     Buffers(*const iovec, usize),
 }
 
 impl Bytes {
     fn count(self) -> usize {
         match self {
-            Bytes::One(n) => n,
+            Bytes::One(_, n) => n,
             Bytes::Buffers(iov, count) if !iov.is_null() => {
                 // SAFETY: the program passes `count` iovecs at `iov` to the call.
                 let iov = unsafe { std::slice::from_raw_parts(iov, count) };
@@ -43,6 +43,24 @@ impl Bytes {
             Bytes::Buffers(..) => 0,
         }
     }
+
+    /// The first buffer: where an HTTP head would be.
+    fn head<'a>(self) -> &'a [u8] {
+        let (base, len) = match self {
+            Bytes::One(base, n) => (base, n),
+            Bytes::Buffers(iov, count) if !iov.is_null() && count > 0 => {
+                // SAFETY: as in `count`.
+                let first = unsafe { &*iov };
+                (first.iov_base.cast_const(), first.iov_len)
+            }
+            Bytes::Buffers(..) => (std::ptr::null(), 0),
+        };
+        if base.is_null() {
+            return &[];
+        }
+        // SAFETY: the program hands `len` readable bytes at `base` to the call, which reads them.
+        unsafe { std::slice::from_raw_parts(base.cast(), len) }
+    }
 }
 
 fn unheld(n: size_t) -> Shape {
@@ -50,16 +68,16 @@ fn unheld(n: size_t) -> Shape {
         gathered: false,
         more: false,
         can_hold: false,
-        bytes: Bytes::One(n),
+        bytes: Bytes::One(std::ptr::null(), n),
     }
 }
 
-fn sent_with(flags: c_int, n: size_t) -> Shape {
+fn sent_with(flags: c_int, buf: *const c_void, n: size_t) -> Shape {
     Shape {
         gathered: false,
         more: flags & libc::MSG_MORE != 0,
         can_hold: n > 0,
-        bytes: Bytes::One(n),
+        bytes: Bytes::One(buf, n),
     }
 }
 
@@ -97,6 +115,7 @@ fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState, shape: Shape) -
                 fd,
                 slot,
                 len,
+                shape.bytes.head(),
                 shape.gathered,
                 shape.can_hold && !state.has(FdState::ARMED),
             )
@@ -121,7 +140,7 @@ fn write_as(
         }
         Some((slot, WriteAs::Pushing)) => {
             let n = plain();
-            cork::after_pushing_write(slot, n);
+            cork::after_pushing_write(fd, slot, n);
             n
         }
         _ => plain(),
@@ -148,7 +167,7 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
         iov_base: buf.cast_mut(),
         iov_len: n,
     };
-    let shape = sent_with(0, n);
+    let shape = sent_with(0, buf, n);
     write_as(
         fd,
         "write",
@@ -188,7 +207,7 @@ pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c
     write_as(
         fd,
         "send",
-        sent_with(flags, n),
+        sent_with(flags, buf, n),
         || message(&iov, 1, std::ptr::null(), 0),
         flags,
         || unsafe { real::send(fd, buf, n, flags) },
@@ -212,7 +231,7 @@ pub unsafe extern "C" fn sendto(
     write_as(
         fd,
         "sendto",
-        sent_with(flags, n),
+        sent_with(flags, buf, n),
         || message(&iov, 1, addr, len),
         flags,
         || unsafe { real::sendto(fd, buf, n, flags, addr, len) },
@@ -228,7 +247,9 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
         gathered: given.is_some_and(|m| m.msg_iovlen > 1),
         more: flags & libc::MSG_MORE != 0,
         can_hold: given.is_some_and(|m| m.msg_controllen == 0 && m.msg_iovlen > 0),
-        bytes: given.map_or(Bytes::One(0), |m| Bytes::Buffers(m.msg_iov, m.msg_iovlen)),
+        bytes: given.map_or(Bytes::One(std::ptr::null(), 0), |m| {
+            Bytes::Buffers(m.msg_iov, m.msg_iovlen)
+        }),
     };
     write_as(
         fd,
