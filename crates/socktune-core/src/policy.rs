@@ -219,8 +219,23 @@ pub fn connect_plan(cfg: &Config, remote_port: u16, prior: FdState) -> ConnectPl
 ///
 /// A connection that has not ended a response yet goes by `port_learned`: what the last response
 /// that ended on its port (a listener's local port, a client's remote port) showed.
-pub fn holds_write(state: FdState, gathered: bool, can_hold: bool, port_learned: bool) -> bool {
+///
+/// A later write of a response that holds nothing (`held` false: its first write went as
+/// written, or a push sent what it held) goes as written too: what left already cannot join
+/// it, and holding it could only merge it with writes that may come late or never. An FTP
+/// server's 226 after the file, or a reply the program logs before its next wait, would wait
+/// for that wait.
+pub fn holds_write(
+    state: FdState,
+    gathered: bool,
+    can_hold: bool,
+    port_learned: bool,
+    held: bool,
+) -> bool {
     let first = !state.has(FdState::IN_RESPONSE);
+    if !first && !held {
+        return false;
+    }
     let learned = if state.has(FdState::ENDED_RESPONSE) {
         state.has(FdState::ONE_WRITE)
     } else {
@@ -561,20 +576,26 @@ mod tests {
     #[test]
     fn a_response_is_held_unless_it_leaves_in_one_write() {
         let fresh = FdState::new(Kind::Server, FdState::CORK, 80);
-        assert!(holds_write(fresh, false, true, false));
-        assert!(holds_write(fresh, true, true, false));
-        let sendfile = holds_write(fresh, false, false, false);
+        assert!(holds_write(fresh, false, true, false, false));
+        assert!(holds_write(fresh, true, true, false, false));
+        let sendfile = holds_write(fresh, false, false, false, false);
         assert!(!sendfile, "sendfile cannot carry MSG_MORE");
         let nodelay = fresh.with(FdState::APP_NODELAY);
-        assert!(holds_write(nodelay, false, true, false));
-        let gathered = holds_write(nodelay, true, true, false);
+        assert!(holds_write(nodelay, false, true, false, false));
+        let gathered = holds_write(nodelay, true, true, false, false);
         assert!(!gathered, "a nodelay program's gathered response");
         let learned = fresh.wrote_in_response().response_ended();
-        let whole = holds_write(learned, false, true, false);
+        let whole = holds_write(learned, false, true, false, false);
         assert!(!whole, "the last response left in one write");
-        let second = holds_write(learned.wrote_in_response(), false, true, false);
-        assert!(second, "a second write: it splits after all");
-        let carried = holds_write(fresh, false, true, true);
+        let in_response = fresh.wrote_in_response();
+        let second = holds_write(in_response, false, true, false, true);
+        assert!(second, "a second write joins what the response holds");
+        let after_sent = holds_write(in_response, false, true, false, false);
+        assert!(
+            !after_sent,
+            "its first write left as written: the rest goes too"
+        );
+        let carried = holds_write(fresh, false, true, true, false);
         assert!(
             !carried,
             "a new connection goes by its port's last response"
@@ -583,7 +604,7 @@ mod tests {
             .wrote_in_response()
             .wrote_in_response()
             .response_ended();
-        let own = holds_write(split, false, true, true);
+        let own = holds_write(split, false, true, true, false);
         assert!(own, "its own history wins over the port's");
     }
 

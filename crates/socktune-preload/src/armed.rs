@@ -228,7 +228,20 @@ pub fn before_thread_blocks() {
     }
     let _ = ARMED_HERE.try_with(|h| h.set(false));
     let me = guard::thread_token();
-    release_where(|_, by| by == me);
+    release_where(|_, by| by == me, -1);
+}
+
+/// Before a write of connection `fd` by a thread that armed another one: that one's peer may
+/// wait for it before it answers what this write asks (the passive-FTP client connects the data
+/// connection, then sends RETR on the control one, and the server accepts before it replies).
+/// `fd` itself stays armed: its write carries the data.
+pub fn before_write_elsewhere(fd: c_int) {
+    if !armed_here() {
+        return;
+    }
+    let _ = ARMED_HERE.try_with(|h| h.set(false));
+    let me = guard::thread_token();
+    release_where(|_, by| by == me, fd);
 }
 
 /// Before a read of `fd` by a thread that armed a connection: a blocking read may wait for a
@@ -246,17 +259,21 @@ pub fn release_aged(now: u32) -> Option<u32> {
     if fdtable::armed_count() == 0 {
         return None;
     }
-    release_where(|since, _| now.wrapping_sub(since) >= DEADLINE_MS);
+    release_where(|since, _| now.wrapping_sub(since) >= DEADLINE_MS, -1);
     (fdtable::armed_count() > 0).then_some(now.wrapping_add(1))
 }
 
 /// Kicks every armed connection whose (tick, thread) stamp satisfies `pick`. A kick checks the
 /// socket's TCP state first, so an fd closed and reused meanwhile comes to no harm.
-fn release_where(pick: impl Fn(u32, u32) -> bool) {
+fn release_where(pick: impl Fn(u32, u32) -> bool, except: c_int) {
     fdtable::for_each_tracked(|fd, slot, state| {
         if state.has(FdState::ARMED) {
             let (since, by) = slot.armed_stamp();
-            if pick(since, by) {
+            if fd == except {
+                if by == guard::thread_token() {
+                    let _ = ARMED_HERE.try_with(|h| h.set(true));
+                }
+            } else if pick(since, by) {
                 kick(fd, slot, state);
                 if slot.load().has(FdState::ARMED) && by == guard::thread_token() {
                     let _ = ARMED_HERE.try_with(|h| h.set(true)); // its ACK is still to come

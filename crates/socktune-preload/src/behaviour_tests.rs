@@ -168,6 +168,32 @@ fn the_write_that_completes_an_http_response_s_declared_length_leaves_at_once() 
 }
 
 #[test]
+fn a_write_on_another_connection_ends_the_response_this_thread_held() {
+    let a = accepted();
+    let fd = a.server.as_raw_fd();
+    // A second connection on the same listener, as an FTP data connection or an event loop's
+    // next client.
+    let _client = TcpStream::connect(a.listener.local_addr().unwrap()).unwrap();
+    let (other, _) = a.listener.accept().unwrap();
+    setup::accepted(a.listener.as_raw_fd(), other.as_raw_fd());
+    let other_slot = fdtable::lookup(other.as_raw_fd()).unwrap();
+    assert_eq!(
+        write_part(&a, b"150 Here it comes\r\n", false),
+        cork::WriteAs::Held
+    );
+    assert!(unsent(fd) > 0, "held while the thread writes nothing else");
+    cork::before_write(other.as_raw_fd(), other_slot, 4, b"data", false, true);
+    assert_eq!(
+        unsent(fd),
+        0,
+        "the first connection's reply left as the thread moved on"
+    );
+    assert!(!a.slot.is_held());
+    other_slot.take_held();
+    other_slot.clear();
+}
+
+#[test]
 fn a_connection_whose_responses_leave_in_one_write_is_not_held() {
     let a = accepted();
     let fd = a.server.as_raw_fd();
@@ -180,11 +206,17 @@ fn a_connection_whose_responses_leave_in_one_write_is_not_held() {
     write_part(&a, b"header", false);
     assert_eq!(
         write_part(&a, b"body", false),
-        cork::WriteAs::Held,
-        "it splits after all: the rest is held"
+        cork::WriteAs::Written,
+        "it splits after all, but its header left already: the body goes too"
     );
     cork::before_read(fd, a.slot, a.slot.load());
     assert!(!a.slot.load().has(FdState::ONE_WRITE));
+    assert_eq!(
+        write_part(&a, b"header", false),
+        cork::WriteAs::Held,
+        "unlearned: the next response is held from its first write"
+    );
+    cork::before_read(fd, a.slot, a.slot.load());
 }
 
 #[test]

@@ -22,6 +22,7 @@ use libc::{c_int, c_void, msghdr, ssize_t};
 use socktune_core::framing;
 use socktune_core::policy::{self, CloseAction, ShutdownAction};
 use socktune_core::state::FdState;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 
 /// How one write of a response goes out.
@@ -48,6 +49,7 @@ pub fn before_write(
     gathered: bool,
     can_hold: bool,
 ) -> WriteAs {
+    end_other_response(fd);
     let (before, _) = slot.update(FdState::wrote_in_response);
     if !before.has(FdState::IN_RESPONSE) {
         match framing::declared(head) {
@@ -59,8 +61,16 @@ pub fn before_write(
     let complete = slot.response_complete(total);
     let past_mss = || total >= policy::MIN_MSS && policy::past_one_segment(total, mss(fd, slot));
     let port_learned = !before.has(FdState::ENDED_RESPONSE) && port_writes_whole(before.port());
-    if complete || !policy::holds_write(before, gathered, can_hold && !past_mss(), port_learned) {
-        let held = slot.is_held();
+    let held = slot.is_held();
+    if complete
+        || !policy::holds_write(
+            before,
+            gathered,
+            can_hold && !past_mss(),
+            port_learned,
+            held,
+        )
+    {
         if complete {
             response_ended(slot); // the next write, pipelined or not, starts a new response
         }
@@ -78,12 +88,36 @@ pub fn before_write(
         };
     }
     let now = flusher::now();
+    LAST_HELD.set(fd);
     if slot.mark_held(now, guard::thread_token()) {
         flusher::wake_by(now.wrapping_add(config().cork_flush_ms));
         cork_before_handshake_ack(fd, slot, before);
         debug!("fd {fd}: a new response, held until its boundary");
     }
     WriteAs::Held
+}
+
+thread_local! {
+    /// The connection this thread last held a write on (-1: none).
+    static LAST_HELD: Cell<c_int> = const { Cell::new(-1) };
+}
+
+/// A thread that writes to another connection has finished the response it held on the last
+/// one: an event loop answering a batch of requests (nginx's ~60 per epoll_wait), or an FTP
+/// server that sends its 150 reply on the control connection and then the file on the data
+/// connection, while the client waits for that reply. A read on another connection is no such
+/// sign: a proxy reads its backend between a response's header and its body.
+fn end_other_response(fd: c_int) {
+    let last = LAST_HELD.replace(-1);
+    if last < 0 || last == fd {
+        return;
+    }
+    let Some(slot) = fdtable::lookup(last) else {
+        return;
+    };
+    if slot.held_by() == Some(guard::thread_token()) && slot.take_held() {
+        release(last, slot, "the thread writes another connection");
+    }
 }
 
 /// A Fast Open connection's first response may be written while the connection still waits for

@@ -302,6 +302,11 @@ impl Slot {
     }
 
     /// Claims the duty to flush the fd: true for exactly one caller per hold.
+    /// The thread token of the fd's hold, if it holds anything.
+    pub fn held_by(self) -> Option<u32> {
+        self.is_held().then(|| self.entry().held_by.load(SeqCst))
+    }
+
     pub fn take_held(self) -> bool {
         take_held_in(self.chunk, self.index)
     }

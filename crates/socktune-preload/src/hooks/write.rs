@@ -81,14 +81,22 @@ fn sent_with(flags: c_int, buf: *const c_void, n: size_t) -> Shape {
     }
 }
 
-/// Counts the write, disarms an armed connection, and says how the response's write goes out.
+/// Counts the write, releases what this thread armed on other connections, disarms an armed
+/// connection, and says how the response's write goes out.
 /// Only connections can need any of it; writes to files, pipes and listeners cost one table
 /// lookup, inline.
 #[inline(always)]
 fn before(fd: c_int, call: &str, shape: Shape) -> Option<(Slot, WriteAs)> {
     let slot = fdtable::lookup(fd)?;
     let state = slot.load();
-    if state.is_connection() && (state.has(FdState::RECORDED) || state.acts_before_io()) {
+    if !state.is_connection() {
+        return None;
+    }
+    // Armed elsewhere: more armed than this one (its own first write is the common case).
+    if fdtable::armed_count() > usize::from(state.has(FdState::ARMED)) && armed::armed_here() {
+        act(call, || armed::before_write_elsewhere(fd));
+    }
+    if state.has(FdState::RECORDED) || state.acts_before_io() {
         Some((slot, act_before(fd, call, slot, state, shape)))
     } else {
         None
