@@ -139,7 +139,7 @@ def run_cell(lib, work, logs, program, column, turns):
     fill = dict(port="{port}", work=work, host="127.0.0.1", n=N)  # the harness fills in {port}
     rec, res = run_harness(lib, work, logs, "%s-%s" % (program, column), server.format(**fill),
                            client.format(**fill), COLUMNS[column], column != "none", log_error=MATRIX_LOG_ERROR,
-                           extra_env={"BENCH_TURNS": turns})
+                           extra_env={"BENCH_TURNS": turns, "HOME": work})  # twins share no ~/.gunicorn
     rec.update(program=program, column=column)
     for key in ("first_ms", "max_ms"):
         if key in res:
