@@ -46,6 +46,7 @@ class Turns:
             self.outbox = os.open(theirs, os.O_RDWR)
             self.holding = first == "1"
             atexit.register(self.stop)  # a client that fails still lets its twin go
+            signal.signal(signal.SIGALRM, twin_gone)
 
     def start(self):
         self.started = self.turn_started = time.perf_counter()
@@ -54,7 +55,6 @@ class Turns:
         """Before an operation: waits for the turn; False once the twin has stopped."""
         if not self.paired or self.holding:
             return True
-        signal.signal(signal.SIGALRM, twin_gone)
         signal.alarm(TWIN_WAIT)
         try:
             got = os.read(self.inbox, 1)

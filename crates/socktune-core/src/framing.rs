@@ -22,10 +22,16 @@ pub struct Declared {
 /// where the head does not give its length, or `first` is not an HTTP/1 message.
 pub fn declared(first: &[u8]) -> Option<Declared> {
     let first = &first[..first.len().min(HEAD_MAX)];
+    // The start line first: most writes that are not HTTP are told by their first bytes, before
+    // any search for the head's end (a status line and a method both start with a capital).
+    if !first.first().is_some_and(u8::is_ascii_uppercase) {
+        return None;
+    }
+    let start = trim_cr(first.split(|&b| b == b'\n').next()?);
+    let mut body = body_by_start_line(start)?;
     let head_len = find(first, b"\r\n\r\n")? + 4;
     let mut lines = first[..head_len - 4].split(|&b| b == b'\n');
-    let start = trim_cr(lines.next()?);
-    let mut body = body_by_start_line(start)?;
+    lines.next(); // the start line
     let mut closes = start.starts_with(b"HTTP/1.0") || start.ends_with(b"HTTP/1.0");
     for line in lines {
         let (name, value) = split_field(trim_cr(line))?;

@@ -223,12 +223,7 @@ pub fn armed_here() -> bool {
 /// Before this thread accepts, or blocks in a call that waits on no fd (a condition variable, a
 /// semaphore, a sleep, a signal): what it armed leaves now.
 pub fn before_thread_blocks() {
-    if !armed_here() {
-        return;
-    }
-    let _ = ARMED_HERE.try_with(|h| h.set(false));
-    let me = guard::thread_token();
-    release_where(|_, by| by == me, -1);
+    release_mine(-1);
 }
 
 /// Before a write of connection `fd` by a thread that armed another one: that one's peer may
@@ -236,12 +231,17 @@ pub fn before_thread_blocks() {
 /// connection, then sends RETR on the control one, and the server accepts before it replies).
 /// `fd` itself stays armed: its write carries the data.
 pub fn before_write_elsewhere(fd: c_int) {
+    release_mine(fd);
+}
+
+/// Releases what this thread armed, but `except`.
+fn release_mine(except: c_int) {
     if !armed_here() {
         return;
     }
     let _ = ARMED_HERE.try_with(|h| h.set(false));
     let me = guard::thread_token();
-    release_where(|_, by| by == me, fd);
+    release_where(|_, by| by == me, except);
 }
 
 /// Before a read of `fd` by a thread that armed a connection: a blocking read may wait for a

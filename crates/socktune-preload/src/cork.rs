@@ -38,24 +38,13 @@ pub enum WriteAs {
     Held,
 }
 
-/// Before a write-family call of `len` bytes on a connection we cork, whose first buffer is
-/// `head`. `gathered`: the call hands over several buffers at once; `can_hold`: it can carry
-/// MSG_MORE.
-pub fn before_write(
-    fd: c_int,
-    slot: Slot,
-    len: usize,
-    head: &[u8],
-    gathered: bool,
-    can_hold: bool,
-) -> WriteAs {
+/// Before a write-family call of `len` bytes on a connection we cork. `gathered`: the call hands
+/// over several buffers at once; `can_hold`: it can carry MSG_MORE.
+pub fn before_write(fd: c_int, slot: Slot, len: usize, gathered: bool, can_hold: bool) -> WriteAs {
     end_other_response(fd);
     let (before, _) = slot.update(FdState::wrote_in_response);
     if !before.has(FdState::IN_RESPONSE) {
-        match framing::declared(head) {
-            Some(d) if !d.closes => slot.set_response_end(d.len),
-            _ => {}
-        }
+        slot.mark_head_unread();
     }
     let total = slot.add_response_bytes(len);
     let complete = slot.response_complete(total);
@@ -95,6 +84,28 @@ pub fn before_write(
         debug!("fd {fd}: a new response, held until its boundary");
     }
     WriteAs::Held
+}
+
+/// After a write the kernel took, of which `accepted` is what it took of the first buffer: the
+/// first write of a response says what length its HTTP/1 head declares ([`framing`]). Read only
+/// once the kernel has taken the bytes, so that a program's bad buffer gets its EFAULT from the
+/// kernel, as without the shim, never a fault in the shim. A first write that is the whole
+/// response leaves at once if it was held.
+pub fn after_write(fd: c_int, slot: Slot, accepted: &[u8]) {
+    if !slot.take_head_unread() {
+        return;
+    }
+    let Some(declared) = framing::declared(accepted).filter(|d| !d.closes) else {
+        return;
+    };
+    slot.set_response_end(declared.len);
+    if slot.response_complete(slot.add_response_bytes(0)) {
+        if slot.take_held() {
+            release(fd, slot, "the response is as long as its head said");
+        } else {
+            response_ended(slot);
+        }
+    }
 }
 
 thread_local! {

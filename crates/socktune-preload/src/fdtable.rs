@@ -36,7 +36,8 @@ struct Entry {
     delayed_ack_at: AtomicU32,
     /// Bytes written since the last response boundary.
     response_bytes: AtomicU32,
-    /// The length the current response's head declared, head included (0: unknown).
+    /// The length the current response's head declared, head included (0: unknown;
+    /// [`HEAD_UNREAD`]: its first write is under way).
     response_end: AtomicU32,
     /// The connection's MSS once cork needed it (0: not read yet).
     mss: AtomicU32,
@@ -46,6 +47,9 @@ struct Entry {
     /// The low 8 bits of the switchback window the connection started in.
     window: AtomicU8,
 }
+
+/// `Entry::response_end` while the response's first write is under way.
+const HEAD_UNREAD: u32 = u32::MAX;
 
 struct Chunk {
     entries: [Entry; CHUNK_LEN],
@@ -205,6 +209,18 @@ impl Slot {
         self.entry().response_end.store(0, SeqCst);
     }
 
+    /// The current response's first write is being made: its head is read once the kernel has
+    /// taken it ([`Slot::take_head_unread`]).
+    pub fn mark_head_unread(self) {
+        self.entry().response_end.store(HEAD_UNREAD, SeqCst);
+    }
+
+    /// Whether the response's head is still to be read; claims it if so.
+    pub fn take_head_unread(self) -> bool {
+        let e = &self.entry().response_end;
+        e.load(SeqCst) == HEAD_UNREAD && e.compare_exchange(HEAD_UNREAD, 0, SeqCst, SeqCst).is_ok()
+    }
+
     /// Notes the length the current response declared ([`socktune_core::framing`]).
     pub fn set_response_end(self, end: u32) {
         self.entry().response_end.store(end, SeqCst);
@@ -213,7 +229,7 @@ impl Slot {
     /// Whether the current response has all the bytes it declared.
     pub fn response_complete(self, total: u32) -> bool {
         let end = self.entry().response_end.load(SeqCst);
-        end != 0 && total >= end
+        end != 0 && end != HEAD_UNREAD && total >= end
     }
 
     /// The MSS noted by [`Slot::set_mss`], 0 if none.

@@ -44,8 +44,9 @@ impl Bytes {
         }
     }
 
-    /// The first buffer: where an HTTP head would be.
-    fn head<'a>(self) -> &'a [u8] {
+    /// What a call that returned `n` took of the first buffer: where an HTTP head would be. The
+    /// kernel has read those bytes, so they are there to read.
+    fn accepted<'a>(self, n: ssize_t) -> &'a [u8] {
         let (base, len) = match self {
             Bytes::One(base, n) => (base, n),
             Bytes::Buffers(iov, count) if !iov.is_null() && count > 0 => {
@@ -55,11 +56,12 @@ impl Bytes {
             }
             Bytes::Buffers(..) => (std::ptr::null(), 0),
         };
-        if base.is_null() {
+        let taken = usize::try_from(n).unwrap_or(0).min(len);
+        if base.is_null() || taken == 0 {
             return &[];
         }
-        // SAFETY: the program hands `len` readable bytes at `base` to the call, which reads them.
-        unsafe { std::slice::from_raw_parts(base.cast(), len) }
+        // SAFETY: the call succeeded, so the kernel read `taken` bytes at `base`.
+        unsafe { std::slice::from_raw_parts(base.cast(), taken) }
     }
 }
 
@@ -123,7 +125,6 @@ fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState, shape: Shape) -
                 fd,
                 slot,
                 len,
-                shape.bytes.head(),
                 shape.gathered,
                 shape.can_hold && !state.has(FdState::ARMED),
             )
@@ -141,18 +142,27 @@ fn write_as(
     flags: c_int,
     plain: impl FnOnce() -> ssize_t,
 ) -> ssize_t {
-    match before(fd, call, shape) {
-        Some((slot, WriteAs::Held)) => {
+    let Some((slot, how)) = before(fd, call, shape) else {
+        return plain();
+    };
+    let n = match how {
+        WriteAs::Held => {
             // SAFETY: `msg` describes the program's own buffers.
             unsafe { cork::send_held(fd, slot, msg(), flags) }.unwrap_or_else(plain)
         }
-        Some((slot, WriteAs::Pushing)) => {
+        WriteAs::Pushing => {
             let n = plain();
             cork::after_pushing_write(fd, slot, n);
             n
         }
-        _ => plain(),
+        WriteAs::Written => plain(),
+    };
+    if n > 0 {
+        act(call, || {
+            cork::after_write(fd, slot, shape.bytes.accepted(n))
+        });
     }
+    n
 }
 
 /// A message of `count` buffers at `iov`, to `addr` if not null.
