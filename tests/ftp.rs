@@ -58,3 +58,34 @@ fn passive_ftp_under_client_fast_open() {
         );
     }
 }
+
+/// tests/progs/passing_server.py accepts in one process and answers in another, which gets each
+/// connection by SCM_RIGHTS, as vsftpd's sessions get their data connections (their records
+/// cannot be read here: vsftpd chroots them). The worker must cork the connection it never saw
+/// made, and the process that handed it over must not record it as closed.
+#[test]
+fn connections_passed_by_scm_rights_are_tuned_where_they_are_used() {
+    needs_root!(NETNS);
+    const REQUESTS: u32 = 40;
+    let stats = scratch("passed").join("conns.jsonl");
+    let server = "python3 {progs}/passing_server.py 127.0.0.1 {port}";
+    let runs = run_all(&[
+        keepalive("without socktune", server, "127.0.0.1", REQUESTS),
+        keepalive("cork", server, "127.0.0.1", REQUESTS).server_env(&[
+            "SOCKTUNE_CORK=1",
+            &format!("SOCKTUNE_STATS={}", stats.display()),
+        ]),
+    ]);
+    check_uncorked(&runs[0], "without socktune");
+    let r = &runs[1];
+    check_quiet(r);
+    check_corked(r, "cork, in the worker the connection was passed to");
+    let s = Summary::read(&stats, None);
+    let summary = format!("stats summary: {:?}", s.0);
+    eprintln!("{summary}");
+    check(
+        s.num("server_none_conns") == 1.0 && s.num("server_none_responses") == f64::from(REQUESTS),
+        r,
+        &format!("one record, the worker's, with every response\n{summary}"),
+    );
+}

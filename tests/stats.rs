@@ -4,46 +4,12 @@
 //! format.
 mod common;
 use common::*;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 fn setting(name: &str, path: &Path) -> String {
     format!("SOCKTUNE_{name}={}", path.display())
-}
-
-struct Summary(HashMap<String, String>);
-
-impl Summary {
-    fn read(stats: &Path, prom: Option<&Path>) -> Summary {
-        let mut cmd = Command::new(python());
-        cmd.arg(repo().join("tests/progs/stats_summary.py"))
-            .arg(stats)
-            .args(prom);
-        let out = run_bounded(&mut cmd, Duration::from_secs(30));
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "stats_summary.py failed on {}:\n{}",
-            stats.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Summary(
-            text.split_whitespace()
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-    }
-
-    fn get(&self, key: &str) -> &str {
-        self.0.get(key).map_or("(absent)", String::as_str)
-    }
-
-    fn num(&self, key: &str) -> f64 {
-        self.get(key).parse().unwrap_or(f64::NAN)
-    }
 }
 
 #[track_caller]

@@ -527,3 +527,37 @@ pub fn without_then_with_shim(name: &str, library: &Path) -> String {
     std::fs::remove_file(&bin).ok();
     stdout
 }
+
+/// A SOCKTUNE_STATS file summed up by tests/progs/stats_summary.py (its keys are listed there).
+pub struct Summary(pub HashMap<String, String>);
+
+impl Summary {
+    pub fn read(stats: &Path, prom: Option<&Path>) -> Summary {
+        let mut cmd = Command::new(python());
+        cmd.arg(repo().join("tests/progs/stats_summary.py"))
+            .arg(stats)
+            .args(prom);
+        let out = run_bounded(&mut cmd, Duration::from_secs(30));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "stats_summary.py failed on {}:\n{}",
+            stats.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Summary(
+            text.split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, key: &str) -> &str {
+        self.0.get(key).map_or("(absent)", String::as_str)
+    }
+
+    pub fn num(&self, key: &str) -> f64 {
+        self.get(key).parse().unwrap_or(f64::NAN)
+    }
+}

@@ -3,7 +3,7 @@
 usage: stats_summary.py FILE [PROM_FILE]
 Checks every line is a JSON object whose keys come in the documented order, then reports, for
 each group <role>_<arm> (arm A, B, or none): conns, responses, packets per response
-((segs_in + segs_out) / responses), data_out (data segments sent), the behaviours seen (joined with +, or "-"), and
+((segs_in + segs_out) / responses), data_out (data segments sent), acked (bytes the peer acknowledged), the behaviours seen (joined with +, or "-"), and
 syn_data and fastopen_child as 0/1 flags in file order, fastopen_fail (the reasons joined with +,
 "-" for none), and min_rtt, the number of records whose later TCP_INFO fields are all figures. Also: lines, processes (count of "process" lines), and
 with PROM_FILE, prom_connections and prom_segments (sums over the textfile's samples).
@@ -30,11 +30,12 @@ with open(sys.argv[1]) as f:
         assert list(rec) == CONN_KEYS, "keys out of order: %s" % list(rec)
         g = groups.setdefault("%s_%s" % (rec["role"], rec["arm"] or "none"),
                               {"conns": 0, "responses": 0, "segs": 0, "data_out": 0, "behaviours": set(),
-                               "syn": "", "child": "", "fail": [], "later": 0})
+                               "acked": 0, "syn": "", "child": "", "fail": [], "later": 0})
         g["conns"] += 1
         g["responses"] += rec["responses"]
         g["segs"] += rec["segs_in"] + rec["segs_out"]
         g["data_out"] += rec["data_segs_out"]
+        g["acked"] += rec["bytes_acked"]
         g["behaviours"].update(rec["behaviours"])
         g["syn"] += "1" if rec["syn_data"] else "0"
         g["child"] += "1" if rec["fastopen_child"] else "0"
@@ -45,6 +46,7 @@ for name, g in sorted(groups.items()):
     out[name + "_responses"] = g["responses"]
     out[name + "_ppr"] = "%.2f" % (g["segs"] / max(g["responses"], 1))
     out[name + "_data_out"] = g["data_out"]
+    out[name + "_acked"] = g["acked"]
     out[name + "_behaviours"] = "+".join(sorted(g["behaviours"])) or "-"
     out[name + "_syn"] = g["syn"]
     out[name + "_child"] = g["child"]

@@ -287,6 +287,38 @@ pub fn accepted(listener: c_int, fd: c_int) {
         slot.reset(FdState::new(Kind::Other, 0, 0));
         return;
     }
+    start_accepted(fd, slot, ls, listener_slot.rule(), healed);
+}
+
+/// recvmsg() brought `fd` in by SCM_RIGHTS (vsftpd's privileged process accepts each data
+/// connection for its session process): know what it is, and tune a connection as one accepted
+/// here from a listener on its local port, which another process of the program holds.
+pub fn received(fd: c_int) {
+    let Some(slot) = crate::fdtable::lookup_or_make(fd) else {
+        return;
+    };
+    slot.clear();
+    let Some((_, state)) = track::learn(fd).filter(|(_, s)| s.is_tcp()) else {
+        return;
+    };
+    if sys::is_listening(fd) || sys::peer_addr(fd).is_none() {
+        return;
+    }
+    crate::live::refresh();
+    let port = sys::local_port(fd).unwrap_or(0);
+    let rule = settings::rule_for(true, port, None);
+    let plan = policy::listen_plan(
+        settings::for_socket(rule),
+        port,
+        state,
+        sys::ephemeral_ports(),
+        tree::speaks_first_seen(),
+    );
+    start_accepted(fd, slot, plan.state, rule, false);
+}
+
+/// Tunes `fd`, accepted from a listener in state `ls` that follows `listener_rule`.
+fn start_accepted(fd: c_int, slot: Slot, ls: FdState, listener_rule: u8, healed: bool) {
     crate::live::needed();
     // The options of the handshake came with the socket from its listener.
     let handshake = ls.flags(policy::opt_bits(|o| o.when() == When::Handshake));
@@ -297,7 +329,7 @@ pub fn accepted(listener: c_int, fd: c_int) {
         planned
     };
     let arm = stats::draw_arm();
-    let (rule, cfg) = accepted_rule(fd, ls, listener_slot.rule());
+    let (rule, cfg) = accepted_rule(fd, ls, listener_rule);
     let mut state = planned;
     if arm == Some(Arm::A) {
         state = state.without_behaviours();

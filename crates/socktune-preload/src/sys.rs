@@ -445,3 +445,28 @@ pub unsafe fn environ_entries(
         // SAFETY: each entry is a NUL-terminated string that lives as long as the environment.
         .map(|entry| unsafe { CStr::from_ptr(entry) }.to_bytes())
 }
+
+/// The fds a message carries by SCM_RIGHTS: those a recvmsg() that succeeded put into this
+/// process, or a sendmsg() hands to another.
+pub fn passed_fds(msg: &libc::msghdr, mut each: impl FnMut(c_int)) {
+    if msg.msg_control.is_null() || msg.msg_controllen == 0 {
+        return;
+    }
+    // SAFETY: the control buffer the program passed, of the length the kernel set (recvmsg) or
+    // the program gave and the kernel accepted (sendmsg); the CMSG_* walk stays inside it.
+    unsafe {
+        let mut header = libc::CMSG_FIRSTHDR(msg);
+        while let Some(h) = header.as_ref() {
+            if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(h);
+                let bytes = h
+                    .cmsg_len
+                    .saturating_sub(data.offset_from(header.cast()) as usize);
+                for i in 0..bytes / size_of::<c_int>() {
+                    each(std::ptr::read_unaligned(data.cast::<c_int>().add(i)));
+                }
+            }
+            header = libc::CMSG_NXTHDR(msg, header);
+        }
+    }
+}

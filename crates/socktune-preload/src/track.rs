@@ -88,6 +88,13 @@ pub fn forget_if_gone(slot: Slot, errno: c_int) {
     }
 }
 
+/// sendmsg() passed `fd` by SCM_RIGHTS: another process holds that connection too.
+pub fn passed_on(fd: c_int) {
+    if let Some(slot) = fdtable::lookup(fd).filter(|s| s.load().is_connection()) {
+        slot.set(FdState::SHARED);
+    }
+}
+
 /// Another process now holds every socket too (fork, exec): a close in one no longer closes
 /// the connection.
 pub fn mark_connections_shared() {

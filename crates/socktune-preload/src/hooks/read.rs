@@ -2,7 +2,7 @@
 
 use crate::fdtable::{self, Slot};
 use crate::guard::act;
-use crate::{armed, cork, quickack, real, stats, sys};
+use crate::{armed, cork, quickack, real, setup, stats, sys};
 use libc::{c_int, c_void, iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 use socktune_core::policy;
 use socktune_core::state::FdState;
@@ -89,7 +89,12 @@ pub unsafe extern "C" fn recvfrom(
 /// Replaces recvmsg(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
-    around(fd, "recvmsg", || unsafe { real::recvmsg(fd, msg, flags) })
+    let n = around(fd, "recvmsg", || unsafe { real::recvmsg(fd, msg, flags) });
+    // SAFETY: the call succeeded, so `msg` is the message the kernel filled.
+    if let Some(msg) = unsafe { msg.as_ref() }.filter(|m| n >= 0 && m.msg_controllen != 0) {
+        act("recvmsg", || sys::passed_fds(msg, setup::received));
+    }
+    n
 }
 
 /// Replaces __read_chk, the read(2) of programs built with _FORTIFY_SOURCE.

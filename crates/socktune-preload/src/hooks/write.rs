@@ -5,7 +5,7 @@
 use crate::cork::{self, WriteAs};
 use crate::fdtable::{self, Slot};
 use crate::guard::act;
-use crate::{armed, own_options, real, stats};
+use crate::{armed, own_options, real, stats, sys, track};
 use libc::{
     c_int, c_uint, c_void, iovec, msghdr, off64_t, off_t, size_t, sockaddr, socklen_t, ssize_t,
 };
@@ -269,14 +269,18 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
             Bytes::Buffers(m.msg_iov, m.msg_iovlen)
         }),
     };
-    write_as(
+    let n = write_as(
         fd,
         "sendmsg",
         shape,
         || given.copied().unwrap_or_else(no_message),
         flags,
         || unsafe { real::sendmsg(fd, msg, flags) },
-    )
+    );
+    if let Some(msg) = given.filter(|m| n >= 0 && m.msg_controllen != 0) {
+        act("sendmsg", || sys::passed_fds(msg, track::passed_on));
+    }
+    n
 }
 
 /// Before a call that sends data the SYN cannot carry (sendfile, splice): an armed Fast Open
