@@ -27,31 +27,49 @@ pub fn declared(first: &[u8]) -> Option<Declared> {
     if !first.first().is_some_and(u8::is_ascii_uppercase) {
         return None;
     }
-    let start = trim_cr(first.split(|&b| b == b'\n').next()?);
+    // One pass over the head's lines, each ended by CRLF, up to the empty one.
+    let mut rest = first;
+    let mut next_line = || {
+        let end = position_of(b'\n', rest)?;
+        let line = rest[..end].strip_suffix(b"\r")?;
+        rest = &rest[end + 1..];
+        Some(line)
+    };
+    let start = next_line()?;
     let mut body = body_by_start_line(start)?;
-    let head_len = find(first, b"\r\n\r\n")? + 4;
-    let mut lines = first[..head_len - 4].split(|&b| b == b'\n');
-    lines.next(); // the start line
     let mut closes = start.starts_with(b"HTTP/1.0") || start.ends_with(b"HTTP/1.0");
-    for line in lines {
-        let (name, value) = split_field(trim_cr(line))?;
-        if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            return None;
+    loop {
+        let line = next_line()?;
+        if line.is_empty() {
+            break;
         }
-        if name.eq_ignore_ascii_case(b"connection") {
-            closes = has_token(value, b"close") || (closes && !has_token(value, b"keep-alive"));
+        // Only three names matter: their first letters and lengths pass over the other fields
+        // without a search for the colon or a comparison.
+        if !matches!(line[0] | 0x20, b'c' | b't') {
+            continue;
         }
-        if name.eq_ignore_ascii_case(b"content-length") {
-            if body == Body::None {
-                continue; // a 304's or 204's length is the resource's: it has no body
+        let Some((name, value)) = split_field(line) else {
+            continue;
+        };
+        match name.len() {
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => return None,
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                closes = has_token(value, b"close") || (closes && !has_token(value, b"keep-alive"));
             }
-            let n = parse_decimal(value)?;
-            match body {
-                Body::Length(m) if m != n => return None, // two that differ: not ours to judge
-                _ => body = Body::Length(n),
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                if body == Body::None {
+                    continue; // a 304's or 204's length is the resource's: it has no body
+                }
+                let n = parse_decimal(value)?;
+                match body {
+                    Body::Length(m) if m != n => return None, // two that differ: not ours to judge
+                    _ => body = Body::Length(n),
+                }
             }
+            _ => {}
         }
     }
+    let head_len = first.len() - rest.len();
     let body = match body {
         Body::Length(n) => n,
         Body::None | Body::EmptyUnlessStated => 0,
@@ -100,13 +118,29 @@ fn body_by_start_line(line: &[u8]) -> Option<Body> {
         .then_some(Body::EmptyUnlessStated)
 }
 
-fn trim_cr(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\r").unwrap_or(line)
+fn split_field(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let colon = position_of(b':', line)?;
+    Some((&line[..colon], line[colon + 1..].trim_ascii()))
 }
 
-fn split_field(line: &[u8]) -> Option<(&[u8], &[u8])> {
-    let colon = line.iter().position(|&b| b == b':')?;
-    Some((&line[..colon], line[colon + 1..].trim_ascii()))
+/// Where `byte` first occurs in `hay`, eight bytes at a time: a head is read on every response
+/// of a corked connection.
+fn position_of(byte: u8, hay: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let pattern = u64::from_ne_bytes([byte; 8]);
+    let mut chunks = hay.chunks_exact(8);
+    for (i, chunk) in chunks.by_ref().enumerate() {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?) ^ pattern;
+        // The lowest flagged byte is the first zero byte of `word`, which is where `byte` is.
+        let zeros = word.wrapping_sub(ONES) & !word & HIGHS;
+        if zeros != 0 {
+            return Some(i * 8 + zeros.trailing_zeros() as usize / 8);
+        }
+    }
+    let tail = chunks.remainder();
+    let done = hay.len() - tail.len();
+    tail.iter().position(|&b| b == byte).map(|p| done + p)
 }
 
 fn parse_decimal(value: &[u8]) -> Option<u64> {
@@ -114,10 +148,6 @@ fn parse_decimal(value: &[u8]) -> Option<u64> {
         return None;
     }
     Some(value.iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')))
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
@@ -174,6 +204,21 @@ mod tests {
         let post = b"POST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
         assert_eq!(declared_length(post), Some(post.len() as u32));
         assert_eq!(declared_length(b"get /x HTTP/1.1\r\n\r\n"), None);
+    }
+
+    #[test]
+    fn a_byte_is_found_where_it_first_is() {
+        for len in 0..40 {
+            for at in 0..len {
+                let mut hay = vec![b'a'; len];
+                hay[at] = b'\n';
+                if at + 3 < len {
+                    hay[at + 3] = b'\n';
+                }
+                assert_eq!(super::position_of(b'\n', &hay), Some(at), "{len} {at}");
+            }
+            assert_eq!(super::position_of(b'\n', &vec![0x8a; len]), None);
+        }
     }
 
     #[test]
