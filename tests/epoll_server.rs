@@ -138,6 +138,15 @@ fn cork_in_epoll_server_lt_and_et() {
             "tuned: p50 should be well under 1 ms (~2 ms: the response waited for the flusher, \
              so epoll_wait() did not end it; ~44 ms: it was not corked)",
         );
+        // An event loop ends its responses by going back to its wait: it needs no flusher, so
+        // none is started (before, one was started at the first hold: 2 threads).
+        for run in [base, tuned, ex, pipe] {
+            check(
+                run.get("srv_threads") == "1",
+                run,
+                "the single-threaded server must stay single-threaded",
+            );
+        }
         check(
             ex.num("errors") == 0.0 && ex.num("requests") == (THREADS * EXACT_REQUESTS) as f64,
             ex,
@@ -165,4 +174,65 @@ fn cork_in_epoll_server_lt_and_et() {
             "some sends should have been cut short (the EPOLLOUT path must be exercised)",
         );
     }
+}
+
+/// An event loop's holds wake no flusher: its wait ends them. tests/progs/stalling_loop.py
+/// answers, then blocks 1.5 s in a pipe read, which is no boundary. Its first held answer is
+/// sent by the kernel's own probe timer (~200 ms after the MSG_MORE write), not after the block;
+/// when the loop's wait comes back that late, its thread steps back to the flusher, and every
+/// later answer leaves within SOCKTUNE_CORK_FLUSH_MS. Without socktune each answer is two
+/// segments; corked, one.
+#[test]
+fn an_event_loop_that_blocks_elsewhere_gets_the_flusher_back() {
+    needs_root!(NETNS);
+    const ANSWERS: usize = 4;
+    let run = |name: &str| {
+        Scenario::new(
+            name,
+            &format!("python3 {{progs}}/stalling_loop.py client 127.0.0.1 {{port}} {ANSWERS}"),
+        )
+        .server("python3 {progs}/stalling_loop.py server 127.0.0.1 {port} 1.5")
+    };
+    let runs = run_all(&[
+        run("without socktune"),
+        run("cork").server_env(&["SOCKTUNE_CORK=1"]),
+    ]);
+    let lat = |r: &Results| -> Vec<f64> {
+        r.get("lat_ms")
+            .split(',')
+            .map(|t| t.parse().unwrap())
+            .collect()
+    };
+    for r in &runs {
+        check_quiet(r);
+        eprintln!(
+            "{:<17} answers after {:?} ms, {} data segments each",
+            r.name,
+            lat(r),
+            r.get("data_segs")
+        );
+        let l = lat(r);
+        check(l.len() == ANSWERS, r, "every answer must arrive");
+        check(
+            l.iter().all(|&t| t < 1400.0),
+            r,
+            "no answer may wait for the server's 1.5 s block",
+        );
+    }
+    let (base, cork) = (&runs[0], &runs[1]);
+    check(
+        base.get("data_segs") == "2.00",
+        base,
+        "without socktune: two segments per answer",
+    );
+    check(
+        cork.get("data_segs") == "1.00",
+        cork,
+        "corked: one segment per answer",
+    );
+    check(
+        lat(cork)[1..].iter().all(|&t| t < 100.0),
+        cork,
+        "after its late boundary, the loop's answers must leave within the flush deadline",
+    );
 }

@@ -14,7 +14,7 @@ EPOLLOUT, which is registered only while something waits to be sent.
 
 Sets no socket option. After every closed connection it reports conns= (accepted so far),
 max_open= (most connections open at once), requests= (responses queued), partial= (sends that
-took less than they were given, or nothing) and mode=.
+took less than they were given, or nothing), threads= (the process's threads now) and mode=.
 """
 import collections
 import os
@@ -137,7 +137,7 @@ def close(fd):
     c = conns.pop(fd)
     ep.unregister(fd)
     c.sock.close()
-    report(mode=mode, **stats)
+    report(mode=mode, threads=len(os.listdir("/proc/self/task")), **stats)
 
 
 lsock = socket.socket(family_of(host))

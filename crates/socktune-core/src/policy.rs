@@ -400,8 +400,57 @@ pub fn new_task(clone_flags: u64) -> NewTask {
     }
 }
 
+/// Whether a thread's held responses need the flusher to bound their wait. A thread seen waiting
+/// for events (poll, select, epoll) is an event loop: it comes back to that wait, which ends what
+/// it held, by itself, so its holds wake no thread (nginx's workers then never start one). Should
+/// one of its holds be found older than the flush deadline when its boundary comes (the loop
+/// blocked somewhere else; the kernel's own ~200 ms probe sent the data meanwhile), the flusher
+/// bounds its holds from then on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum ThreadBoundary {
+    #[default]
+    Unknown,
+    EventLoop,
+    Late,
+}
+
+impl ThreadBoundary {
+    /// The thread waits for events.
+    pub fn after_wait(self) -> ThreadBoundary {
+        match self {
+            ThreadBoundary::Unknown => ThreadBoundary::EventLoop,
+            other => other,
+        }
+    }
+
+    /// The thread's own boundary ended a hold of `held_ms`.
+    pub fn after_release(self, held_ms: u32, flush_ms: u32) -> ThreadBoundary {
+        match self {
+            ThreadBoundary::EventLoop if held_ms > flush_ms => ThreadBoundary::Late,
+            other => other,
+        }
+    }
+
+    pub fn needs_flusher(self) -> bool {
+        self != ThreadBoundary::EventLoop
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_event_loop_needs_no_flusher_until_it_comes_back_late() {
+        use super::ThreadBoundary as T;
+        assert!(T::default().needs_flusher(), "a thread not seen waiting");
+        assert!(T::Unknown.after_release(500, 2).needs_flusher());
+        let event_loop = T::Unknown.after_wait();
+        assert!(!event_loop.needs_flusher());
+        assert!(!event_loop.after_release(2, 2).needs_flusher(), "in time");
+        let late = event_loop.after_release(3, 2);
+        assert!(late.needs_flusher(), "a hold past the deadline");
+        assert!(late.after_wait().needs_flusher(), "for good");
+    }
+
     use super::*;
 
     /// Linux's default `net.ipv4.ip_local_port_range`.

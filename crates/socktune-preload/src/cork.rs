@@ -20,7 +20,7 @@ use crate::settings::config;
 use crate::{errno, flusher, guard, real, sys, track};
 use libc::{c_int, c_void, msghdr, ssize_t};
 use socktune_core::framing;
-use socktune_core::policy::{self, CloseAction, ShutdownAction};
+use socktune_core::policy::{self, CloseAction, ShutdownAction, ThreadBoundary};
 use socktune_core::state::FdState;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
@@ -79,7 +79,9 @@ pub fn before_write(fd: c_int, slot: Slot, len: usize, gathered: bool, can_hold:
     let now = flusher::now();
     LAST_HELD.set(fd);
     if slot.mark_held(now, guard::thread_token()) {
-        flusher::wake_by(now.wrapping_add(config().cork_flush_ms));
+        if BOUNDARY.get().needs_flusher() {
+            flusher::wake_by(now.wrapping_add(config().cork_flush_ms));
+        }
         cork_before_handshake_ack(fd, slot, before);
         debug!("fd {fd}: a new response, held until its boundary");
     }
@@ -111,6 +113,29 @@ pub fn after_write(fd: c_int, slot: Slot, accepted: &[u8]) {
 thread_local! {
     /// The connection this thread last held a write on (-1: none).
     static LAST_HELD: Cell<c_int> = const { Cell::new(-1) };
+    /// Whether this thread's holds wake the flusher ([`ThreadBoundary`]).
+    static BOUNDARY: Cell<ThreadBoundary> = const { Cell::new(ThreadBoundary::Unknown) };
+}
+
+/// The thread waits for events (poll, select, epoll): see [`ThreadBoundary`].
+#[inline(always)]
+pub fn thread_waits_for_events() {
+    BOUNDARY.with(|b| b.set(b.get().after_wait()));
+}
+
+/// A hold of this thread ended at its own boundary: was that later than the flusher would have
+/// pushed it?
+fn note_boundary(slot: Slot) {
+    let boundary = BOUNDARY.get();
+    let (since, by) = slot.hold_stamp();
+    if boundary.needs_flusher() || by != guard::thread_token() {
+        return;
+    }
+    let after = boundary.after_release(flusher::now().wrapping_sub(since), config().cork_flush_ms);
+    if after != boundary {
+        debug!("this thread's boundary came late: the flusher bounds its holds from now on");
+        BOUNDARY.set(after);
+    }
 }
 
 /// A thread that writes to another connection has finished the response it held on the last
@@ -283,6 +308,7 @@ fn port_writes_whole(port: u16) -> bool {
 /// Pushes what our MSG_MORE writes hold on the fd, whose hold the caller has claimed: the
 /// response leaves now.
 fn release(fd: c_int, slot: Slot, why: &str) {
+    note_boundary(slot);
     response_ended(slot);
     match push(fd, slot) {
         Ok(()) => debug!("fd {fd}: response pushed ({why})"),

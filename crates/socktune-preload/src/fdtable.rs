@@ -317,12 +317,18 @@ impl Slot {
         self.chunk.held[self.index / 64].load(SeqCst) & (1u64 << (self.index % 64)) != 0
     }
 
-    /// Claims the duty to flush the fd: true for exactly one caller per hold.
     /// The thread token of the fd's hold, if it holds anything.
     pub fn held_by(self) -> Option<u32> {
         self.is_held().then(|| self.entry().held_by.load(SeqCst))
     }
 
+    /// The tick and thread of the last [`Slot::mark_held`], which a take leaves in place.
+    pub fn hold_stamp(self) -> (u32, u32) {
+        let e = self.entry();
+        (e.held_since.load(SeqCst), e.held_by.load(SeqCst))
+    }
+
+    /// Claims the duty to flush the fd: true for exactly one caller per hold.
     pub fn take_held(self) -> bool {
         take_held_in(self.chunk, self.index)
     }

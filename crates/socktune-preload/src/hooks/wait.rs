@@ -40,9 +40,13 @@ impl Interest for SelectInterest {
 }
 
 /// Before any wait; `waits`: its timeout is not zero. Inline: a wait with nothing held or armed
-/// anywhere, and no ACK this thread delayed, costs two loads and a thread-local read.
+/// anywhere, and no ACK this thread delayed, costs two loads and two thread-local reads. Only a wait that can block marks
+/// the thread an event loop (a zero timeout is how http.client checks a kept connection).
 #[inline(always)]
 fn before(call: &str, interest: &impl Interest, waits: bool) {
+    if waits {
+        cork::thread_waits_for_events();
+    }
     if fdtable::held_count() != 0
         || (waits && (fdtable::armed_count() != 0 || quickack::pending_here()))
     {
