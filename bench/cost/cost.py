@@ -20,9 +20,10 @@ the order reversed every other round. Sections:
              from /proc, while the client runs) under wrk -c64 (redis-benchmark for Redis),
              without and with SOCKTUNE_CORK=1: untuned nginx at 100 B and 64 KiB against nginx
              natively tuned (tcp_nopush, tcp_nodelay), nginx tuned, Node.js, Redis, aiohttp and
-             gunicorn (sync, 2 workers);
-  flusher    the flusher thread's wake-ups per second (its context switches) in an untuned nginx
-             worker under SOCKTUNE_CORK=1, under load and idle;
+             gunicorn (sync, 2 workers); each ratio is the median of the rounds' ratios, each
+             against the baseline run beside it;
+  flusher    the flusher threads an untuned nginx under SOCKTUNE_CORK=1 starts, and their wake-ups
+             per second (context switches), under load and idle;
   pool       the p50 of Java's HttpServer (tests/progs/PoolServer.java), a thread-pool server,
              under SOCKTUNE_NODELAY=1 alone and under SOCKTUNE_CORK=1.
 Prints a table and writes DIR/cost.json and DIR/cost.md (DIR: bench/results-cost). --smoke runs
@@ -287,12 +288,15 @@ def load(args):
         if args.only and not any(o in row for o in args.only):
             continue
         got = interleaved(args, variants, lambda name, settings: load_run(args, name, settings))
-        base = variants[0][0]
-        med = {label: {k: statistics.median(r[k] for r in runs) for k in ("req_s", "cpu_us_per_req")}
-               for label, runs in got.items()}
-        res[row] = {label: dict(m, req_s_ratio=round(m["req_s"] / med[base]["req_s"], 3),
-                                cpu_ratio=round(m["cpu_us_per_req"] / med[base]["cpu_us_per_req"], 3),
-                                all=got[label]) for label, m in med.items()}
+        base = got[variants[0][0]]
+        # A ratio per round, against the baseline run next to it, then their median: the host's
+        # speed drifts by tens of percent over seconds, so medians taken apart would carry it.
+        paired = lambda runs, k: statistics.median(r[k] / b[k] for r, b in zip(runs, base))
+        res[row] = {label: {"req_s": statistics.median(r["req_s"] for r in runs),
+                            "cpu_us_per_req": statistics.median(r["cpu_us_per_req"] for r in runs),
+                            "req_s_ratio": round(paired(runs, "req_s"), 3),
+                            "cpu_ratio": round(paired(runs, "cpu_us_per_req"), 3), "all": runs}
+                    for label, runs in got.items()}
         for label, m in res[row].items():
             progress("load: %-22s %-22s %9.0f req/s (%.3f×)  %7.1f µs CPU/request (%.3f×)"
                      % (row, label, m["req_s"], m["req_s_ratio"], m["cpu_us_per_req"], m["cpu_ratio"]))
@@ -300,35 +304,38 @@ def load(args):
 
 
 def flusher_switches(srv):
-    """Context switches of every socktune-flush thread of the server so far."""
-    total = 0
+    """(threads, context switches) of the server's socktune-flush threads so far."""
+    threads = total = 0
     for pid in srv.tree():
         for tid in os.listdir("/proc/%d/task" % pid) if os.path.isdir("/proc/%d/task" % pid) else []:
             try:
                 with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
                     if f.read().strip() != "socktune-flush":
                         continue
+                threads += 1
                 with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
                     total += sum(int(v) for v in re.findall(r"^(?:non)?voluntary_ctxt_switches:\s+(\d+)",
                                                             f.read(), re.M))
             except OSError:
                 pass
-    return total
+    return threads, total
 
 
 def flusher(args):
     idle = 1.0 if args.smoke else 3.0
     with Server(args, "nginx untuned", CORK) as srv:
-        s0, t0 = flusher_switches(srv), time.monotonic()
+        s0, t0 = flusher_switches(srv)[1], time.monotonic()
         wrk(args, srv)
-        s1, t1 = flusher_switches(srv), time.monotonic()
+        threads, s1 = flusher_switches(srv)
+        t1 = time.monotonic()
         time.sleep(0.5)  # the thread's last polls after the load
-        s2 = flusher_switches(srv)
+        s2 = flusher_switches(srv)[1]
         time.sleep(idle)
-        s3 = flusher_switches(srv)
-    res = {"load_wakeups_s": round((s1 - s0) / (t1 - t0), 1), "idle_wakeups_s": round((s3 - s2) / idle, 1)}
-    progress("flusher: untuned nginx worker under cork: %(load_wakeups_s).1f wake-ups/s under load, "
-             "%(idle_wakeups_s).1f idle" % res)
+        s3 = flusher_switches(srv)[1]
+    res = {"threads": threads, "load_wakeups_s": round((s1 - s0) / (t1 - t0), 1),
+           "idle_wakeups_s": round((s3 - s2) / idle, 1)}
+    progress("flusher: untuned nginx under cork: %(threads)d flusher threads, %(load_wakeups_s).1f wake-ups/s "
+             "under load, %(idle_wakeups_s).1f idle" % res)
     return res
 
 
@@ -369,8 +376,8 @@ def markdown(res):
             lines.append("| %s | %s | %.0f | %.3f | %.1f | %.3f |" % (row, label, m["req_s"], m["req_s_ratio"],
                                                                       m["cpu_us_per_req"], m["cpu_ratio"]))
     f = res["flusher"]
-    lines += ["", "Flusher (untuned nginx worker, cork): %.1f wake-ups/s under load, %.1f idle." % (
-        f["load_wakeups_s"], f["idle_wakeups_s"]), ""]
+    lines += ["", "Flusher (untuned nginx, cork): %d threads; %.1f wake-ups/s under load, %.1f idle." % (
+        f["threads"], f["load_wakeups_s"], f["idle_wakeups_s"]), ""]
     lines += ["| Thread-pool server (Java HttpServer) | p50 ms |", "|---|---|"]
     lines += ["| %s | %.3f |" % (label, r["p50_ms"]) for label, r in res["pool"].items()]
     return "\n".join(lines) + "\n"

@@ -172,14 +172,17 @@ fn apply_listener_options(fd: c_int, plan: &ListenPlan, cfg: &Config) -> u64 {
         }
     }
     if let Some(qlen) = plan.fastopen {
-        static NO_SERVER_BIT: AtomicBool = AtomicBool::new(false);
+        // The sysctl is the namespace's: read once per process, not at every listen (a passive
+        // FTP server listens for each transfer).
+        static CHECKED: AtomicBool = AtomicBool::new(false);
         if set_tcp(fd, libc::TCP_FASTOPEN, qlen as c_int, "TCP_FASTOPEN set") {
             applied |= FdState::APPLIED_FASTOPEN;
             const SERVER_BIT: i64 = 2;
-            if sys::read_proc_int(c"/proc/sys/net/ipv4/tcp_fastopen")
-                .is_some_and(|v| v & SERVER_BIT == 0)
+            if !CHECKED.swap(true, Relaxed)
+                && sys::read_proc_int(c"/proc/sys/net/ipv4/tcp_fastopen")
+                    .is_some_and(|v| v & SERVER_BIT == 0)
             {
-                once(&NO_SERVER_BIT, Level::Info, format_args!("net.ipv4.tcp_fastopen lacks the server bit (2): server Fast Open will not take effect"));
+                info!("net.ipv4.tcp_fastopen lacks the server bit (2): server Fast Open will not take effect");
             }
         }
     }
@@ -249,8 +252,14 @@ pub fn before_listen(fd: c_int, backlog: c_int) -> Option<Listening> {
 pub fn after_listen(fd: c_int, listening: Listening) {
     if listening.plan.backlog.is_some() {
         let asked = listening.backlog;
-        // TCP_INFO's tcpi_sacked is a listener's backlog limit.
-        match sys::tcp_info(fd).map(|i| i.tcpi_sacked) {
+        // TCP_INFO's tcpi_sacked is a listener's backlog limit, the same for every listener of
+        // the namespace: read at the first.
+        static CHECKED: AtomicBool = AtomicBool::new(false);
+        match (!CHECKED.swap(true, Relaxed))
+            .then(|| sys::tcp_info(fd))
+            .flatten()
+            .map(|i| i.tcpi_sacked)
+        {
             Some(max) if i64::from(max) < i64::from(asked) => {
                 info!(
                     "fd {fd}: backlog {asked} clamped by the kernel to {max} (net.core.somaxconn)"
