@@ -62,22 +62,25 @@ pub fn after_connect(fd: c_int, c: Connecting, result: c_int, errno: c_int) -> O
         } else {
             FdState::ARMED
         };
-        arm(c.slot, flags);
+        arm(fd, c.slot, flags);
         debug!("fd {fd}: Fast Open armed, SYN waits for the first write");
         return in_progress.then_some(libc::EINPROGRESS);
     }
     if c.quickack_off {
-        arm(c.slot, FdState::ARMED);
+        arm(fd, c.slot, FdState::ARMED);
     }
     None
 }
 
-fn arm(slot: Slot, flags: u64) {
+fn arm(fd: c_int, slot: Slot, flags: u64) {
     let _ = ARMED_HERE.try_with(|h| h.set(true));
     let now = flusher::now();
     slot.stamp_armed(now, guard::thread_token());
     slot.set(flags);
-    flusher::wake_by(now.wrapping_add(DEADLINE_MS));
+    if !flusher::wake_by(now.wrapping_add(DEADLINE_MS)) {
+        // Nothing could keep the deadline: what is armed leaves now.
+        kick(fd, slot, slot.load());
+    }
 }
 
 /// The program writes: what waited for its first write (or for its response) leaves with it.

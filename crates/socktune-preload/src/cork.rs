@@ -76,11 +76,20 @@ pub fn before_write(fd: c_int, slot: Slot, len: usize, gathered: bool, can_hold:
             WriteAs::Written
         };
     }
+    // Nothing would bound the wait of a hold where the flusher cannot run and the thread is no
+    // event loop: such a process's writes go as written.
+    if BOUNDARY.get().needs_flusher() && !flusher::can_run() && !held {
+        return WriteAs::Written;
+    }
     let now = flusher::now();
     LAST_HELD.set(fd);
     if slot.mark_held(now, guard::thread_token()) {
-        if BOUNDARY.get().needs_flusher() {
-            flusher::wake_by(now.wrapping_add(config().cork_flush_ms));
+        if BOUNDARY.get().needs_flusher()
+            && !flusher::wake_by(now.wrapping_add(config().cork_flush_ms))
+        {
+            slot.take_held();
+            no_flusher();
+            return WriteAs::Written;
         }
         cork_before_handshake_ack(fd, slot, before);
         debug!("fd {fd}: a new response, held until its boundary");
@@ -115,6 +124,16 @@ thread_local! {
     static LAST_HELD: Cell<c_int> = const { Cell::new(-1) };
     /// Whether this thread's holds wake the flusher ([`ThreadBoundary`]).
     static BOUNDARY: Cell<ThreadBoundary> = const { Cell::new(ThreadBoundary::Unknown) };
+}
+
+/// Says once per process that the flusher thread could not be started.
+fn no_flusher() {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SAID.swap(true, SeqCst) {
+        crate::log::info!(
+            "the flusher thread cannot be started (RLIMIT_NPROC?): writes go as written, except in event loops"
+        );
+    }
 }
 
 /// The thread waits for events (poll, select, epoll): see [`ThreadBoundary`].

@@ -29,6 +29,9 @@ const AWAKE: u32 = 1;
 const UNTIL: u32 = 2;
 /// Asleep with no deadline.
 const IDLE: u32 = 3;
+/// The thread could not be created (vsftpd's sessions run with RLIMIT_NPROC at 0): not tried
+/// again in this process.
+const FAILED: u32 = 4;
 
 static SLEEP: AtomicU32 = AtomicU32::new(STOPPED);
 static WAKE_AT: AtomicU32 = AtomicU32::new(0);
@@ -54,9 +57,15 @@ pub fn earliest(a: Option<u32>, b: Option<u32>) -> Option<u32> {
     }
 }
 
-/// A job has work due by `deadline`: makes sure the thread runs and looks by then. Costs a
-/// system call only when the thread sleeps without a deadline (or past this one).
-pub fn wake_by(deadline: u32) {
+/// Whether the thread runs or can be started: without it, nothing bounds a wait.
+pub fn can_run() -> bool {
+    SLEEP.load(SeqCst) != FAILED
+}
+
+/// A job has work due by `deadline`: makes sure the thread runs and looks by then; false if it
+/// cannot be started. Costs a system call only when the thread sleeps without a deadline (or
+/// past this one).
+pub fn wake_by(deadline: u32) -> bool {
     match SLEEP.load(SeqCst) {
         STOPPED => {
             if SLEEP
@@ -64,9 +73,11 @@ pub fn wake_by(deadline: u32) {
                 .is_ok()
                 && !spawn()
             {
-                SLEEP.store(STOPPED, SeqCst);
+                SLEEP.store(FAILED, SeqCst);
+                return false;
             }
         }
+        FAILED => return false,
         // Looking now, perhaps past this work already: its next wait must not begin.
         AWAKE => {
             SEQ.fetch_add(1, SeqCst);
@@ -77,9 +88,10 @@ pub fn wake_by(deadline: u32) {
             futex_wake();
         }
     }
+    true
 }
 
-/// In a forked child: the thread did not survive the fork.
+/// In a forked child: the thread did not survive the fork (and a child may be allowed one).
 pub fn forget_after_fork() {
     SLEEP.store(STOPPED, SeqCst);
 }

@@ -307,11 +307,15 @@ pub fn received(fd: c_int) {
         return;
     };
     slot.clear();
-    let Some((_, state)) = track::learn(fd).filter(|(_, s)| s.is_tcp()) else {
+    // One call tells a TCP socket (only TCP has TCP_INFO) and whether it is connected; an fd
+    // of another kind stays unknown, to be learned if a call ever needs it.
+    let Some(tcp_state) = sys::tcp_state(fd) else {
         return;
     };
-    if sys::is_listening(fd) || sys::peer_addr(fd).is_none() {
-        return;
+    let state = FdState::new(Kind::Tcp, 0, 0);
+    slot.reset(state);
+    if !matches!(tcp_state, sys::TCP_ESTABLISHED | sys::TCP_CLOSE_WAIT) || settings::config().inert() {
+        return; // a listener is planned at its first accept(), as an inherited one
     }
     crate::live::refresh();
     let port = sys::local_port(fd).unwrap_or(0);

@@ -98,6 +98,7 @@ pub fn tcp_state(fd: c_int) -> Option<u8> {
 pub const TCP_ESTABLISHED: u8 = 1;
 pub const TCP_SYN_SENT: u8 = 2;
 pub const TCP_SYN_RECV: u8 = 3;
+pub const TCP_CLOSE_WAIT: u8 = 8;
 
 /// A Fast Open connect() whose SYN waits for data: in SYN-SENT with nothing sent yet.
 pub fn syn_deferred(fd: c_int) -> bool {
