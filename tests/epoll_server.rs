@@ -176,6 +176,23 @@ fn cork_in_epoll_server_lt_and_et() {
     }
 }
 
+fn stalling(name: &str, mode: &str) -> Scenario {
+    Scenario::new(
+        name,
+        "python3 {progs}/stalling_loop.py client 127.0.0.1 {port} 4",
+    )
+    .server(&format!(
+        "python3 {{progs}}/stalling_loop.py server 127.0.0.1 {{port}} 1.5 {mode}"
+    ))
+}
+
+fn answer_times(r: &Results) -> Vec<f64> {
+    r.get("lat_ms")
+        .split(',')
+        .map(|t| t.parse().unwrap())
+        .collect()
+}
+
 /// An event loop's holds wake no flusher: its wait ends them. tests/progs/stalling_loop.py
 /// answers, then blocks 1.5 s in a pipe read, which is no boundary. Its first held answer is
 /// sent by the kernel's own probe timer (~200 ms after the MSG_MORE write), not after the block;
@@ -185,34 +202,19 @@ fn cork_in_epoll_server_lt_and_et() {
 #[test]
 fn an_event_loop_that_blocks_elsewhere_gets_the_flusher_back() {
     needs_root!(NETNS);
-    const ANSWERS: usize = 4;
-    let run = |name: &str| {
-        Scenario::new(
-            name,
-            &format!("python3 {{progs}}/stalling_loop.py client 127.0.0.1 {{port}} {ANSWERS}"),
-        )
-        .server("python3 {progs}/stalling_loop.py server 127.0.0.1 {port} 1.5")
-    };
     let runs = run_all(&[
-        run("without socktune"),
-        run("cork").server_env(&["SOCKTUNE_CORK=1"]),
+        stalling("without socktune", "loop"),
+        stalling("cork", "loop").server_env(&["SOCKTUNE_CORK=1"]),
     ]);
-    let lat = |r: &Results| -> Vec<f64> {
-        r.get("lat_ms")
-            .split(',')
-            .map(|t| t.parse().unwrap())
-            .collect()
-    };
     for r in &runs {
         check_quiet(r);
+        let l = answer_times(r);
         eprintln!(
-            "{:<17} answers after {:?} ms, {} data segments each",
+            "{:<17} answers after {l:?} ms, {} data segments each",
             r.name,
-            lat(r),
             r.get("data_segs")
         );
-        let l = lat(r);
-        check(l.len() == ANSWERS, r, "every answer must arrive");
+        check(l.len() == 4, r, "every answer must arrive");
         check(
             l.iter().all(|&t| t < 1400.0),
             r,
@@ -231,8 +233,40 @@ fn an_event_loop_that_blocks_elsewhere_gets_the_flusher_back() {
         "corked: one segment per answer",
     );
     check(
-        lat(cork)[1..].iter().all(|&t| t < 100.0),
+        answer_times(cork)[1..].iter().all(|&t| t < 100.0),
         cork,
         "after its late boundary, the loop's answers must leave within the flush deadline",
     );
+}
+
+/// Where no flusher can be started (the server drops to nobody with RLIMIT_NPROC at 0, as
+/// vsftpd's sessions do), nothing would bound a hold of a thread that is no event loop: the
+/// server's answers must go as written, not wait ~200 ms for the kernel's probe timer while it
+/// blocks (the build before gave 205 ms for each).
+#[test]
+fn without_a_flusher_writes_go_as_written() {
+    needs_root!(NETNS);
+    let runs = run_all(&[
+        stalling("without socktune", "nproc0"),
+        stalling("cork", "nproc0").server_env(&["SOCKTUNE_CORK=1"]),
+    ]);
+    for r in &runs {
+        check_quiet(r);
+        let l = answer_times(r);
+        eprintln!(
+            "{:<17} answers after {l:?} ms, {} data segments each",
+            r.name,
+            r.get("data_segs")
+        );
+        check(
+            l.len() == 4 && l.iter().all(|&t| t < 100.0),
+            r,
+            "every answer must arrive without waiting for the kernel's timer",
+        );
+        check(
+            r.get("data_segs") == "2.00",
+            r,
+            "two segments per answer, as written",
+        );
+    }
 }

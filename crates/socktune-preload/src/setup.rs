@@ -314,7 +314,9 @@ pub fn received(fd: c_int) {
     };
     let state = FdState::new(Kind::Tcp, 0, 0);
     slot.reset(state);
-    if !matches!(tcp_state, sys::TCP_ESTABLISHED | sys::TCP_CLOSE_WAIT) || settings::config().inert() {
+    if !matches!(tcp_state, sys::TCP_ESTABLISHED | sys::TCP_CLOSE_WAIT)
+        || settings::config().inert()
+    {
         return; // a listener is planned at its first accept(), as an inherited one
     }
     crate::live::refresh();
