@@ -4,9 +4,10 @@
 //!
 //! It sleeps on a futex until the earliest time a job asked for, and with nothing due sleeps
 //! without a deadline, to be woken by the next work: a system call in the program's thread only
-//! for work that finds it so. (It used to poll for 100 ms after the last work, to spare that
-//! call: 500 wake-ups a second in every process that held anything lately.) A forked child starts
-//! its own thread on first need.
+//! for work that finds it so. While work keeps coming (asked for since its last look), it looks
+//! again one deadline's span later instead, so that work faster than its deadlines costs at
+//! most one wake-up per span and no call in the program's thread. A forked child starts its own
+//! thread on first need.
 
 use crate::guard;
 use once_cell::sync::OnceCell;
@@ -35,6 +36,10 @@ const FAILED: u32 = 4;
 
 static SLEEP: AtomicU32 = AtomicU32::new(STOPPED);
 static WAKE_AT: AtomicU32 = AtomicU32::new(0);
+/// Bumped by every job's request, so that the thread can tell that work keeps coming.
+static ASKED: AtomicU32 = AtomicU32::new(0);
+/// How far ahead the last request's deadline was (ms).
+static SPAN: AtomicU32 = AtomicU32::new(1);
 /// Bumped by every wake-up, so that a wait that began after it returns at once.
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -66,6 +71,8 @@ pub fn can_run() -> bool {
 /// cannot be started. Costs a system call only when the thread sleeps without a deadline (or
 /// past this one).
 pub fn wake_by(deadline: u32) -> bool {
+    ASKED.fetch_add(1, SeqCst);
+    SPAN.store(deadline.wrapping_sub(now()).clamp(1, 1000), SeqCst);
     match SLEEP.load(SeqCst) {
         STOPPED => {
             if SLEEP
@@ -127,13 +134,23 @@ fn spawn() -> bool {
     }
 }
 
+/// With nothing due, the thread sleeps without a deadline, unless work was asked for since it
+/// last looked: work that comes faster than its deadlines (a short connection's response, held
+/// for microseconds, hundreds of times a second) then finds it awake within one span, with no
+/// futex call in the program's thread, until one span passes with none.
 fn run() {
     let _busy = guard::enter();
+    let mut asked_before = ASKED.load(SeqCst);
     loop {
         SLEEP.store(AWAKE, SeqCst);
         let seq = SEQ.load(SeqCst);
+        let asked = ASKED.load(SeqCst);
         let now = now();
-        match run_jobs(now) {
+        let next = run_jobs(now).or_else(|| {
+            (asked != asked_before).then(|| now.wrapping_add(SPAN.load(SeqCst)))
+        });
+        asked_before = asked;
+        match next {
             Some(at) => {
                 WAKE_AT.store(at, SeqCst);
                 SLEEP.store(UNTIL, SeqCst);
