@@ -10,10 +10,12 @@ behaviour on (SHIM_ENV), alternating which goes first in each of R repetitions:
              TCP connections, both ends) of which 8 are ready, ns per call;
   keepalive  tests/progs/ka_pair.c: one keep-alive connection, 20,000 requests, µs per request;
              the server (one write per response) runs with or without the shim, the client never.
-  start-up   bench/overhead/spawn_loop.c: /bin/true started 300 times under no preload, a one-hook
-             C preload (bench/overhead/minimal_preload.c, the floor any preload costs), socktune
-             with no SOCKTUNE_* set and socktune with every behaviour on; µs per start, and under
-             callgrind the instructions of one whole run, the dynamic linker's included.
+  start-up   bench/overhead/spawn_loop.c: /bin/true started 100 times per round, 4 rounds per rep,
+             under no preload, a one-hook C preload (bench/overhead/minimal_preload.c, the floor
+             any preload costs), socktune with no SOCKTUNE_* set and socktune with every
+             behaviour on; µs added per start (the median of each round's difference from its
+             no-preload run), and under callgrind the instructions of one whole run, the dynamic
+             linker's included.
 Prints the median of each side and their ratio (with / without). Then nginx under wrk, 1,000
 keep-alive connections for LOAD_SECONDS each way (tests/harness/load.py with --sendfile off, so
 that nginx sends each response in one writev and the shim has no stall to remove: the
@@ -173,7 +175,10 @@ def nginx_load(args):
     return res
 
 
-STARTS = 300
+STARTS = 100
+# Start-up rounds per --reps: short rounds, many of them, each variant's added time taken against
+# the no-preload run of its own round, since the host's speed moves between rounds.
+STARTUP_ROUNDS_PER_REP = 4
 
 
 def startup_variants(args):
@@ -196,7 +201,7 @@ def startup(args):
     variants = startup_variants(args)
     times = {name: [] for name, _, _ in variants}
     spawn_loop = os.path.join(args.bin, "spawn_loop")
-    for rep in range(args.reps):
+    for rep in range(args.reps * STARTUP_ROUNDS_PER_REP):
         for name, preload, pairs in variants if rep % 2 == 0 else variants[::-1]:
             out = subprocess.run([spawn_loop, str(STARTS), preload, "/bin/true"], env=startup_env(args, "-", pairs),
                                  stdin=subprocess.DEVNULL, capture_output=True, text=True, check=True, timeout=600)
@@ -210,10 +215,11 @@ def startup(args):
             total = int(re.search(r"^totals: (\d+)", open(out.name).read(), re.M).group(1))
         res[name] = {"us_per_start": statistics.median(times[name]), "all_us": times[name], "instructions": total}
     base = res["no preload"]
-    floor_us = res["one-hook C preload"]["us_per_start"] - base["us_per_start"]
+    added = {name: statistics.median(t - b for t, b in zip(times[name], times["no preload"])) for name in times}
+    floor_us = added["one-hook C preload"]
     floor_ir = res["one-hook C preload"]["instructions"] - base["instructions"]
     for name, r in res.items():
-        r["added_us"] = round(r["us_per_start"] - base["us_per_start"], 1)
+        r["added_us"] = round(added[name], 1)
         r["added_x_floor"] = round(r["added_us"] / floor_us, 2) if floor_us > 0 else None
         r["added_instructions"] = r["instructions"] - base["instructions"]
         r["added_instructions_x_floor"] = round(r["added_instructions"] / floor_ir, 2) if floor_ir else None
@@ -242,8 +248,8 @@ def measure(args):
     print("\ninstructions per call (callgrind; user space; N and 2N iterations, difference / N)")
     print("%-10s %10s %10s %10s" % ("", "without", "with", "added"), flush=True)
     res["instructions"] = instructions(args)
-    print("\nstart-up: /bin/true, %d starts per round, median of %d alternating rounds; callgrind: one run"
-          % (STARTS, args.reps))
+    print("\nstart-up: /bin/true, %d starts per round, %d alternating rounds, added µs: the median of each "
+          "round's difference from its no-preload run; callgrind: one run" % (STARTS, args.reps * STARTUP_ROUNDS_PER_REP))
     print("%-26s %8s %8s  %9s %9s  %6s" % ("", "µs", "added", "instr.", "added", "×floor"), flush=True)
     res["startup"] = startup(args)
     with open(args.json, "w") as f:

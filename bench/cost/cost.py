@@ -6,9 +6,10 @@ usage: cost.py --lib PATH [--out DIR] [--smoke] [--pairs N] [--secs S]
 Everything runs in one private network namespace (`unshare -n`, lo up). Timed figures are the
 median of N pairs (default 5) measured interleaved: each round runs every variant of a row once,
 the order reversed every other round. Sections:
-  start-up   /bin/true started 300 times with no preload, a one-hook C preload (the floor any
-             preload costs), socktune with nothing set and with every behaviour on: µs per start
-             and callgrind instructions (scripts/bench_overhead.py's start-up section);
+  start-up   /bin/true started 100 times per round, 4 rounds per pair, with no preload, a one-hook
+             C preload (the floor any preload costs), socktune with nothing set and with every
+             behaviour on: µs added per start (each round against its own no-preload run) and
+             callgrind instructions (scripts/bench_overhead.py's start-up section);
   calls      setsockopt (and every system call) the shim adds per response under SOCKTUNE_CORK=1,
              counted by strace -f -c over 1,000 keep-alive requests, as the difference of runs of
              200 and 1,000 requests (start-up cancels out), for a server that splits each

@@ -336,6 +336,10 @@ impl Slot {
 
 fn take_held_in(c: &Chunk, i: usize) -> bool {
     let bit = 1u64 << (i % 64);
+    // A plain load first: most reads and waits find nothing held, and need no locked write.
+    if c.held[i / 64].load(SeqCst) & bit == 0 {
+        return false;
+    }
     let was = c.held[i / 64].fetch_and(!bit, SeqCst);
     if was & bit != 0 {
         HELD.fetch_sub(1, SeqCst);
