@@ -75,7 +75,7 @@ def parse_args(argv):
     p.add_argument("--pairs", type=int, help="interleaved pairs per timed figure (default 5, smoke 1)")
     p.add_argument("--secs", type=float, help="seconds per load run (default 5, smoke 1)")
     p.add_argument("--only", action="append", metavar="TEXT",
-                   help="only the load rows whose name contains TEXT (repeatable); skips the other sections")
+                   help="only the load rows whose name contains TEXT (repeatable), or `start-up` for that section alone; skips the other sections")
     p.add_argument("--bin", help=argparse.SUPPRESS)  # compiled programs and files, made before unshare
     p.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -393,6 +393,9 @@ def measure(args):
                                                                              load_avg),
            "smoke": args.smoke, "pairs": args.pairs, "secs": args.secs}
     progress("cost: %(date)s, %(machine)s" % res)
+    if args.only == ["start-up"]:
+        print(json.dumps(bench_overhead.startup(args), indent=1))
+        return
     if args.only:
         res["load"] = load(args)
         print(json.dumps(res["load"], indent=1))
