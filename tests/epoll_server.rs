@@ -193,6 +193,24 @@ fn answer_times(r: &Results) -> Vec<f64> {
         .collect()
 }
 
+/// stalling_loop.py in `mode`, without socktune and under cork, each checked quiet and printed.
+fn stalling_runs(mode: &str) -> Vec<Results> {
+    let runs = run_all(&[
+        stalling("without socktune", mode),
+        stalling("cork", mode).server_env(&["SOCKTUNE_CORK=1"]),
+    ]);
+    for r in &runs {
+        check_quiet(r);
+        eprintln!(
+            "{:<17} answers after {:?} ms, {} data segments each",
+            r.name,
+            answer_times(r),
+            r.get("data_segs")
+        );
+    }
+    runs
+}
+
 /// An event loop's holds wake no flusher: its wait ends them. tests/progs/stalling_loop.py
 /// answers, then blocks 1.5 s in a pipe read, which is no boundary. Its first held answer is
 /// sent by the kernel's own probe timer (~200 ms after the MSG_MORE write), not after the block;
@@ -202,18 +220,9 @@ fn answer_times(r: &Results) -> Vec<f64> {
 #[test]
 fn an_event_loop_that_blocks_elsewhere_gets_the_flusher_back() {
     needs_root!(NETNS);
-    let runs = run_all(&[
-        stalling("without socktune", "loop"),
-        stalling("cork", "loop").server_env(&["SOCKTUNE_CORK=1"]),
-    ]);
+    let runs = stalling_runs("loop");
     for r in &runs {
-        check_quiet(r);
         let l = answer_times(r);
-        eprintln!(
-            "{:<17} answers after {l:?} ms, {} data segments each",
-            r.name,
-            r.get("data_segs")
-        );
         check(l.len() == 4, r, "every answer must arrive");
         check(
             l.iter().all(|&t| t < 1400.0),
@@ -246,18 +255,8 @@ fn an_event_loop_that_blocks_elsewhere_gets_the_flusher_back() {
 #[test]
 fn without_a_flusher_writes_go_as_written() {
     needs_root!(NETNS);
-    let runs = run_all(&[
-        stalling("without socktune", "nproc0"),
-        stalling("cork", "nproc0").server_env(&["SOCKTUNE_CORK=1"]),
-    ]);
-    for r in &runs {
-        check_quiet(r);
+    for r in &stalling_runs("nproc0") {
         let l = answer_times(r);
-        eprintln!(
-            "{:<17} answers after {l:?} ms, {} data segments each",
-            r.name,
-            r.get("data_segs")
-        );
         check(
             l.len() == 4 && l.iter().all(|&t| t < 100.0),
             r,

@@ -146,9 +146,8 @@ fn run() {
         let seq = SEQ.load(SeqCst);
         let asked = ASKED.load(SeqCst);
         let now = now();
-        let next = run_jobs(now).or_else(|| {
-            (asked != asked_before).then(|| now.wrapping_add(SPAN.load(SeqCst)))
-        });
+        let next = run_jobs(now)
+            .or_else(|| (asked != asked_before).then(|| now.wrapping_add(SPAN.load(SeqCst))));
         asked_before = asked;
         match next {
             Some(at) => {
