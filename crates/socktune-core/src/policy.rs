@@ -438,9 +438,11 @@ impl ThreadBoundary {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn an_event_loop_needs_no_flusher_until_it_comes_back_late() {
-        use super::ThreadBoundary as T;
+        use ThreadBoundary as T;
         assert!(T::default().needs_flusher(), "a thread not seen waiting");
         assert!(T::Unknown.after_release(500, 2).needs_flusher());
         let event_loop = T::Unknown.after_wait();
@@ -450,8 +452,6 @@ mod tests {
         assert!(late.needs_flusher(), "a hold past the deadline");
         assert!(late.after_wait().needs_flusher(), "for good");
     }
-
-    use super::*;
 
     /// Linux's default `net.ipv4.ip_local_port_range`.
     const EPHEMERAL: PortRange = (32768, 60999);

@@ -77,7 +77,7 @@ fn arm(fd: c_int, slot: Slot, flags: u64) {
     let now = flusher::now();
     slot.stamp_armed(now, guard::thread_token());
     slot.set(flags);
-    if !flusher::wake_by(now.wrapping_add(DEADLINE_MS)) {
+    if !flusher::wake_by(now, DEADLINE_MS) {
         // Nothing could keep the deadline: what is armed leaves now.
         kick(fd, slot, slot.load());
     }

@@ -76,17 +76,12 @@ pub fn before_write(fd: c_int, slot: Slot, len: usize, gathered: bool, can_hold:
             WriteAs::Written
         };
     }
-    // Nothing would bound the wait of a hold where the flusher cannot run and the thread is no
-    // event loop: such a process's writes go as written.
-    if BOUNDARY.get().needs_flusher() && !flusher::can_run() && !held {
-        return WriteAs::Written;
-    }
     let now = flusher::now();
     LAST_HELD.set(fd);
     if slot.mark_held(now, guard::thread_token()) {
-        if BOUNDARY.get().needs_flusher()
-            && !flusher::wake_by(now.wrapping_add(config().cork_flush_ms))
-        {
+        // Nothing would bound the wait of a hold where the flusher cannot run and the thread is
+        // no event loop: such a process's writes go as written.
+        if BOUNDARY.get().needs_flusher() && !flusher::wake_by(now, config().cork_flush_ms) {
             slot.take_held();
             no_flusher();
             return WriteAs::Written;
@@ -110,7 +105,7 @@ pub fn after_write(fd: c_int, slot: Slot, accepted: &[u8]) {
         return;
     };
     slot.set_response_end(declared.len);
-    if slot.response_complete(slot.add_response_bytes(0)) {
+    if slot.response_complete(slot.response_bytes()) {
         if slot.take_held() {
             release(fd, slot, "the response is as long as its head said");
         } else {

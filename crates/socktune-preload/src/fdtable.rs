@@ -203,6 +203,11 @@ impl Slot {
         e.fetch_add(n, SeqCst).saturating_add(n)
     }
 
+    /// Bytes written since the last response boundary.
+    pub fn response_bytes(self) -> u32 {
+        self.entry().response_bytes.load(SeqCst)
+    }
+
     /// A response boundary: the next write starts counting again.
     pub fn response_bytes_ended(self) {
         self.entry().response_bytes.store(0, SeqCst);

@@ -62,17 +62,13 @@ pub fn earliest(a: Option<u32>, b: Option<u32>) -> Option<u32> {
     }
 }
 
-/// Whether the thread runs or can be started: without it, nothing bounds a wait.
-pub fn can_run() -> bool {
-    SLEEP.load(SeqCst) != FAILED
-}
-
-/// A job has work due by `deadline`: makes sure the thread runs and looks by then; false if it
-/// cannot be started. Costs a system call only when the thread sleeps without a deadline (or
-/// past this one).
-pub fn wake_by(deadline: u32) -> bool {
+/// A job has work due `within_ms` of `now` (the caller's [`now`]): makes sure the thread runs
+/// and looks by then; false if it cannot be started. Costs a system call only when the thread
+/// sleeps without a deadline (or past this one).
+pub fn wake_by(now: u32, within_ms: u32) -> bool {
+    let deadline = now.wrapping_add(within_ms);
     ASKED.fetch_add(1, SeqCst);
-    SPAN.store(deadline.wrapping_sub(now()).clamp(1, 1000), SeqCst);
+    SPAN.store(within_ms.clamp(1, 1000), SeqCst);
     match SLEEP.load(SeqCst) {
         STOPPED => {
             if SLEEP

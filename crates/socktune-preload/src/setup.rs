@@ -307,6 +307,9 @@ pub fn received(fd: c_int) {
         return;
     };
     slot.clear();
+    if settings::config().inert() {
+        return;
+    }
     // One call tells a TCP socket (only TCP has TCP_INFO) and whether it is connected; an fd
     // of another kind stays unknown, to be learned if a call ever needs it.
     let Some(tcp_state) = sys::tcp_state(fd) else {
@@ -314,9 +317,7 @@ pub fn received(fd: c_int) {
     };
     let state = FdState::new(Kind::Tcp, 0, 0);
     slot.reset(state);
-    if !matches!(tcp_state, sys::TCP_ESTABLISHED | sys::TCP_CLOSE_WAIT)
-        || settings::config().inert()
-    {
+    if !matches!(tcp_state, sys::TCP_ESTABLISHED | sys::TCP_CLOSE_WAIT) {
         return; // a listener is planned at its first accept(), as an inherited one
     }
     crate::live::refresh();

@@ -269,7 +269,7 @@ fn push(conn: &Conn) {
             dropped(1);
         }
     }
-    flusher::wake_by(flusher::now().wrapping_add(DRAIN_AFTER_TICKS));
+    flusher::wake_by(flusher::now(), DRAIN_AFTER_TICKS);
 }
 
 fn dropped(records: u64) {
