@@ -72,3 +72,49 @@ fn no_delayed_ack_waits_and_fewer_packets(runs: &[Results], fewer: &str) {
         fewer,
     );
 }
+
+/// The ACK such a server's body waits for leaves with the read that brought the head, on a
+/// kept-alive connection too, where the kernel itself delays it (python3's http.client and
+/// http.server then take 40 ms per request): tests/progs/head_first_client.py looks 10 ms after
+/// that read, without a system call, at whether the body came.
+#[test]
+fn the_ack_of_a_head_whose_body_is_still_coming_leaves_at_once() {
+    needs_root!(NETNS);
+    let fetch = |name: &str| {
+        Scenario::new(
+            name,
+            "python3 {progs}/head_first_client.py 127.0.0.1 {port} 20 /f100",
+        )
+        .server(HTTP11_SERVER_V4)
+    };
+    let runs = run_all(&[
+        fetch("baseline"),
+        fetch("quickack-off").client_env(&["SOCKTUNE_QUICKACK=0"]),
+    ]);
+    for r in &runs {
+        check_quiet(r);
+        eprintln!(
+            "{:<12} {} of 20 heads came alone, {} bodies still held 10 ms later; {} packets",
+            r.name,
+            r.get("split"),
+            r.get("held"),
+            r.get("ns_segs")
+        );
+    }
+    let (base, tuned) = (&runs[0], &runs[1]);
+    check(
+        base.num("held") >= 10.0,
+        base,
+        "without socktune the kernel delays the ACK of most heads, and their bodies wait for it",
+    );
+    check(
+        tuned.num("split") >= 10.0 && tuned.num("held") == 0.0,
+        tuned,
+        "under quickack-off no body may wait for the client's delayed ACK",
+    );
+    check(
+        tuned.num("ns_segs") <= base.num("ns_segs"),
+        tuned,
+        "quickack-off must not cost packets",
+    );
+}

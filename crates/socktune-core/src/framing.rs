@@ -79,6 +79,13 @@ pub fn declared(first: &[u8]) -> Option<Declared> {
     Some(Declared { len, closes })
 }
 
+/// Whether `read`, the first bytes a read returned of an incoming message, begins an HTTP/1 head
+/// that declares more than arrived: the peer is still sending, and its Nagle may be waiting for
+/// the ACK of what came (quickack-off sends that ACK at once).
+pub fn continues_past(read: &[u8]) -> bool {
+    declared(read).is_some_and(|d| d.len as usize > read.len())
+}
+
 fn has_token(value: &[u8], token: &[u8]) -> bool {
     value
         .split(|&b| b == b',')
@@ -156,6 +163,27 @@ mod tests {
 
     fn declared_length(first: &[u8]) -> Option<u32> {
         declared(first).map(|d| d.len)
+    }
+
+    #[test]
+    fn a_read_of_a_head_alone_continues() {
+        let head = b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n";
+        assert!(super::continues_past(head));
+        assert!(!super::continues_past(
+            b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nabc"
+        ));
+        assert!(
+            !super::continues_past(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n"),
+            "no head end yet"
+        );
+        assert!(!super::continues_past(b"xyz"), "a body");
+        assert!(
+            !super::continues_past(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            "a whole request"
+        );
+        assert!(super::continues_past(
+            b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nabc"
+        ));
     }
 
     #[test]

@@ -386,7 +386,7 @@ fn quickack_off_is_set_again_after_a_read() {
     let fd = a.server.as_raw_fd();
     sys::set_int(fd, libc::IPPROTO_TCP, libc::TCP_QUICKACK, 1).unwrap();
     assert_eq!(tcp_option(fd, libc::TCP_QUICKACK), 1);
-    quickack::after_read(fd, a.slot);
+    quickack::after_read(fd, a.slot, false);
     assert_eq!(tcp_option(fd, libc::TCP_QUICKACK), 0);
 }
 
@@ -483,7 +483,7 @@ fn a_read_that_would_wait_sends_the_pending_ack_and_a_write_keeps_it_for_the_res
     a.client.write_all(b"header").unwrap();
     let mut buf = [0u8; 64];
     assert_eq!(a.server.read(&mut buf).unwrap(), 6);
-    quickack::after_read(fd, a.slot);
+    quickack::after_read(fd, a.slot, false);
     assert!(
         a.slot.load().has(FdState::ACK_PENDING),
         "read, not answered"
@@ -506,7 +506,7 @@ fn a_read_that_would_wait_sends_the_pending_ack_and_a_write_keeps_it_for_the_res
         0,
         "delayed ACKs after it"
     );
-    quickack::after_read(fd, a.slot);
+    quickack::after_read(fd, a.slot, false);
     armed::before_write(fd, a.slot, a.slot.load());
     assert!(
         !a.slot.load().has(FdState::ACK_PENDING),

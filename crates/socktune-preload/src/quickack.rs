@@ -6,7 +6,8 @@
 //! a peer whose Nagle holds the rest of what it sends (a header, then a body) waits for that
 //! ACK. So the read leaves the connection `ACK_PENDING` until the program writes; if it reads
 //! again and that read would wait (`armed::before_read`), or its thread waits for input on the
-//! connection (`before_wait`), the ACK leaves at once.
+//! connection (`before_wait`), the ACK leaves at once. A read that brings the head of an HTTP
+//! message whose rest is still coming sends it before the program even turns to read again.
 
 use crate::fdtable::{self, Slot};
 use crate::interest::Interest;
@@ -25,8 +26,16 @@ thread_local! {
 }
 
 /// After a read-family call that returned data on a connection that reapplies quickack-off.
-pub fn after_read(fd: c_int, slot: Slot) {
-    if let Err(e) = sys::set_int(fd, libc::IPPROTO_TCP, libc::TCP_QUICKACK, 0) {
+/// `continues`: the read began a message whose rest is still coming; its peer may hold that rest
+/// until this ACK comes (Nagle, a header and then a body), so it leaves now, and delayed-ACK mode
+/// holds the next one.
+pub fn after_read(fd: c_int, slot: Slot, continues: bool) {
+    let set = if continues {
+        sys::ack_now(fd)
+    } else {
+        sys::set_int(fd, libc::IPPROTO_TCP, libc::TCP_QUICKACK, 0)
+    };
+    if let Err(e) = set {
         track::forget_if_gone(slot, e);
         return;
     }

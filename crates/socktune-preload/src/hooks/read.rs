@@ -4,14 +4,14 @@ use crate::fdtable::{self, Slot};
 use crate::guard::act;
 use crate::{armed, cork, quickack, real, setup, stats, sys};
 use libc::{c_int, c_void, iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
-use socktune_core::policy;
 use socktune_core::state::FdState;
+use socktune_core::{framing, policy};
 
 /// Counts the read, pushes the response before it, kicks an armed connection, and re-enters
 /// delayed-ACK mode after it where the kernel may have left it. Only connections can need any of it; reads of files and pipes
 /// cost one table lookup, inline.
 #[inline(always)]
-fn around(fd: c_int, call: &str, real_read: impl FnOnce() -> ssize_t) -> ssize_t {
+fn around(fd: c_int, call: &str, landing: Landing, real_read: impl FnOnce() -> ssize_t) -> ssize_t {
     let Some(slot) = fdtable::lookup(fd) else {
         return real_read();
     };
@@ -24,10 +24,59 @@ fn around(fd: c_int, call: &str, real_read: impl FnOnce() -> ssize_t) -> ssize_t
         act_before(fd, call, slot, state);
     }
     let n = real_read();
-    if n > 0 && state.reapplies_quickack() && quickack_due(slot) {
-        act(call, || quickack::after_read(fd, slot));
+    if n > 0 && state.reapplies_quickack() {
+        let due = quickack_due(slot);
+        // SAFETY: the kernel wrote `n` bytes where the call said.
+        let continues = framing::continues_past(unsafe { landing.filled(n) });
+        if due || continues {
+            act(call, || quickack::after_read(fd, slot, continues));
+        }
     }
     n
+}
+
+/// Where a read puts its first bytes and how many fit there, so that quickack-off can see
+/// whether they begin an HTTP head the rest of which is still coming.
+#[derive(Clone, Copy)]
+struct Landing {
+    at: *const u8,
+    room: usize,
+}
+
+impl Landing {
+    fn buffer(at: *const c_void, room: size_t, flags: c_int) -> Landing {
+        // MSG_TRUNC drops what it reads without filling the buffer; a MSG_PEEK read is read again.
+        let ours = flags & (libc::MSG_TRUNC | libc::MSG_PEEK) == 0;
+        Landing {
+            at: if ours { at.cast() } else { std::ptr::null() },
+            room,
+        }
+    }
+
+    /// The first of `iov`'s buffers, if `count` gives any.
+    ///
+    /// # Safety
+    /// `iov` is null or the program's array of `count` iovecs, as the call was handed them.
+    unsafe fn first_of(iov: *const iovec, count: usize, flags: c_int) -> Landing {
+        // SAFETY: the caller's promise; only the first entry is read.
+        match unsafe { iov.as_ref() }.filter(|_| count > 0) {
+            Some(first) => Landing::buffer(first.iov_base, first.iov_len, flags),
+            None => Landing::buffer(std::ptr::null(), 0, flags),
+        }
+    }
+
+    /// The bytes a read that returned `n` left here.
+    ///
+    /// # Safety
+    /// The read returned `n` and filled its buffers in order.
+    unsafe fn filled(&self, n: ssize_t) -> &[u8] {
+        if self.at.is_null() {
+            return &[];
+        }
+        let len = self.room.min(n as usize);
+        // SAFETY: the kernel wrote `len` bytes at `at`, within the program's buffer.
+        unsafe { std::slice::from_raw_parts(self.at, len) }
+    }
 }
 
 /// Whether this read is one after which quickack-off may need setting again (see
@@ -56,19 +105,27 @@ fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState) {
 /// Replaces read(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
-    around(fd, "read", || unsafe { real::read(fd, buf, n) })
+    around(fd, "read", Landing::buffer(buf, n, 0), || unsafe {
+        real::read(fd, buf, n)
+    })
 }
 
 /// Replaces readv(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
-    around(fd, "readv", || unsafe { real::readv(fd, iov, count) })
+    // SAFETY: the program's iovecs, as readv takes them.
+    let landing = unsafe { Landing::first_of(iov, count.max(0) as usize, 0) };
+    around(fd, "readv", landing, || unsafe {
+        real::readv(fd, iov, count)
+    })
 }
 
 /// Replaces recv(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
-    around(fd, "recv", || unsafe { real::recv(fd, buf, n, flags) })
+    around(fd, "recv", Landing::buffer(buf, n, flags), || unsafe {
+        real::recv(fd, buf, n, flags)
+    })
 }
 
 /// Replaces recvfrom(2).
@@ -81,7 +138,7 @@ pub unsafe extern "C" fn recvfrom(
     addr: *mut sockaddr,
     len: *mut socklen_t,
 ) -> ssize_t {
-    around(fd, "recvfrom", || unsafe {
+    around(fd, "recvfrom", Landing::buffer(buf, n, flags), || unsafe {
         real::recvfrom(fd, buf, n, flags, addr, len)
     })
 }
@@ -89,7 +146,14 @@ pub unsafe extern "C" fn recvfrom(
 /// Replaces recvmsg(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
-    let n = around(fd, "recvmsg", || unsafe { real::recvmsg(fd, msg, flags) });
+    // SAFETY: the program's message, as recvmsg takes it.
+    let landing = unsafe { msg.as_ref() }
+        .map_or(Landing::buffer(std::ptr::null(), 0, 0), |m| unsafe {
+            Landing::first_of(m.msg_iov, m.msg_iovlen, flags)
+        });
+    let n = around(fd, "recvmsg", landing, || unsafe {
+        real::recvmsg(fd, msg, flags)
+    });
     // SAFETY: the call succeeded, so `msg` is the message the kernel filled.
     if let Some(msg) = unsafe { msg.as_ref() }.filter(|m| n >= 0 && m.msg_controllen != 0) {
         act("recvmsg", || sys::passed_fds(msg, setup::received));
@@ -105,7 +169,7 @@ pub unsafe extern "C" fn __read_chk(
     n: size_t,
     buflen: size_t,
 ) -> ssize_t {
-    around(fd, "__read_chk", || unsafe {
+    around(fd, "__read_chk", Landing::buffer(buf, n, 0), || unsafe {
         real::__read_chk(fd, buf, n, buflen)
     })
 }
@@ -119,9 +183,12 @@ pub unsafe extern "C" fn __recv_chk(
     buflen: size_t,
     flags: c_int,
 ) -> ssize_t {
-    around(fd, "__recv_chk", || unsafe {
-        real::__recv_chk(fd, buf, n, buflen, flags)
-    })
+    around(
+        fd,
+        "__recv_chk",
+        Landing::buffer(buf, n, flags),
+        || unsafe { real::__recv_chk(fd, buf, n, buflen, flags) },
+    )
 }
 
 /// Replaces __recvfrom_chk, the fortified recvfrom(2).
@@ -135,7 +202,10 @@ pub unsafe extern "C" fn __recvfrom_chk(
     addr: *mut sockaddr,
     len: *mut socklen_t,
 ) -> ssize_t {
-    around(fd, "__recvfrom_chk", || unsafe {
-        real::__recvfrom_chk(fd, buf, n, buflen, flags, addr, len)
-    })
+    around(
+        fd,
+        "__recvfrom_chk",
+        Landing::buffer(buf, n, flags),
+        || unsafe { real::__recvfrom_chk(fd, buf, n, buflen, flags, addr, len) },
+    )
 }
