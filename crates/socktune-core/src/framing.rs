@@ -83,7 +83,18 @@ pub fn declared(first: &[u8]) -> Option<Declared> {
 /// that declares more than arrived: the peer is still sending, and its Nagle may be waiting for
 /// the ACK of what came (quickack-off sends that ACK at once).
 pub fn continues_past(read: &[u8]) -> bool {
-    declared(read).is_some_and(|d| d.len as usize > read.len())
+    starts_like_a_head(read) && declared(read).is_some_and(|d| d.len as usize > read.len())
+}
+
+/// A status line's start, or a method (capitals, then a space) within its first bytes: a read of
+/// bulk text is told apart before any search for the end of its first line.
+fn starts_like_a_head(read: &[u8]) -> bool {
+    read.starts_with(b"HTTP/1.")
+        || read
+            .iter()
+            .take(16)
+            .position(|&b| b == b' ')
+            .is_some_and(|i| i > 0 && read[..i].iter().all(u8::is_ascii_uppercase))
 }
 
 fn has_token(value: &[u8], token: &[u8]) -> bool {
@@ -177,6 +188,11 @@ mod tests {
             "no head end yet"
         );
         assert!(!super::continues_past(b"xyz"), "a body");
+        assert!(!super::continues_past(b"Lorem ipsum\r\n\r\n"), "text");
+        assert!(
+            !super::continues_past(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ / HTTP/1.1\r\n\r\n"),
+            "no method"
+        );
         assert!(
             !super::continues_past(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
             "a whole request"
