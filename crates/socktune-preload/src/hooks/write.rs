@@ -165,6 +165,13 @@ fn write_as(
     n
 }
 
+/// Whether `fd` is anything but a connection, told by one table lookup before a hook builds
+/// anything: a write to a file or a pipe then costs no more.
+#[inline(always)]
+fn passes_through(fd: c_int) -> bool {
+    !fdtable::lookup(fd).is_some_and(|slot| slot.load().is_connection())
+}
+
 /// A message of `count` buffers at `iov`, to `addr` if not null.
 fn message(iov: *const iovec, count: usize, addr: *const sockaddr, len: socklen_t) -> msghdr {
     // SAFETY: all-zero is a valid msghdr (no name, no buffers, no control data).
@@ -181,6 +188,16 @@ fn message(iov: *const iovec, count: usize, addr: *const sockaddr, len: socklen_
 /// Replaces write(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
+    if passes_through(fd) {
+        return unsafe { real::write(fd, buf, n) };
+    }
+    // SAFETY: the program's own arguments.
+    unsafe { write_on_connection(fd, buf, n) }
+}
+
+/// write(2) on a connection, out of line: a write to a file or a pipe sets up no stack frame.
+#[inline(never)]
+unsafe fn write_on_connection(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
     let iov = iovec {
         iov_base: buf.cast_mut(),
         iov_len: n,
@@ -199,6 +216,16 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
 /// Replaces writev(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
+    if passes_through(fd) {
+        return unsafe { real::writev(fd, iov, count) };
+    }
+    // SAFETY: the program's own arguments.
+    unsafe { writev_on_connection(fd, iov, count) }
+}
+
+/// writev(2) on a connection, out of line, as for write.
+#[inline(never)]
+unsafe fn writev_on_connection(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
     let shape = Shape {
         gathered: count > 1,
         more: false,
