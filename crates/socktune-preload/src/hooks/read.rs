@@ -11,7 +11,12 @@ use socktune_core::{framing, policy};
 /// delayed-ACK mode after it where the kernel may have left it. Only connections can need any of it; reads of files and pipes
 /// cost one table lookup, inline.
 #[inline(always)]
-fn around(fd: c_int, call: &str, landing: Landing, real_read: impl FnOnce() -> ssize_t) -> ssize_t {
+fn around(
+    fd: c_int,
+    call: &str,
+    landing: impl FnOnce() -> Landing,
+    real_read: impl FnOnce() -> ssize_t,
+) -> ssize_t {
     let Some(slot) = fdtable::lookup(fd) else {
         return real_read();
     };
@@ -26,8 +31,10 @@ fn around(fd: c_int, call: &str, landing: Landing, real_read: impl FnOnce() -> s
     let n = real_read();
     if n > 0 && state.reapplies_quickack() {
         let due = quickack_due(slot);
+        // Read only once the call succeeded: the kernel has checked the program's pointers, so a
+        // bad one got its EFAULT from the kernel, never a fault in the shim.
         // SAFETY: the kernel wrote `n` bytes where the call said.
-        let continues = framing::continues_past(unsafe { landing.filled(n) });
+        let continues = framing::continues_past(unsafe { landing().filled(n) });
         if due || continues {
             act(call, || quickack::after_read(fd, slot, continues));
         }
@@ -44,6 +51,11 @@ struct Landing {
 }
 
 impl Landing {
+    const NOWHERE: Landing = Landing {
+        at: std::ptr::null(),
+        room: 0,
+    };
+
     fn buffer(at: *const c_void, room: size_t, flags: c_int) -> Landing {
         // MSG_TRUNC drops what it reads without filling the buffer; a MSG_PEEK read is read again.
         let ours = flags & (libc::MSG_TRUNC | libc::MSG_PEEK) == 0;
@@ -61,7 +73,7 @@ impl Landing {
         // SAFETY: the caller's promise; only the first entry is read.
         match unsafe { iov.as_ref() }.filter(|_| count > 0) {
             Some(first) => Landing::buffer(first.iov_base, first.iov_len, flags),
-            None => Landing::buffer(std::ptr::null(), 0, flags),
+            None => Landing::NOWHERE,
         }
     }
 
@@ -105,16 +117,19 @@ fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState) {
 /// Replaces read(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
-    around(fd, "read", Landing::buffer(buf, n, 0), || unsafe {
-        real::read(fd, buf, n)
-    })
+    around(
+        fd,
+        "read",
+        || Landing::buffer(buf, n, 0),
+        || unsafe { real::read(fd, buf, n) },
+    )
 }
 
 /// Replaces readv(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
-    // SAFETY: the program's iovecs, as readv takes them.
-    let landing = unsafe { Landing::first_of(iov, count.max(0) as usize, 0) };
+    // SAFETY: the program's iovecs, which readv took.
+    let landing = || unsafe { Landing::first_of(iov, count.max(0) as usize, 0) };
     around(fd, "readv", landing, || unsafe {
         real::readv(fd, iov, count)
     })
@@ -123,9 +138,12 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, count: c_int) -> ss
 /// Replaces recv(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
-    around(fd, "recv", Landing::buffer(buf, n, flags), || unsafe {
-        real::recv(fd, buf, n, flags)
-    })
+    around(
+        fd,
+        "recv",
+        || Landing::buffer(buf, n, flags),
+        || unsafe { real::recv(fd, buf, n, flags) },
+    )
 }
 
 /// Replaces recvfrom(2).
@@ -138,19 +156,23 @@ pub unsafe extern "C" fn recvfrom(
     addr: *mut sockaddr,
     len: *mut socklen_t,
 ) -> ssize_t {
-    around(fd, "recvfrom", Landing::buffer(buf, n, flags), || unsafe {
-        real::recvfrom(fd, buf, n, flags, addr, len)
-    })
+    around(
+        fd,
+        "recvfrom",
+        || Landing::buffer(buf, n, flags),
+        || unsafe { real::recvfrom(fd, buf, n, flags, addr, len) },
+    )
 }
 
 /// Replaces recvmsg(2).
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
-    // SAFETY: the program's message, as recvmsg takes it.
-    let landing = unsafe { msg.as_ref() }
-        .map_or(Landing::buffer(std::ptr::null(), 0, 0), |m| unsafe {
+    // SAFETY: the program's message, which recvmsg filled.
+    let landing = || {
+        unsafe { msg.as_ref() }.map_or(Landing::NOWHERE, |m| unsafe {
             Landing::first_of(m.msg_iov, m.msg_iovlen, flags)
-        });
+        })
+    };
     let n = around(fd, "recvmsg", landing, || unsafe {
         real::recvmsg(fd, msg, flags)
     });
@@ -169,9 +191,12 @@ pub unsafe extern "C" fn __read_chk(
     n: size_t,
     buflen: size_t,
 ) -> ssize_t {
-    around(fd, "__read_chk", Landing::buffer(buf, n, 0), || unsafe {
-        real::__read_chk(fd, buf, n, buflen)
-    })
+    around(
+        fd,
+        "__read_chk",
+        || Landing::buffer(buf, n, 0),
+        || unsafe { real::__read_chk(fd, buf, n, buflen) },
+    )
 }
 
 /// Replaces __recv_chk, the fortified recv(2).
@@ -186,7 +211,7 @@ pub unsafe extern "C" fn __recv_chk(
     around(
         fd,
         "__recv_chk",
-        Landing::buffer(buf, n, flags),
+        || Landing::buffer(buf, n, flags),
         || unsafe { real::__recv_chk(fd, buf, n, buflen, flags) },
     )
 }
@@ -205,7 +230,7 @@ pub unsafe extern "C" fn __recvfrom_chk(
     around(
         fd,
         "__recvfrom_chk",
-        Landing::buffer(buf, n, flags),
+        || Landing::buffer(buf, n, flags),
         || unsafe { real::__recvfrom_chk(fd, buf, n, buflen, flags, addr, len) },
     )
 }
