@@ -182,9 +182,19 @@ STARTUP_ROUNDS_PER_REP = 4
 
 
 def startup_variants(args):
-    """(name, LD_PRELOAD or "-", settings) for each start-up measurement."""
-    return [("no preload", "-", []), ("one-hook C preload", os.path.join(args.bin, "minimal_preload.so"), []),
-            ("socktune, nothing set", args.lib, []), ("socktune, every behaviour", args.lib, SHIM_ENV)]
+    """(name, LD_PRELOAD or "-", settings, program, the variant it is measured against) for each
+    start-up measurement: /bin/true, which makes no socket call (the stub alone), and a program
+    that makes one (the stub loads the shim), also with the shim preloaded itself, as before the
+    stub."""
+    one_socket = os.path.join(args.bin, "one_socket")
+    return [("no preload", "-", [], "/bin/true", "no preload"),
+            ("one-hook C preload", os.path.join(args.bin, "minimal_preload.so"), [], "/bin/true", "no preload"),
+            ("socktune, nothing set", args.lib, [], "/bin/true", "no preload"),
+            ("socktune, every behaviour", args.lib, SHIM_ENV, "/bin/true", "no preload"),
+            ("one socket, no preload", "-", [], one_socket, "one socket, no preload"),
+            ("one socket, every behaviour", args.lib, SHIM_ENV, one_socket, "one socket, no preload"),
+            ("one socket, the shim preloaded itself", os.path.join(os.path.dirname(args.lib), "libsocktune_shim.so"),
+             SHIM_ENV, one_socket, "one socket, no preload")]
 
 
 def startup_env(args, preload, pairs):
@@ -199,29 +209,29 @@ def startup_env(args, preload, pairs):
 def startup(args):
     """µs per start (median of alternating rounds) and instructions per run, per variant."""
     variants = startup_variants(args)
-    times = {name: [] for name, _, _ in variants}
+    times = {name: [] for name, *_ in variants}
     spawn_loop = os.path.join(args.bin, "spawn_loop")
     for rep in range(args.reps * STARTUP_ROUNDS_PER_REP):
-        for name, preload, pairs in variants if rep % 2 == 0 else variants[::-1]:
-            out = subprocess.run([spawn_loop, str(STARTS), preload, "/bin/true"], env=startup_env(args, "-", pairs),
+        for name, preload, pairs, program, _ in variants if rep % 2 == 0 else variants[::-1]:
+            out = subprocess.run([spawn_loop, str(STARTS), preload, program], env=startup_env(args, "-", pairs),
                                  stdin=subprocess.DEVNULL, capture_output=True, text=True, check=True, timeout=600)
             times[name].append(figure(out.stdout, "us_per_run"))
     res = {}
-    for name, preload, pairs in variants:
+    for name, preload, pairs, program, _ in variants:
         env = startup_env(args, preload, pairs)
         with tempfile.NamedTemporaryFile(dir=args.bin, suffix=".cg") as out:
-            subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out.name, "/bin/true"],
+            subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out.name, program],
                            env=env, stdin=subprocess.DEVNULL, capture_output=True, check=True, timeout=120)
             total = int(re.search(r"^totals: (\d+)", open(out.name).read(), re.M).group(1))
         res[name] = {"us_per_start": statistics.median(times[name]), "all_us": times[name], "instructions": total}
-    base = res["no preload"]
-    added = {name: statistics.median(t - b for t, b in zip(times[name], times["no preload"])) for name in times}
+    base_of = {name: base for name, *_, base in variants}
+    added = {name: statistics.median(t - b for t, b in zip(times[name], times[base_of[name]])) for name in times}
     floor_us = added["one-hook C preload"]
-    floor_ir = res["one-hook C preload"]["instructions"] - base["instructions"]
+    floor_ir = res["one-hook C preload"]["instructions"] - res["no preload"]["instructions"]
     for name, r in res.items():
         r["added_us"] = round(added[name], 1)
         r["added_x_floor"] = round(r["added_us"] / floor_us, 2) if floor_us > 0 else None
-        r["added_instructions"] = r["instructions"] - base["instructions"]
+        r["added_instructions"] = r["instructions"] - res[base_of[name]]["instructions"]
         r["added_instructions_x_floor"] = round(r["added_instructions"] / floor_ir, 2) if floor_ir else None
         print("%-26s %8.1f %+8.1f  %9d %+9d  %6s" % (name, r["us_per_start"], r["added_us"], r["instructions"],
                                                      r["added_instructions"], r["added_instructions_x_floor"]),
@@ -259,6 +269,7 @@ def measure(args):
 def compile_all(work):
     for name, src in (("write_loop", "bench/overhead/write_loop.c"), ("epoll_loop", "bench/overhead/epoll_loop.c"),
                       ("ka_pair", "tests/progs/ka_pair.c"), ("spawn_loop", "bench/overhead/spawn_loop.c"),
+                      ("one_socket", "bench/overhead/one_socket.c"),
                       ("minimal_preload.so", "bench/overhead/minimal_preload.c")):
         shared = ["-shared", "-fPIC"] if name.endswith(".so") else []
         cc = subprocess.run(["cc", "-O2", "-g"] + shared + ["-o", os.path.join(work, name), os.path.join(REPO, src)],

@@ -19,7 +19,7 @@ done
 
 target=${CARGO_TARGET_DIR:-target}
 "${CARGO:-cargo}" build --release -p socktune-preload -p socktune-cli >&2
-lib=$target/release/libsocktune.so bin=$target/release/socktune
+lib=$target/release/libsocktune.so shim=$target/release/libsocktune_shim.so bin=$target/release/socktune
 
 version=$(awk -F'"' '/^\[workspace.package\]/ { w = 1; next } /^\[/ { w = 0 }
                      w && /^version *=/ { print $2; exit }' Cargo.toml)
@@ -36,9 +36,12 @@ install -d "$root/DEBIAN"
 docs=$root/usr/share/doc/socktune
 install -D -m 0755 "$bin" "$root/usr/bin/socktune"
 install -D -m 0644 "$lib" "$root/usr/lib/$triplet/socktune/libsocktune.so"
+# The stub loads the shim from its own directory.
+install -D -m 0644 "$shim" "$root/usr/lib/$triplet/socktune/libsocktune_shim.so"
 # As Debian ships binaries: without debug information (the library is loaded into every
 # process started under it), symbols kept for backtraces.
-strip --strip-debug "$root/usr/bin/socktune" "$root/usr/lib/$triplet/socktune/libsocktune.so"
+strip --strip-debug "$root/usr/bin/socktune" "$root/usr/lib/$triplet/socktune/libsocktune.so" \
+    "$root/usr/lib/$triplet/socktune/libsocktune_shim.so"
 for page in socktune.1 socktune.7; do
     section=man${page##*.}
     install -d "$root/usr/share/man/$section"
@@ -56,7 +59,8 @@ chmod -R u=rwX,go=rX "$docs"
 if command -v dpkg-shlibdeps >/dev/null; then
     printf 'Source: socktune\n\nPackage: socktune\nArchitecture: any\n' >"$work/debian/control"
     depends=$(cd "$work" && dpkg-shlibdeps -O -e"debian/socktune/usr/bin/socktune" \
-        -e"debian/socktune/usr/lib/$triplet/socktune/libsocktune.so")
+        -e"debian/socktune/usr/lib/$triplet/socktune/libsocktune.so" \
+        -e"debian/socktune/usr/lib/$triplet/socktune/libsocktune_shim.so")
     depends=${depends#shlibs:Depends=}
     echo "package: Depends from dpkg-shlibdeps: $depends" >&2
 else

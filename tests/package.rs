@@ -81,7 +81,8 @@ fn the_package_installs_tunes_a_server_and_removes_cleanly() {
     let installed = Installed;
     ok(&dpkg(&["-i", deb.to_str().unwrap()]), "dpkg -i");
     let lib = packaged_lib();
-    for file in [LAUNCHER, lib.as_str()]
+    let shim = shim_beside(Path::new(&lib)).display().to_string();
+    for file in [LAUNCHER, lib.as_str(), shim.as_str()]
         .iter()
         .chain(&PAGES)
         .chain(&COMPLETIONS)
@@ -121,7 +122,7 @@ fn the_package_installs_tunes_a_server_and_removes_cleanly() {
         !status.status.success(),
         "socktune is still known to dpkg after dpkg -r"
     );
-    for file in [LAUNCHER, lib.as_str()]
+    for file in [LAUNCHER, lib.as_str(), shim.as_str()]
         .iter()
         .chain(&PAGES)
         .chain(&COMPLETIONS)

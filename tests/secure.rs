@@ -48,6 +48,7 @@ fn secure_execution_leaves_the_shim_inert() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::copy(lib(), dir.join("libsocktune.so")).unwrap();
+    std::fs::copy(shim_beside(&lib()), dir.join(SHIM_NAME)).unwrap();
     let cc = run_bounded(
         Command::new("cc")
             .arg("-o")

@@ -121,6 +121,14 @@ pub fn lib() -> PathBuf {
     built().join("libsocktune.so")
 }
 
+/// The shim's file name: the stub, libsocktune.so, loads it from its own directory.
+pub const SHIM_NAME: &str = "libsocktune_shim.so";
+
+/// The shim the stub at `stub` loads.
+pub fn shim_beside(stub: &Path) -> PathBuf {
+    stub.with_file_name(SHIM_NAME)
+}
+
 /// The launcher, target/<profile>/socktune, built beside the library (where `run` looks first).
 pub fn launcher() -> PathBuf {
     built().join("socktune")
@@ -132,7 +140,7 @@ fn built() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
         let profile_dir = cargo_build(&["-p", "socktune-preload", "-p", "socktune-cli"], None);
-        for artefact in ["libsocktune.so", "socktune"] {
+        for artefact in ["libsocktune.so", SHIM_NAME, "socktune"] {
             let path = profile_dir.join(artefact);
             assert!(
                 path.is_file(),

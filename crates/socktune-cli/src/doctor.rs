@@ -175,8 +175,10 @@ fn check_library(f: &mut Findings, given: Option<&Path>) -> Option<PathBuf> {
         }
         Err(Fail::Help) => unreachable!("find_lib never asks for help"),
     };
-    // A run that is not inert makes the library print its settings at info level.
-    let probe = Command::new("/bin/true")
+    // A run that is not inert makes the library print its settings at info level, once the
+    // stub has loaded the shim: at an exec under SOCKTUNE_INHERIT=always, as here, or a socket.
+    let probe = Command::new("/bin/sh")
+        .args(["-c", "exec /bin/true"])
         .env_clear()
         .envs(std::env::vars_os().filter(|(k, _)| {
             k != "LD_PRELOAD" && !k.as_bytes().starts_with(config::PREFIX.as_bytes())
@@ -184,6 +186,7 @@ fn check_library(f: &mut Findings, given: Option<&Path>) -> Option<PathBuf> {
         .env("LD_PRELOAD", &lib)
         .env("SOCKTUNE_LOG", "info")
         .env("SOCKTUNE_NODELAY", "1")
+        .env("SOCKTUNE_INHERIT", "always")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .output();
@@ -193,7 +196,7 @@ fn check_library(f: &mut Findings, given: Option<&Path>) -> Option<PathBuf> {
             if out.status.success() && err.contains("socktune: effective settings") {
                 f.add(
                     Tag::Ok,
-                    format!("library: {} loads (/bin/true ran with it)", lib.display()),
+                    format!("library: {} loads (/bin/sh ran with it)", lib.display()),
                 );
             } else {
                 let why = err.lines().next().unwrap_or("no output").to_string();

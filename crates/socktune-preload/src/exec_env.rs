@@ -27,6 +27,11 @@ struct Inherited {
     credentials: [u32; 4],
 }
 
+/// The ids now, or, under the stub, those it read at load.
+fn credentials_at_load() -> [u32; 4] {
+    crate::stub::start().map_or_else(credentials, |s| s.credentials)
+}
+
 fn credentials() -> [u32; 4] {
     // SAFETY: these calls have no preconditions and cannot fail.
     unsafe {
@@ -44,18 +49,11 @@ static INHERITED: OnceCell<Inherited> = OnceCell::new();
 /// Records this library's path and the `SOCKTUNE_*` entries; called once at load under
 /// `SOCKTUNE_INHERIT=always`, so that [`patch`] has something to put back only then.
 pub fn capture() {
-    // SAFETY: Dl_info is plain data; all zeroes is a valid value for dladdr to overwrite.
-    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-    // SAFETY: dladdr on one of our own functions fills `info` with our library's path.
-    if unsafe { libc::dladdr(capture as *const libc::c_void, &mut info) } == 0
-        || info.dli_fname.is_null()
-    {
+    let Some(path) = preloaded_path() else {
         return;
-    }
-    // SAFETY: dladdr returned a NUL-terminated path that lives as long as the library.
-    let lib_path = unsafe { CStr::from_ptr(info.dli_fname) }
-        .to_bytes()
-        .to_vec();
+    };
+    // SAFETY: a NUL-terminated path that lives as long as the library.
+    let lib_path = unsafe { CStr::from_ptr(path) }.to_bytes().to_vec();
     // SAFETY: called from the constructor, before the program can change its environment.
     let vars = unsafe { sys::environ_entries(PREFIX.as_bytes()) }
         .filter_map(|entry| CString::new(entry).ok())
@@ -69,8 +67,20 @@ pub fn capture() {
         preload,
         lib_path,
         vars,
-        credentials: credentials(),
+        credentials: credentials_at_load(),
     });
+}
+
+/// The path of the library `LD_PRELOAD` names: the stub's, or ours where we were preloaded.
+fn preloaded_path() -> Option<*const c_char> {
+    if let Some(start) = crate::stub::start() {
+        return (!start.lib_path.is_null()).then_some(start.lib_path);
+    }
+    // SAFETY: Dl_info is plain data; all zeroes is a valid value for dladdr to overwrite.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr on one of our own functions fills `info` with our library's path.
+    let found = unsafe { libc::dladdr(capture as *const libc::c_void, &mut info) } != 0;
+    (found && !info.dli_fname.is_null()).then_some(info.dli_fname)
 }
 
 const MAX_ENTRIES: usize = 2048;

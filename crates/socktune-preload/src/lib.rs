@@ -1,5 +1,8 @@
-//! libsocktune.so: TCP tuning for unmodified, dynamically linked Linux programs, loaded with
-//! `LD_PRELOAD` and driven by `SOCKTUNE_*` environment variables.
+//! libsocktune_shim.so: TCP tuning for unmodified, dynamically linked Linux programs, driven by
+//! `SOCKTUNE_*` environment variables. `LD_PRELOAD` names the stub, libsocktune.so
+//! (`stub/stub.rs`, built by build.rs), which loads this library at the process's first socket
+//! call or fork and hands it what it captured at start ([`stub`]); preloaded itself, it reads
+//! the environment at its own load.
 //!
 //! # How it works
 //! - At load, `lifecycle` runs the constructor: [`settings`] parses the variables once (bad
@@ -36,6 +39,7 @@
 mod errno;
 mod fdtable;
 mod real;
+mod stub;
 mod sys;
 
 // Services.

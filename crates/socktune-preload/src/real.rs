@@ -1,7 +1,7 @@
 //! The real libc functions behind our hooks: the bottom layer, which calls nothing of ours.
 //!
-//! Each is resolved once, on first use, with `dlsym(RTLD_NEXT)`, and called through a typed
-//! pointer. A function this glibc lacks is never a panic: the call fails with ENOSYS.
+//! Each is resolved once, on first use, with `dlsym(RTLD_NEXT)` (the stub's, where the stub
+//! loaded us: the next library after it), and called through a typed pointer. A function this glibc lacks is never a panic: the call fails with ENOSYS.
 
 use libc::{
     c_char, c_int, c_uint, c_ulong, c_void, clockid_t, epoll_event, fd_set, iovec, msghdr, nfds_t,
@@ -33,8 +33,12 @@ impl Symbol {
     pub fn addr(&self) -> Option<*const c_void> {
         let mut a = self.addr.load(Acquire);
         if a == 0 {
-            // SAFETY: dlsym with a NUL-terminated name.
-            let p = unsafe { libc::dlsym(libc::RTLD_NEXT, self.name.as_ptr()) };
+            let p = match crate::stub::next() {
+                // SAFETY: the stub's dlsym(RTLD_NEXT) with a NUL-terminated name.
+                Some(next) => unsafe { next(self.name.as_ptr()) },
+                // SAFETY: dlsym with a NUL-terminated name.
+                None => unsafe { libc::dlsym(libc::RTLD_NEXT, self.name.as_ptr()) },
+            };
             a = if p.is_null() { MISSING } else { p as usize };
             self.addr.store(a, Release);
         }

@@ -134,9 +134,12 @@ fn load() -> Settings {
             }
         }
         // Children with the same settings need not say the same again. A process that said
-        // nothing leaves its environment alone. Runs from the library's constructor (or a hook
-        // called before it), before main() can have started threads that read the environment.
-        if says_settings || !parsed.problems.is_empty() {
+        // nothing leaves its environment alone. Preloaded on its own, the shim runs this from
+        // its constructor (or a hook called before it), before main() can have started threads
+        // that read the environment; loaded by the stub at a later call, only while the
+        // process has one thread.
+        let may_set_env = crate::stub::start().is_none() || sys::single_threaded();
+        if (says_settings || !parsed.problems.is_empty()) && may_set_env {
             std::env::set_var(config::REPORTED_VAR, &parsed.fingerprint);
         }
     }

@@ -3,7 +3,7 @@
 //! Anything that could land in one of our hooks goes through [`crate::real`]; the calls we do
 //! not intercept (getsockname, ioctl) go straight to libc.
 
-use crate::{errno, real};
+use crate::{errno, real, stub};
 use libc::{c_int, socklen_t};
 use socktune_core::state::Kind;
 use std::ffi::CStr;
@@ -408,14 +408,27 @@ mod glibc {
 
 /// The basename of the program's argv\[0\].
 pub fn argv0_basename() -> Option<String> {
-    // SAFETY: glibc sets it once at start to a NUL-terminated string (or leaves it null).
-    let name = unsafe { glibc::program_invocation_short_name };
+    // SAFETY: glibc sets it once at start to a NUL-terminated string (or leaves it null); the
+    // stub's copy of it is never written again.
+    let name = stub::start().map_or_else(
+        || unsafe { glibc::program_invocation_short_name },
+        |s| s.argv0,
+    );
     if name.is_null() {
         return None;
     }
     // SAFETY: non-null, so NUL-terminated and never freed.
     let name = unsafe { CStr::from_ptr(name) };
     Some(name.to_string_lossy().into_owned())
+}
+
+/// The process has never started a second thread.
+pub fn single_threaded() -> bool {
+    // Looked up, not linked: glibc has it from 2.32 on; false before.
+    // SAFETY: dlsym with a NUL-terminated name.
+    let flag = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"__libc_single_threaded".as_ptr()) };
+    // SAFETY: glibc's flag, a byte it sets before main and clears at the first thread.
+    !flag.is_null() && unsafe { *flag.cast::<libc::c_char>() } != 0
 }
 
 /// glibc's `environ`: the process's current environment.
@@ -431,7 +444,7 @@ pub fn environ() -> *const *const libc::c_char {
 pub unsafe fn environ_entries(
     prefix: &'static [u8],
 ) -> impl Iterator<Item = &'static [u8]> + Clone {
-    let env = environ();
+    let env = stub::start().map_or_else(environ, |s| s.vars);
     (0..)
         // SAFETY: a non-null environ is NULL-terminated; the walk stops at that NULL.
         .map_while(move |i| (!env.is_null()).then(|| unsafe { *env.add(i) }))

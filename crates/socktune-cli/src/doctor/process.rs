@@ -27,9 +27,28 @@ struct Mapped {
     range: String,
 }
 
-/// The first mapping of a file named libsocktune*.so in the text of /proc/PID/maps.
+/// The shim's file name: the stub, libsocktune.so, maps it at the first socket call or fork.
+const SHIM: &str = "libsocktune_shim.so";
+
+/// The first mapping of the stub in the text of /proc/PID/maps (a file named libsocktune*.so),
+/// or else of the shim, preloaded on its own.
 fn mapped_library(maps: &str) -> Option<Mapped> {
-    maps.lines().find_map(|line| {
+    let mut mapped = mappings(maps);
+    let first = mapped.next()?;
+    if !first.path.ends_with(SHIM) {
+        return Some(first);
+    }
+    mapped.find(|m| !m.path.ends_with(SHIM)).or(Some(first))
+}
+
+/// Whether the process has mapped the shim.
+fn shim_mapped(maps: &str) -> bool {
+    mappings(maps).any(|m| m.path.ends_with(SHIM))
+}
+
+/// The mappings of files named libsocktune*.so, in the order of /proc/PID/maps.
+fn mappings(maps: &str) -> impl Iterator<Item = Mapped> + '_ {
+    maps.lines().filter_map(|line| {
         // address perms offset dev inode path: the path is the rest after five fields.
         let mut fields = line.splitn(6, ' ');
         let range = fields.next()?;
@@ -176,6 +195,12 @@ pub(super) fn check_process(f: &mut Findings, pid: u32) {
     match mapped_library(&maps) {
         Some(lib) => {
             report_loaded(f, &proc_dir, &lib);
+            if !lib.path.ends_with(SHIM) && !shim_mapped(&maps) {
+                f.add(
+                    Tag::Note,
+                    format!("library: its shim ({SHIM}) is not loaded yet: the process has made no socket call and no fork since it started"),
+                );
+            }
             if secure == Some(true) {
                 f.add(
                     Tag::Fail,
@@ -419,6 +444,23 @@ mod tests {
         );
         let without = MAPS.replace("libsocktune.so", "libc.so.6");
         assert_eq!(mapped_library(&without), None);
+        assert!(!shim_mapped(MAPS));
+    }
+
+    #[test]
+    fn the_stub_is_named_before_its_shim_whatever_their_order() {
+        let shim = "7f0000000000-7f0000001000 r--p 00000000 08:01 77 /opt/socktune/lib/libsocktune_shim.so\n";
+        let both = format!("{shim}{MAPS}");
+        assert_eq!(
+            mapped_library(&both).map(|m| m.path),
+            Some("/opt/socktune/lib/libsocktune.so".into())
+        );
+        assert!(shim_mapped(&both));
+        assert_eq!(
+            mapped_library(shim).map(|m| m.path),
+            Some("/opt/socktune/lib/libsocktune_shim.so".into()),
+            "the shim preloaded on its own"
+        );
     }
 
     #[test]
