@@ -16,6 +16,8 @@ use core::arch::naked_asm;
 use core::ffi::{c_char, c_int, c_long, c_void};
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering::SeqCst};
 
+include!("../asm/ask_then_jump.rs");
+
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
     // Nothing in this file can panic (no indexing out of bounds, no unwrap); were it to, no
@@ -189,27 +191,7 @@ static TABLE: [AtomicUsize; COUNT] = [const { AtomicUsize::new(0) }; COUNT];
 /// ours left (vfork's child returns on this stack).
 #[unsafe(naked)]
 unsafe extern "C" fn slow_path() {
-    naked_asm!(
-        "push rdi",
-        "push rsi",
-        "push rdx",
-        "push rcx",
-        "push r8",
-        "push r9",
-        "push rax", // seven pushes keep the call's stack aligned
-        "mov rdi, r11",
-        "call {resolve}",
-        "mov r11, rax",
-        "pop rax",
-        "pop r9",
-        "pop r8",
-        "pop rcx",
-        "pop rdx",
-        "pop rsi",
-        "pop rdi",
-        "jmp r11",
-        resolve = sym resolve,
-    )
+    naked_asm!(ask_then_jump!("mov rdi, r11\n"), ask = sym resolve)
 }
 
 /// The address hook `index` jumps to now, errno untouched.

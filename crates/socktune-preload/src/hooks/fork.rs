@@ -13,6 +13,8 @@ use socktune_core::policy::{self, NewTask};
 use std::arch::naked_asm;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
+include!("../../asm/ask_then_jump.rs");
+
 /// Replaces vfork(2).
 #[cfg_attr(not(test), no_mangle)]
 #[unsafe(naked)]
@@ -54,30 +56,14 @@ pub unsafe extern "C" fn syscall() -> c_long {
         "jmp r11",
         // The child may share our memory and stack: decide first, and leave no frame behind.
         "3:",
-        "push rdi",
-        "push rsi",
-        "push rdx",
-        "push rcx",
-        "push r8",
-        "push r9",
-        "push rax", // seven pushes keep the call's stack aligned
-        "call {route}",
-        "mov r11, rax",
-        "pop rax",
-        "pop r9",
-        "pop r8",
-        "pop rcx",
-        "pop rdx",
-        "pop rsi",
-        "pop rdi",
-        "jmp r11",
+        ask_then_jump!(""),
         clone = const libc::SYS_clone,
         vfork = const libc::SYS_vfork,
         fork = const libc::SYS_fork,
         clone3 = const libc::SYS_clone3,
         real = sym REAL_SYSCALL,
         through = sym through,
-        route = sym route,
+        ask = sym route,
     )
 }
 
