@@ -10,6 +10,7 @@
 #include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <stddef.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <netinet/tcp.h>
 /* EAGAIN in the other non-blocking styles, ECONNRESET then EPIPE, EBADF/ENOTSOCK/EINVAL/EISCONN
@@ -148,6 +149,21 @@ static void stale_entries_leave_errno(int l) {
     close(s); close(c);
 }
 
+/* A bad pointer is the kernel's to refuse: EFAULT, never a fault inside the shim, on the read
+ * calls whose first buffer quickack-off looks at after the call (data is waiting on both). */
+static void bad_pointers_give_efault(int l) {
+    int c, s, r;
+    tcp_pair(l, &c, &s);
+    write(s, "data", 4); write(c, "data", 4); usleep(20000);
+    const void *bad = (const void *)8;
+    errno = 0; r = readv(s, bad, 1); CHECK(r == -1 && errno == EFAULT, "readv with a bad iovec pointer gives EFAULT");
+    errno = 0; r = recvmsg(s, (struct msghdr *)bad, 0); CHECK(r == -1 && errno == EFAULT, "recvmsg with a bad msghdr gives EFAULT");
+    struct msghdr mh = { .msg_iov = (struct iovec *)bad, .msg_iovlen = 1 };
+    errno = 0; r = recvmsg(c, &mh, 0); CHECK(r == -1 && errno == EFAULT, "recvmsg with a bad iovec pointer gives EFAULT");
+    errno = 0; r = read(c, (void *)bad, 4); CHECK(r == -1 && errno == EFAULT, "read into a bad buffer gives EFAULT");
+    close(c); close(s);
+}
+
 int main(void) {
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(7400), .sin_addr.s_addr = htonl(0x7f000001) };
     int one = 1;
@@ -204,6 +220,7 @@ int main(void) {
     errno = 4242; r = close(t); CHECK(r == 0 && errno == 4242, "close of a fresh TCP socket leaves errno");
     errno = 4242; r = close_range(200, 300, 0); CHECK(r == 0 && errno == 4242, "close_range leaves errno");
     more_errors(l);
+    bad_pointers_give_efault(l);
     unix_and_udp_leave_errno();
     stale_entries_leave_errno(l);
     return summary();
