@@ -1,7 +1,8 @@
 //! The real libc functions behind our hooks: the bottom layer, which calls nothing of ours.
 //!
 //! Each is resolved once, on first use, with `dlsym(RTLD_NEXT)` (the stub's, where the stub
-//! loaded us: the next library after it), and called through a typed pointer. A function this glibc lacks is never a panic: the call fails with ENOSYS.
+//! loaded us: the next library after it), and called through a typed pointer. A function this
+//! glibc lacks is never a panic: the call fails with ENOSYS.
 
 use libc::{
     c_char, c_int, c_uint, c_ulong, c_void, clockid_t, epoll_event, fd_set, iovec, msghdr, nfds_t,

@@ -1,8 +1,9 @@
 //! libsocktune.so: the small library the loader maps into every process started under socktune.
 //! It exports the shim's hooks as jumps through a table, and loads the shim itself
 //! (libsocktune_shim.so, beside it) only when the process first does something the shim acts
-//! on: a TCP socket call, or an exec that must put the environment back. A process that never
-//! does pays for this file and nothing else (docs/architecture.md, "Start-up").
+//! on: a socket call, a fork, or an exec that must put the environment back (the list is
+//! `hooks!`'s). A process that never does pays for this file and nothing else
+//! (docs/architecture.md, "Start-up").
 //!
 //! Until then each hook jumps to libc's function. At load, with some `SOCKTUNE_*` set, the stub
 //! copies those entries and argv\[0\]'s name, since a program may rewrite its environment and
@@ -203,8 +204,8 @@ extern "C" fn resolve(index: usize) -> usize {
         decide();
         mode = MODE.load(SeqCst);
     }
-    let trigger = TRIGGERS.get(index).copied().unwrap_or(0);
-    if mode == WAITING && (trigger & 1 == 1 || (trigger == 2 && EXEC_LOADS.load(SeqCst) == 1)) {
+    let loads = loads_shim(index);
+    if mode == WAITING && loads {
         load();
     }
     let entry = TABLE.get(index);
@@ -218,7 +219,7 @@ extern "C" fn resolve(index: usize) -> usize {
         // Kept for good unless this hook may still load the shim, or the shim is loading.
         let keep = match seen {
             PLAIN | LOADED => true,
-            WAITING => trigger == 0 || (trigger == 2 && EXEC_LOADS.load(SeqCst) == 0),
+            WAITING => !loads,
             _ => false,
         };
         if let Some(e) = entry.filter(|_| keep) {
@@ -231,6 +232,15 @@ extern "C" fn resolve(index: usize) -> usize {
     // SAFETY: as above.
     unsafe { *__errno_location() = errno };
     target
+}
+
+/// Whether a call of hook `index` loads the shim while it waits.
+fn loads_shim(index: usize) -> bool {
+    match TRIGGERS.get(index) {
+        Some(1 | 3) => true,
+        Some(2) => EXEC_LOADS.load(SeqCst) == 1,
+        _ => false,
+    }
 }
 
 /// libc's function for hook `index`; abort() if this libc has none (the program called a
@@ -265,30 +275,38 @@ extern "C" fn decide() {
         return;
     }
     // SAFETY: getauxval has no preconditions.
-    let mode = if unsafe { getauxval(AT_SECURE) } != 0 {
-        PLAIN // setuid/setgid: a preload library must not act
+    let capture = if unsafe { getauxval(AT_SECURE) } != 0 {
+        Capture::Nothing // setuid/setgid: a preload library must not act
     } else {
         // SAFETY: at load (or in the first hook call, before the program's main) nothing else
         // writes CAPTURED, and environ is glibc's NULL-terminated array.
         unsafe { capture() }
     };
-    MODE.store(mode, SeqCst);
-    // SAFETY: written by `capture` above, before the mode was published.
-    let lib_path = unsafe { CAPTURED.start.lib_path };
-    if mode == WAITING && (lib_path.is_null() || !fits()) {
+    MODE.store(
+        if capture == Capture::Nothing {
+            PLAIN
+        } else {
+            WAITING
+        },
+        SeqCst,
+    );
+    if capture == Capture::Partial {
         load(); // could not capture it all: load the shim now, as a plain preload would
     }
 }
 
-/// Cleared when the entries did not fit the capture's buffers.
-static FITS: AtomicU8 = AtomicU8::new(1);
-fn fits() -> bool {
-    FITS.load(SeqCst) == 1
+#[derive(PartialEq)]
+enum Capture {
+    /// No `SOCKTUNE_*` entry.
+    Nothing,
+    /// Everything the shim needs, and our path.
+    Whole,
+    /// Not all of it fitted the buffers, or our path is unknown.
+    Partial,
 }
 
-/// Copies the `SOCKTUNE_*` entries, argv\[0\]'s name, our path and the credentials; WAITING if
-/// some entry was found, PLAIN if none.
-unsafe fn capture() -> u8 {
+/// Copies the `SOCKTUNE_*` entries, argv\[0\]'s name, our path and the credentials.
+unsafe fn capture() -> Capture {
     // The one place that writes it: a reference through a raw pointer, as a `static mut` needs.
     #[allow(clippy::deref_addrof)]
     let c = unsafe { &mut *(&raw mut CAPTURED) };
@@ -297,6 +315,7 @@ unsafe fn capture() -> u8 {
         len: 0,
     };
     let mut count = 0;
+    let mut whole = true;
     let mut env = unsafe { environ };
     while !env.is_null() {
         let entry = unsafe { *env };
@@ -316,23 +335,24 @@ unsafe fn capture() -> u8 {
                     }
                     count += 1;
                 }
-                _ => FITS.store(0, SeqCst),
+                _ => whole = false,
             }
         }
         env = unsafe { env.add(1) };
     }
-    if count == 0 && fits() {
-        return PLAIN;
+    if count == 0 && whole {
+        return Capture::Nothing;
     }
     c.start.vars = c.vars.as_ptr();
     let name = unsafe { program_invocation_short_name };
     if !name.is_null() {
         match text.push(unsafe { c_str(name) }) {
             Some(copy) => c.start.argv0 = copy,
-            None => FITS.store(0, SeqCst),
+            None => whole = false,
         }
     }
     c.start.lib_path = own_path(&mut c.path);
+    whole &= !c.start.lib_path.is_null();
     // SAFETY: these system calls take no arguments and cannot fail.
     c.start.credentials = unsafe {
         [
@@ -342,25 +362,37 @@ unsafe fn capture() -> u8 {
             sys0(108), // getegid
         ]
     };
-    WAITING
+    if whole {
+        Capture::Whole
+    } else {
+        Capture::Partial
+    }
 }
 
-/// Appends NUL-terminated copies to a fixed buffer.
+/// Writes bytes into a fixed buffer, always leaving a NUL after them.
 struct Writer<'a> {
     buf: &'a mut [u8],
     len: usize,
 }
 
 impl Writer<'_> {
-    fn push(&mut self, bytes: &[u8]) -> Option<*const c_char> {
+    /// Extends the string being written; `None` (nothing written) if it does not fit.
+    fn append(&mut self, bytes: &[u8]) -> Option<()> {
         let end = self.len.checked_add(bytes.len())?;
         let room = self.buf.get_mut(self.len..end.checked_add(1)?)?;
         let (body, nul) = room.split_at_mut(bytes.len());
         body.copy_from_slice(bytes);
         nul.fill(0);
-        let at = room.as_ptr().cast();
-        self.len = end + 1;
-        Some(at)
+        self.len = end;
+        Some(())
+    }
+
+    /// A NUL-terminated copy of `bytes` of its own: where it starts.
+    fn push(&mut self, bytes: &[u8]) -> Option<*const c_char> {
+        let start = self.len;
+        self.append(bytes)?;
+        self.len += 1; // past the NUL
+        self.buf.get(start..).map(|b| b.as_ptr().cast())
     }
 }
 
@@ -402,8 +434,8 @@ fn own_path(buf: &mut [u8; PATH]) -> *const c_char {
         len += 1;
     }
     let mut w = Writer { buf, len };
-    match w.push(name) {
-        Some(_) => buf.as_ptr().cast(),
+    match w.append(name) {
+        Some(()) => buf.as_ptr().cast(),
         None => core::ptr::null(),
     }
 }
@@ -461,9 +493,8 @@ fn shim_path(buf: &mut [u8; PATH]) -> Option<*const c_char> {
     let own = unsafe { c_str(own) };
     let dir = own.iter().rposition(|&b| b == b'/')? + 1;
     let mut w = Writer { buf, len: 0 };
-    w.push(own.get(..dir)?)?;
-    w.len -= 1; // overwrite the NUL
-    w.push(SHIM)?;
+    w.append(own.get(..dir)?)?;
+    w.append(SHIM)?;
     Some(w.buf.as_ptr().cast())
 }
 
@@ -498,9 +529,7 @@ fn say_not_loaded(path: &[u8; PATH]) {
         b"); socktune is off in this process\n",
     ];
     for part in parts {
-        if w.push(part).is_some() {
-            w.len -= 1;
-        }
+        let _ = w.append(part);
     }
     let len = w.len;
     // SAFETY: write(2) of our own buffer.
