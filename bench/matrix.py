@@ -12,7 +12,9 @@ speed moves by up to x2 within a second here, far more than a cell differs from 
 The rounds interleave: round 1 runs every pair, then round 2. A cell is WORSE when the median of
 its p50s is above 1.5 x + 0.5 ms of its twins', or it has more packets per request, or the
 median of its rounds' requests/s over its twin's is below 0.9; it BREAKS when any round hangs,
-fails, gets a wrong byte or logs an error. `none` shows the medians of every twin's rounds.
+fails, gets a wrong byte or logs an error. A cell marked WORSE (not BREAKS) is measured in 6 more
+rounds and judged on all of them: one round's ratio moves by +-15 % on the slower interpreters.
+`none` shows the medians of every twin's rounds.
 Writes DIR/results.json and DIR/results.md; progress goes to stderr.
 """
 import argparse
@@ -87,6 +89,7 @@ SMOKE_COLUMNS = ["none", "loaded", "cork", "fastopen", "all"]  # defer alone cos
 MATRIX_LOG_ERROR = re.compile(LOG_ERROR.pattern + r"|\bFATAL\b|\bPANIC\b|^\[E ", re.M | re.I)
 WORSE_P50 = (1.5, 0.5)  # p50 above 1.5 x + 0.5 ms of the baseline's
 WORSE_REQ_S = 0.9
+CONFIRM_ROUNDS = 6  # more rounds for a cell marked WORSE; the docstring says why
 # More packets: above the baseline's median by more than 1 %. Both medians are exact counts, but
 # whether an ACK is delayed or rides on data depends on timing by a packet in a few hundred.
 WORSE_PACKETS = 1.01
@@ -203,24 +206,32 @@ def judge(cell, base):
     return cell
 
 
-def run_matrix(lib, works, logs, programs, columns, rounds):
+def run_matrix(lib, works, logs, programs, columns, rounds, confirm):
     runs = {(p, c): [] for p in programs for c in columns if c != "none"}
     twins = {key: [] for key in runs}
-    total, done = len(runs) * rounds, 0
-    for r in range(1, rounds + 1):
-        for (program, column), recs in runs.items():
-            rec, twin = run_pair(lib, works, logs, program, column)
-            recs.append(rec)
-            twins[(program, column)].append(twin)
-            done += 1
-            progress("[%d/%d] round %d · %s · %s: %s%s (%.1f s)" % (
-                done, total, r, program, column, "ok" if rec["ok"] and twin["ok"] else "BREAKS",
-                "".join(" %s p50 %.3f ms, %.2f packets/request, %.0f req/s;" % (
-                    x["column"], x["p50_ms"], x["packets_per_request"], x["req_s"]) for x in (twin, rec)
-                    if "p50_ms" in x), max(rec["seconds"], twin["seconds"])))
-            for p in rec["problems"] + twin["problems"]:
-                progress("    " + p)
-    cells = [judge(combine(recs), combine(twins[key])) for key, recs in runs.items()]
+
+    def measure(keys, rounds, what):
+        total, done = len(keys) * rounds, 0
+        for r in range(1, rounds + 1):
+            for program, column in keys:
+                rec, twin = run_pair(lib, works, logs, program, column)
+                runs[(program, column)].append(rec)
+                twins[(program, column)].append(twin)
+                done += 1
+                progress("[%d/%d] %s %d · %s · %s: %s%s (%.1f s)" % (
+                    done, total, what, r, program, column, "ok" if rec["ok"] and twin["ok"] else "BREAKS",
+                    "".join(" %s p50 %.3f ms, %.2f packets/request, %.0f req/s;" % (
+                        x["column"], x["p50_ms"], x["packets_per_request"], x["req_s"]) for x in (twin, rec)
+                        if "p50_ms" in x), max(rec["seconds"], twin["seconds"])))
+                for p in rec["problems"] + twin["problems"]:
+                    progress("    " + p)
+        return [judge(combine(runs[key]), combine(twins[key])) for key in keys]
+
+    cells = measure(list(runs), rounds, "round")
+    doubtful = [(c["program"], c["column"]) for c in cells if c["marks"] and "BREAKS" not in c["marks"]]
+    if doubtful and confirm:
+        again = dict(zip(doubtful, measure(doubtful, confirm, "confirming, round")))
+        cells = [again.get((c["program"], c["column"]), c) for c in cells]
     nones = [judge(combine([t for (p, _), ts in twins.items() if p == program for t in ts]), None)
              for program in programs]
     return sorted(nones + cells, key=lambda c: (programs.index(c["program"]), columns.index(c["column"])))
@@ -244,7 +255,7 @@ def worst(cells, columns):
     return out
 
 
-def cell_text(c):
+def cell_text(c, rounds):
     if c is None:
         return ""
     marks = " ".join("**%s**" % m for m in c["marks"])
@@ -254,8 +265,9 @@ def cell_text(c):
         return "%.3g ms · %.2f pk · %.0f/s" % (c["p50_ms"], c["packets_per_request"], c["req_s"])
     if "p50_ratio" not in c:
         return "%.3g ms · %.2f pk %s" % (c["p50_ms"], c["packets_per_request"], marks)
-    return ("×%s · %.2f pk · ×%s/s %s" % (fmt_ratio(c["p50_ratio"]), c["packets_per_request"],
-                                          fmt_ratio(c["req_s_ratio"]), marks)).strip()
+    confirmed = " (%d rounds)" % c["rounds"] if c["rounds"] > rounds else ""
+    return ("×%s · %.2f pk · ×%s/s%s %s" % (fmt_ratio(c["p50_ratio"]), c["packets_per_request"],
+                                            fmt_ratio(c["req_s_ratio"]), confirmed, marks)).strip()
 
 
 def fmt_ratio(x):
@@ -269,17 +281,19 @@ def markdown(results):
              "%s, %s, %d s%s. Each program unmodified, on loopback in private namespaces (`tcp_fastopen=3`). "
              "Each cell runs side by side with a twin without the shim, in its own namespace, the two clients "
              "taking turns of 20 ms so that both meet the same host; each measures for %g s of its own turns (at most "
-             "%d operations) after one warm-up, %d round(s) interleaved, medians shown. `none` shows p50 · "
+             "%d operations) after one warm-up, %d round(s) interleaved, medians shown; a cell marked WORSE after "
+             "them is measured in %d more rounds and judged on all of them (their count is shown). `none` shows p50 · "
              "packets per request · requests/s of every twin; `loaded` is the library loaded with nothing set; every "
              "other column shows p50 over its twins' · packets per request · the median of each round's requests/s "
              "over its twin's. **WORSE**: p50 above %g × + %g ms, packets above "
              "%g ×, or requests/s below %g × of the twins'. **BREAKS**: a hang, an error, a wrong byte or an error "
              "in the server's log, in any round." % (
                  results["date"], results["machine"], results["seconds"], " (smoke run)" if results["smoke"] else "",
-                 SECONDS, results["operations"], results["rounds"], WORSE_P50[0], WORSE_P50[1], WORSE_PACKETS, WORSE_REQ_S),
+                 SECONDS, results["operations"], results["rounds"],
+                 0 if results["smoke"] else CONFIRM_ROUNDS, WORSE_P50[0], WORSE_P50[1], WORSE_PACKETS, WORSE_REQ_S),
              "", "| program | first | " + " | ".join(columns) + " |", "|---" * (len(columns) + 2) + "|"]
     for p in programs:
-        lines.append("| %s | %s | %s |" % (p, PROGRAMS[p][2], " | ".join(cell_text(cells.get((p, c)))
+        lines.append("| %s | %s | %s |" % (p, PROGRAMS[p][2], " | ".join(cell_text(cells.get((p, c)), results["rounds"])
                                                                       for c in columns)))
     lines += ["", "## Worst ratio per behaviour", "",
               "| behaviour | highest p50 ratio | highest packets ratio | lowest req/s ratio | worse cells | "
@@ -342,7 +356,7 @@ def main():
             tempfile.TemporaryDirectory(prefix="socktune-matrix-") as shim:
         for work in (none, shim):  # twins run at once: each has its own files, pid files and databases
             prepare(work, programs)
-        cells = run_matrix(lib, (none, shim), logs, programs, columns, rounds)
+        cells = run_matrix(lib, (none, shim), logs, programs, columns, rounds, 0 if args.smoke else CONFIRM_ROUNDS)
     results = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": "%s %s, %d cores" % (platform.system(), platform.release(), os.cpu_count()),

@@ -515,6 +515,35 @@ fn a_read_that_would_wait_sends_the_pending_ack_and_a_write_keeps_it_for_the_res
 }
 
 #[test]
+fn a_head_whose_rest_is_coming_is_acknowledged_once() {
+    use std::io::{Read, Write};
+    let mut a = accepted();
+    let fd = a.server.as_raw_fd();
+    a.client.write_all(b"header").unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(a.server.read(&mut buf).unwrap(), 6);
+    quickack::after_read(fd, a.slot, false);
+    assert!(
+        a.slot.load().has(FdState::ACK_PENDING),
+        "the baseline: a plain read leaves its ACK pending"
+    );
+    quickack::after_read(fd, a.slot, true);
+    assert!(
+        !a.slot.load().has(FdState::ACK_PENDING),
+        "the head's ACK left at once: a wait for the body has none to send"
+    );
+    assert!(
+        !quickack::pending_here(),
+        "nothing left for this thread's waits to acknowledge"
+    );
+    assert_eq!(
+        tcp_option(fd, libc::TCP_QUICKACK),
+        0,
+        "delayed ACKs after it"
+    );
+}
+
+#[test]
 fn a_server_that_writes_first_turns_defer_accept_off_its_listener() {
     let a = accepted();
     let lfd = a.listener.as_raw_fd();

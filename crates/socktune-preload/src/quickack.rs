@@ -39,6 +39,12 @@ pub fn after_read(fd: c_int, slot: Slot, continues: bool) {
         track::forget_if_gone(slot, e);
         return;
     }
+    if continues {
+        // Everything read so far is acknowledged: a wait for the rest has no ACK to send first.
+        slot.unset(FdState::ACK_PENDING);
+        answered(fd);
+        return;
+    }
     slot.set(FdState::ACK_PENDING);
     let _ = PENDING.try_with(|p| {
         if p.iter().any(|c| c.get() == fd) {
