@@ -472,6 +472,20 @@ fn a_connection_is_recorded_at_its_end_with_its_responses_and_behaviours() {
     }
 }
 
+/// The client writes "header" and the server reads it under quickack-off: its ACK is pending.
+fn read_unanswered(a: &mut Accepted) -> [u8; 64] {
+    use std::io::{Read, Write};
+    a.client.write_all(b"header").unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(a.server.read(&mut buf).unwrap(), 6);
+    quickack::after_read(a.server.as_raw_fd(), a.slot, false);
+    assert!(
+        a.slot.load().has(FdState::ACK_PENDING),
+        "read, not answered"
+    );
+    buf
+}
+
 #[test]
 fn a_read_that_would_wait_sends_the_pending_ack_and_a_write_keeps_it_for_the_response() {
     use std::io::{Read, Write};
@@ -480,14 +494,7 @@ fn a_read_that_would_wait_sends_the_pending_ack_and_a_write_keeps_it_for_the_res
     // Nodelay: the client's second write must not wait for the ACK the server delays (with
     // Nagle on it would, which is the stall this rule removes).
     a.client.set_nodelay(true).unwrap();
-    a.client.write_all(b"header").unwrap();
-    let mut buf = [0u8; 64];
-    assert_eq!(a.server.read(&mut buf).unwrap(), 6);
-    quickack::after_read(fd, a.slot, false);
-    assert!(
-        a.slot.load().has(FdState::ACK_PENDING),
-        "read, not answered"
-    );
+    let mut buf = read_unanswered(&mut a);
     a.client.write_all(b"body").unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
     armed::before_read(fd, a.slot, a.slot.load());
@@ -516,17 +523,9 @@ fn a_read_that_would_wait_sends_the_pending_ack_and_a_write_keeps_it_for_the_res
 
 #[test]
 fn a_head_whose_rest_is_coming_is_acknowledged_once() {
-    use std::io::{Read, Write};
     let mut a = accepted();
     let fd = a.server.as_raw_fd();
-    a.client.write_all(b"header").unwrap();
-    let mut buf = [0u8; 64];
-    assert_eq!(a.server.read(&mut buf).unwrap(), 6);
-    quickack::after_read(fd, a.slot, false);
-    assert!(
-        a.slot.load().has(FdState::ACK_PENDING),
-        "the baseline: a plain read leaves its ACK pending"
-    );
+    read_unanswered(&mut a);
     quickack::after_read(fd, a.slot, true);
     assert!(
         !a.slot.load().has(FdState::ACK_PENDING),
