@@ -281,8 +281,7 @@ def markdown(results):
              "%s, %s, %d s%s. Each program unmodified, on loopback in private namespaces (`tcp_fastopen=3`). "
              "Each cell runs side by side with a twin without the shim, in its own namespace, the two clients "
              "taking turns of 20 ms so that both meet the same host; each measures for %g s of its own turns (at most "
-             "%d operations) after one warm-up, %d round(s) interleaved, medians shown; a cell marked WORSE after "
-             "them is measured in %d more rounds and judged on all of them (their count is shown). `none` shows p50 · "
+             "%d operations) after one warm-up, %d round(s) interleaved, medians shown%s. `none` shows p50 · "
              "packets per request · requests/s of every twin; `loaded` is the library loaded with nothing set; every "
              "other column shows p50 over its twins' · packets per request · the median of each round's requests/s "
              "over its twin's. **WORSE**: p50 above %g × + %g ms, packets above "
@@ -290,7 +289,8 @@ def markdown(results):
              "in the server's log, in any round." % (
                  results["date"], results["machine"], results["seconds"], " (smoke run)" if results["smoke"] else "",
                  SECONDS, results["operations"], results["rounds"],
-                 0 if results["smoke"] else CONFIRM_ROUNDS, WORSE_P50[0], WORSE_P50[1], WORSE_PACKETS, WORSE_REQ_S),
+                 "; a cell marked WORSE after them is measured in %d more rounds and judged on all of them (their "
+                 "count is shown)" % results["confirm_rounds"] if results["confirm_rounds"] else "", WORSE_P50[0], WORSE_P50[1], WORSE_PACKETS, WORSE_REQ_S),
              "", "| program | first | " + " | ".join(columns) + " |", "|---" * (len(columns) + 2) + "|"]
     for p in programs:
         lines.append("| %s | %s | %s |" % (p, PROGRAMS[p][2], " | ".join(cell_text(cells.get((p, c)), results["rounds"])
@@ -340,6 +340,7 @@ def main():
     args = p.parse_args()
     lib = os.path.abspath(args.lib)
     rounds = args.rounds or (1 if args.smoke else 3)
+    confirm = 0 if args.smoke else CONFIRM_ROUNDS  # the smoke run is judged on its one round
     programs = [q for q in (SMOKE_PROGRAMS if args.smoke else PROGRAMS)
                 if not args.only or any(o.lower() in q.lower() for o in args.only)]
     columns = SMOKE_COLUMNS if args.smoke else list(COLUMNS)
@@ -356,11 +357,11 @@ def main():
             tempfile.TemporaryDirectory(prefix="socktune-matrix-") as shim:
         for work in (none, shim):  # twins run at once: each has its own files, pid files and databases
             prepare(work, programs)
-        cells = run_matrix(lib, (none, shim), logs, programs, columns, rounds, 0 if args.smoke else CONFIRM_ROUNDS)
+        cells = run_matrix(lib, (none, shim), logs, programs, columns, rounds, confirm)
     results = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": "%s %s, %d cores" % (platform.system(), platform.release(), os.cpu_count()),
-        "smoke": args.smoke, "rounds": rounds, "operations": N, "columns": columns, "programs": programs,
+        "smoke": args.smoke, "rounds": rounds, "confirm_rounds": confirm, "operations": N, "columns": columns, "programs": programs,
         "settings": {c: {"server": COLUMNS[c][0], "client": COLUMNS[c][1]} for c in columns},
         "cells": cells, "worst": worst(cells, columns), "seconds": round(time.monotonic() - started),
     }

@@ -77,7 +77,7 @@ pub fn ack_now(fd: c_int, slot: Slot, why: &str) {
     }
 }
 
-/// The program wrote on `fd`: its ACK rides on the write, nothing to watch.
+/// Nothing to watch on `fd`: the program wrote (its ACK rides on the write), or the ACK left.
 pub fn answered(fd: c_int) {
     let _ = PENDING.try_with(|p| {
         for c in p {
