@@ -151,6 +151,9 @@ impl FdState {
     pub const SPLIT: u64 = bit(43);
     /// The last response left in one write: the next one goes as the program writes it.
     pub const ONE_WRITE: u64 = bit(44);
+    /// A held response left with the FIN of the program's shutdown(): a read after it shows a
+    /// program that waits for its client's close (a lingering close).
+    pub const FIN_RODE: u64 = bit(45);
 
     /// Flags an accepted socket takes from its listener.
     pub const INHERITED: u64 = Self::CORK

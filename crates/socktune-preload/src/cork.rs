@@ -12,7 +12,10 @@
 //! that completes the length an HTTP/1 head declared on a connection that stays open
 //! ([`framing`]): nothing of that response is left to wait for, so the next read's push would
 //! only cost a call and a wait. A response that closes its connection is held until the close,
-//! so that the FIN rides on it, as a hand-tuned server's corked close does.
+//! so that the FIN rides on it, as a hand-tuned server's corked close does; except in a program
+//! seen to wait for its client's close after its shutdown (gunicorn's and Apache's lingering
+//! close), where a response of a declared length leaves at the write that completes it: that
+//! program would otherwise wait for its own hold.
 
 use crate::fdtable::{self, Slot};
 use crate::log::debug;
@@ -23,7 +26,7 @@ use socktune_core::framing;
 use socktune_core::policy::{self, CloseAction, ShutdownAction, ThreadBoundary};
 use socktune_core::state::FdState;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
 
 /// How one write of a response goes out.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
@@ -101,7 +104,8 @@ pub fn after_write(fd: c_int, slot: Slot, accepted: &[u8]) {
     if !slot.take_head_unread() {
         return;
     }
-    let Some(declared) = framing::declared(accepted).filter(|d| !d.closes) else {
+    let Some(declared) = framing::declared(accepted).filter(|d| !d.closes || LINGERS.load(SeqCst))
+    else {
         return;
     };
     slot.set_response_end(declared.len);
@@ -337,8 +341,17 @@ fn flush(fd: c_int, slot: Slot, why: &str) {
     }
 }
 
+/// The program read a connection whose response rode on the FIN of its shutdown: it waits for
+/// its client's close, which now came a hold later than the program's last write.
+static LINGERS: AtomicBool = AtomicBool::new(false);
+
 /// Before a read-family call: the program turns to read, so the response is complete.
 pub fn before_read(fd: c_int, slot: Slot, state: FdState) {
+    if state.has(FdState::FIN_RODE) && !LINGERS.swap(true, SeqCst) {
+        crate::log::info!(
+            "fd {fd}: the program waits for its client's close after shutdown (lingering close): a response of a declared length leaves at its last write from now on"
+        );
+    }
     if slot.take_held() {
         release(fd, slot, "the program reads");
     } else if state.has(FdState::IN_RESPONSE) {
@@ -389,6 +402,7 @@ pub fn before_shutdown(fd: c_int, slot: Slot, how: c_int) {
         ShutdownAction::PushFirst => flush(fd, slot, "read-side shutdown"),
         ShutdownAction::RideFin => {
             if slot.take_held() {
+                slot.set(FdState::FIN_RODE);
                 debug!("fd {fd}: response leaves with the FIN (shutdown)");
             }
         }
