@@ -173,7 +173,7 @@ def combine(recs):
     out = {k: recs[0][k] for k in ("program", "column")}
     out.update(ok=all(r["ok"] for r in recs), problems=list(dict.fromkeys(p for r in recs for p in r["problems"])),
                rounds=len(recs), **{key + "_rounds": [r.get(key) for r in recs]
-                                    for key in ("p50_ms", "packets_per_request", "req_s")})
+                                    for key in ("p50_ms", "packets_per_request", "req_s", "max_ms")})
     for key in ("p50_ms", "p99_ms", "req_s", "packets_per_request", "first_ms", "max_ms", "syn_data", "conns"):
         value = median(recs, key)
         if value is not None:

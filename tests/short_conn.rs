@@ -96,7 +96,7 @@ fn a_response_shut_down_before_the_handshake_completes_leaves_at_once() {
 /// load that cost gunicorn a quarter of its requests/s. Such a server is seen by its read after
 /// the shutdown, and from its next connection on a response of a declared length leaves at its
 /// last write. A server that closes at once keeps the FIN riding on the response. Each server
-/// works 30 ms between its last write and its shutdown, so that a FIN that rode on the response
+/// works 100 ms between its last write and its shutdown, so that a FIN that rode on the response
 /// shows as a FIN there by the response's last byte.
 #[test]
 fn a_lingering_server_gets_its_response_out_before_its_shutdown() {
@@ -111,8 +111,8 @@ fn a_lingering_server_gets_its_response_out_before_its_shutdown() {
             s
         }
     };
-    let lingering = "python3 {progs}/lingering_server.py 127.0.0.1 {port} 30";
-    let at_once = "python3 {progs}/lingering_server.py 127.0.0.1 {port} 30 at-once";
+    let lingering = "python3 {progs}/lingering_server.py 127.0.0.1 {port} 100";
+    let at_once = "python3 {progs}/lingering_server.py 127.0.0.1 {port} 100 at-once";
     let runs = run_all(&[
         run("lingering, untuned", lingering, false),
         run("lingering, cork", lingering, true),
@@ -130,7 +130,7 @@ fn a_lingering_server_gets_its_response_out_before_its_shutdown() {
     check(
         fins(&runs[0]) == "0".repeat(N),
         &runs[0],
-        "untuned: the FIN comes 30 ms after the response",
+        "untuned: the FIN comes 100 ms after the response",
     );
     check(
         fins(&runs[1]) == format!("1{}", "0".repeat(N - 1)),

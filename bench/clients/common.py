@@ -19,10 +19,10 @@ def tcpext(name):
 
 
 def summary(lat_ms, seconds, **fields):
-    """The result line: fields, then p50/p99 of lat_ms and the request rate over `seconds`."""
+    """The result line: fields, then p50/p99/max of lat_ms and the request rate over `seconds`."""
     s = sorted(lat_ms)
     fields.update(p50_ms="%.3f" % s[len(s) // 2], p99_ms="%.3f" % s[min(len(s) - 1, int(len(s) * 0.99))],
-                  req_s="%.1f" % (len(s) / seconds))
+                  max_ms="%.3f" % s[-1], req_s="%.1f" % (len(s) / seconds))
     print(" ".join("%s=%s" % kv for kv in fields.items()), flush=True)
 
 

@@ -9,7 +9,7 @@ PER_CONN operations (login, greeting and all). WARM (default 1) unmeasured warm-
 first, each on its own connection (the first stores the value, and fetches the Fast Open cookie):
 2 for a forking server-speaks-first program, whose first two connections pay under defer-accept. Latency is per operation,
 including its connect when it opens one. Prints the fields of common.summary, plus first_ms (the
-warm-ups, connects included: what a server-speaks-first program pays under defer-accept) and max_ms.
+warm-ups, connects included: what a server-speaks-first program pays under defer-accept).
 With SECONDS it stops early, after the first operation that ends past SECONDS of measuring.
 With BENCH_TURNS it measures in turns with a twin (common.Turns).
 """
@@ -217,7 +217,7 @@ def main():
         fail("operation %d: %s: %s" % (len(lat) + 1, type(e).__name__, e))
     elapsed = turns.stop()
     summary(lat, elapsed, requests=len(lat), requests_total=len(lat) + warm_conns, conns=conns,
-            syn_data=tcpext("TCPFastOpenActive") - tfo0, first_ms="%.3f" % first_ms, max_ms="%.3f" % max(lat))
+            syn_data=tcpext("TCPFastOpenActive") - tfo0, first_ms="%.3f" % first_ms)
 
 
 main()
