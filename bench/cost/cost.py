@@ -56,7 +56,6 @@ import tools  # noqa: E402
 
 PORT = 8090
 CORK = ["SOCKTUNE_CORK=1"]
-QUICKACK_TOO = CORK + ["SOCKTUNE_QUICKACK=0"]
 PROGS = os.path.join(REPO, "tests", "progs")
 APPS = os.path.join(REPO, "bench", "apps")
 KA_CLIENT = [sys.executable, os.path.join(PROGS, "ka_client.py"), "127.0.0.1", str(PORT)]
@@ -205,26 +204,25 @@ def thread_ids(pid, comm):
     return tids
 
 
-# The servers whose calls are counted, with the settings (cork, unless said): keep-alive
-# responses, then http.server under quickack-off too, then a connection per request (the shim's
-# calls at accept, shutdown and close).
-CALLS = [(name, False, CORK) for name in ("http.server", "already tuned", "nginx untuned", "Node.js")] + [
-    ("http.server", False, QUICKACK_TOO), ("gunicorn", True, CORK), ("http.server", True, CORK)]
+# The servers whose calls are counted, and any setting beside cork: keep-alive responses, then
+# http.server under quickack-off too, then a connection per request (the shim's calls at accept,
+# shutdown and close).
+CALLS = [(name, False, []) for name in ("http.server", "already tuned", "nginx untuned", "Node.js")] + [
+    ("http.server", False, ["SOCKTUNE_QUICKACK=0"]), ("gunicorn", True, []), ("http.server", True, [])]
 
 
 def calls(args):
     """setsockopt and all system calls the shim adds per response, per server."""
     res = {}
-    for server, per_connection, settings in CALLS:
+    for server, per_connection, also in CALLS:
         if per_connection:  # http.server takes ~250 ms to end each connection, with or without the shim
             small, big = (10, 30) if args.smoke else (100, 300)
         else:
             small, big = (50, 150) if args.smoke else (200, 1000)
-        name = server + (", a connection per request" if per_connection else "") + (
-            ", and SOCKTUNE_QUICKACK=0" if settings is QUICKACK_TOO else "")
+        name = server + (", a connection per request" if per_connection else "") + "".join(", and " + setting for setting in also)
         per = {}
         for shim in (False, True):
-            a, b = (strace_counts(args, server, settings if shim else None, n, per_connection) for n in (small, big))
+            a, b = (strace_counts(args, server, CORK + also if shim else None, n, per_connection) for n in (small, big))
             per[shim] = {k: (b.get(k, 0) - a.get(k, 0)) / (big - small) for k in set(a) | set(b)}
         added_set = per[True].get("setsockopt", 0) - per[False].get("setsockopt", 0)
         added_all = sum(per[True].values()) - sum(per[False].values())

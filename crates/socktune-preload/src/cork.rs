@@ -18,7 +18,7 @@
 //! program would otherwise wait for its own hold.
 
 use crate::fdtable::{self, Slot};
-use crate::log::debug;
+use crate::log::{debug, info};
 use crate::settings::config;
 use crate::{errno, flusher, guard, real, sys, track};
 use libc::{c_int, c_void, msghdr, ssize_t};
@@ -129,7 +129,7 @@ thread_local! {
 fn no_flusher() {
     static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if !SAID.swap(true, SeqCst) {
-        crate::log::info!(
+        info!(
             "the flusher thread cannot be started (RLIMIT_NPROC?): writes go as written, except in event loops"
         );
     }
@@ -348,7 +348,7 @@ static LINGERS: AtomicBool = AtomicBool::new(false);
 /// Before a read-family call: the program turns to read, so the response is complete.
 pub fn before_read(fd: c_int, slot: Slot, state: FdState) {
     if state.has(FdState::FIN_RODE) && !LINGERS.swap(true, SeqCst) {
-        crate::log::info!(
+        info!(
             "fd {fd}: the program waits for its client's close after shutdown (lingering close): a response of a declared length leaves at its last write from now on"
         );
     }
