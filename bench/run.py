@@ -123,19 +123,20 @@ def run_cell(lib, work, logs, server, client, config, n, secs):
 
 
 def run_harness(lib, work, logs, name, server_cmd, client_cmd, settings, shimmed, client="", log_error=LOG_ERROR,
-                extra_env=None):
+                extra_env=None, rps=False):
     """Runs tests/harness/netns.py once: server_cmd and client_cmd with settings = (server's,
     client's), under the shim if shimmed. Returns (record, the harness's fields): the record has
     seconds, ok, problems and note (a log line matching log_error, or a failed client, is a
     problem) and the client's measures. A run with a problem or a note leaves its server and
-    harness logs in `logs`, named after name. extra_env goes to the harness, server and client."""
+    harness logs in `logs`, named after name. extra_env goes to the harness, server and client;
+    rps steers loopback by connection (the harness's --rps)."""
     srv_env, cli_env = settings
     log = os.path.join(work, "server.log")
     open(log, "w").close()
     # The server's stderr goes to a file of ours so that every line of it can be checked.
     wrapped = "sh -c 'exec \"$@\" 2>>\"$0\"' %s %s" % (shlex.quote(log), server_cmd)
     argv = [sys.executable, HARNESS, "--lib", lib, "--tfo", "3", "--port", str(PORT),
-            "--server", wrapped, "--client", client_cmd, "--timeout", "120"]
+            "--server", wrapped, "--client", client_cmd, "--timeout", "120"] + (["--rps"] if rps else [])
     for flag, shim, env in (("--srv", "--srv-shim", srv_env), ("--cli", "--cli-shim", cli_env)):
         if shimmed and (env or flag == "--srv"):
             argv.append(shim)

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Run one server + client scenario in a private network namespace and print one result line.
 
-usage: netns.py --client CMD [--server CMD] [--port P] [--tfo [BITS]] [--lib PATH]
+usage: netns.py --client CMD [--server CMD] [--port P] [--tfo [BITS]] [--rps] [--lib PATH]
                 [--srv-shim] [--srv-env K=V ...] [--cli-shim] [--cli-env K=V ...]
                 [--settle S] [--timeout S] [--trace]
 
-Inside `unshare -n`, with only loopback up: optionally sets net.ipv4.tcp_fastopen=3 (per
-namespace), starts the server (under LD_PRELOAD=lib and its SOCKTUNE_* env if --srv-shim), waits
-for its port to be listening, runs the client (same for --cli-shim), and always kills the server.
+Inside `unshare -n` (and -m with --rps), with only loopback up: optionally sets
+net.ipv4.tcp_fastopen=3 (per namespace) and RPS on lo (below), starts the server (under
+LD_PRELOAD=lib and its SOCKTUNE_* env if --srv-shim), waits for its port to be listening, runs
+the client (same for --cli-shim), and always kills the server.
 Commands are shell-like strings; {port}, {www} (a directory holding f100, 100 bytes "x", and
 the BIG_FILES below) and {progs} (tests/progs) are substituted.
 
@@ -19,6 +20,16 @@ stdout: exactly one line of key=value pairs:
 stderr: the server's and client's stderr, prefixed; with --trace, the packets (needs tcpdump).
 Exit status 2 on a setup failure (no namespace, a program or tool missing, server never
 listened), else 0. It installs nothing: scripts/setup.sh installs every tool the tests use.
+
+Why --rps: on plain loopback a packet joins the backlog of the CPU that sent it, so two packets
+of one connection sent from two CPUs can arrive in either order. A Fast Open server's SYN-ACK
+(sent in the softirq that took the SYN) and its reply (sent by the server's thread) then race: a
+reply that arrives first finds the client in SYN_SENT, which drops it (drop reason TCP_FLAGS),
+and it is retransmitted about 200 ms later. That happens without socktune too. With every CPU in
+lo's rps_cpus, each flow's packets are steered by its hash to one CPU's backlog, and keep their
+order, as on one wire; a private sysfs (hence -m) shows the namespace's own lo. It is not the
+default: receiving on another CPU changes how ACKs coalesce, and an untuned two-send answer then
+takes 10-12 packets instead of a steady 12, which the packet-counting tests compare against.
 
 Why ns_segs is exact: both ends live in this namespace and loopback loses nothing, so every
 segment either end sends is received once here, and the kernel's Tcp InSegs counter
@@ -59,6 +70,8 @@ def parse_args(argv):
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--tfo", nargs="?", const="3", default=None,
                    help="sysctl net.ipv4.tcp_fastopen=BITS (default 3) in the namespace; a new one starts at 1")
+    p.add_argument("--rps", action="store_true",
+                   help="steer each connection on lo to one CPU (RPS), so that it keeps its order (see above)")
     p.add_argument("--lib", help="path of libsocktune.so, needed by --srv-shim/--cli-shim")
     p.add_argument("--srv-shim", action="store_true")
     p.add_argument("--srv-env", action="append", default=[], metavar="K=V")
@@ -133,13 +146,28 @@ def start_trace(port, pcap):
     return proc
 
 
-def setup_namespace(tfo):
+def setup_namespace(tfo, rps=False):
+    """Loopback up, and Fast Open's sysctl set; with rps, RPS on lo (needs a mount namespace too)."""
     try:
         up = subprocess.run(["ip", "link", "set", "lo", "up"], capture_output=True, text=True, timeout=30)
         if up.returncode:
             die("ip link set lo up: " + up.stderr.strip())
     except OSError as e:
         die("cannot run ip (Debian package iproute2): %s; run: bash scripts/setup.sh" % e)
+    if rps:
+        # This mount namespace's own sysfs shows this network namespace's lo.
+        mount = subprocess.run(["mount", "-t", "sysfs", "sysfs", "/sys"], capture_output=True, text=True, timeout=30)
+        if mount.returncode:
+            die("mount -t sysfs: " + mount.stderr.strip())
+        mask = sum(1 << cpu for cpu in os.sched_getaffinity(0))
+        groups = []  # the kernel's bitmap format: 32-bit hex groups, highest first, comma-separated
+        while True:
+            groups.insert(0, "%08x" % (mask & 0xFFFFFFFF))
+            mask >>= 32
+            if not mask:
+                break
+        with open("/sys/class/net/lo/queues/rx-0/rps_cpus", "w") as f:
+            f.write(",".join(groups))
     if tfo is not None:
         with open("/proc/sys/net/ipv4/tcp_fastopen", "w") as f:
             f.write(tfo)
@@ -210,7 +238,7 @@ def scenario(args, work):
 
 
 def run(args):
-    setup_namespace(args.tfo)
+    setup_namespace(args.tfo, args.rps)
     work = tempfile.mkdtemp(prefix="socktune-netns-")
     try:
         res = scenario(args, work)
@@ -252,7 +280,7 @@ def main():
     if problem:
         die("`unshare -n` failed (these scenarios need root, or CAP_SYS_ADMIN, for a private "
             "network namespace): " + problem)
-    os.execvp("unshare", ["unshare", "-n", sys.executable, os.path.abspath(__file__), "--inside"] + sys.argv[1:])
+    os.execvp("unshare", ["unshare", "-n"] + (["-m"] if args.rps else []) + [sys.executable, os.path.abspath(__file__), "--inside"] + sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ Checks, without sending any traffic:
     most --backlog can give), net.core.wmem_max and rmem_max (the most --sndbuf and --rcvbuf
     can give) and net.ipv4.tcp_allowed_congestion_control (what --congestion may name); all
     are per network namespace;
+  - with Fast Open set, whether lo steers each connection to one CPU (RPS): without it a
+    server's reply to a client on the same host can overtake its SYN-ACK and wait ~200 ms;
   - the rules of SOCKTUNE_CONFIG, as the library understands them;
   - CMD, if given: found on PATH, #! scripts followed to their interpreter (`#!/usr/bin/env X`
     to X on PATH), a version manager's shim (pyenv, rbenv, nodenv, goenv, jenv) to the
@@ -127,6 +129,9 @@ pub fn doctor(args: Vec<String>) -> Result<i32, Fail> {
     let cfg = check_environment(&mut f, cmd.as_deref());
     check_kernel(&mut f, &cfg);
     check_sysctls(&mut f);
+    if cfg.fastopen.is_some() || cfg.fastopen_connect {
+        check_loopback_order(&mut f);
+    }
     if let Some(cmd) = cmd {
         let lib_elf = lib.as_deref().and_then(|l| elf::read(l).ok().flatten());
         check_command(&mut f, &cmd, lib_elf.as_ref());
@@ -652,6 +657,28 @@ fn check_sysctls(f: &mut Findings) {
             ),
         ),
         (None, _) => f.add(Tag::Warn, format!("{allowed}: cannot be read")),
+    }
+}
+
+/// Plain loopback queues a packet on the sending CPU, so a Fast Open server's reply can overtake
+/// its SYN-ACK; the client drops it and waits about 200 ms for the retransmission (bench/README.md).
+fn check_loopback_order(f: &mut Findings) {
+    const RPS: &str = "/sys/class/net/lo/queues/rx-0/rps_cpus";
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let Ok(mask) = std::fs::read_to_string(RPS) else {
+        return;
+    };
+    if cpus > 1 && mask.trim().chars().all(|c| matches!(c, '0' | ',')) {
+        f.add(
+            Tag::Note,
+            format!(
+                "loopback: {RPS} is {}, so with {cpus} CPUs a Fast Open server's reply can reach a \
+                 client on this host before its SYN-ACK, be dropped and come again ~200 ms later (the \
+                 kernel's, without socktune too); writing {:x} there keeps each connection in order",
+                mask.trim(),
+                (1u64 << cpus.min(63)) - 1
+            ),
+        );
     }
 }
 
