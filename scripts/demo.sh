@@ -68,3 +68,11 @@ cat <<EOF
 SOCKTUNE_DEFER_ACCEPT=5, client SOCKTUNE_QUICKACK=0 SOCKTUNE_FASTOPEN_CONNECT=1, and
 net.ipv4.tcp_fastopen=3 in the namespace. Requests riding in the SYN: $(field "$short_all" syn_data | tr -cd 1 | wc -c) of 200.
 EOF
+# Where a 200 ms stall shows, name the kernel's loopback Fast Open reorder, seen without the shim too.
+if awk -v p="$(field "$short_all" p99_ms)" 'BEGIN { exit !(p > 150) }'; then
+    cat <<EOF
+The last row's p99 is above 150 ms. On loopback the kernel can deliver a Fast Open reply before
+its SYN-ACK; the client drops it, and it comes again 200 ms later, with or without socktune
+(docs/behaviours.md, "Fast Open on loopback"; socktune doctor says how to steer lo).
+EOF
+fi

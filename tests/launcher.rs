@@ -445,6 +445,51 @@ fn doctor_reports_the_library_the_kernel_and_the_sysctls() {
     );
 }
 
+/// With Fast Open set and an unsteered lo, doctor says how to keep loopback connections in
+/// order; once lo has RPS on every CPU, or with no Fast Open set, it says nothing of it.
+#[test]
+fn doctor_notes_an_unsteered_loopback_under_fast_open() {
+    needs_root!(
+        "runs socktune doctor in private network and mount namespaces, to set lo's RPS there"
+    );
+    lib();
+    let doctor_with = |rps_cpus: &str, env: &[&str]| {
+        let steer =
+            "mount -t sysfs sysfs /sys && echo $1 > /sys/class/net/lo/queues/rx-0/rps_cpus \
+                     && shift && exec \"$@\"";
+        let mut unshare = clean("unshare");
+        unshare
+            .args(["-n", "-m", "sh", "-c", steer, "sh", rps_cpus, "env"])
+            .args(env)
+            .arg(launcher())
+            .arg("doctor");
+        let out = run_bounded(&mut unshare, LIMIT);
+        assert!(out.status.success(), "{}", describe(&out));
+        text(&out.stdout)
+    };
+    let cpus = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(32);
+    let every_cpu = format!("{:x}", (1u64 << cpus) - 1);
+    let note = "note  loopback: /sys/class/net/lo/queues/rx-0/rps_cpus is 0";
+    let out = doctor_with("0", &["SOCKTUNE_FASTOPEN=256"]);
+    assert_eq!(out.contains(note), cpus > 1, "{out}");
+    if cpus > 1 {
+        assert!(
+            out.contains(&format!(
+                "writing {every_cpu} there keeps each connection in order"
+            )),
+            "{out}"
+        );
+    }
+    let out = doctor_with("0", &["SOCKTUNE_FASTOPEN_CONNECT=1"]);
+    assert_eq!(out.contains(note), cpus > 1, "{out}");
+    let out = doctor_with(&every_cpu, &["SOCKTUNE_FASTOPEN=256"]);
+    assert!(!out.contains("note  loopback:"), "{out}");
+    let out = doctor_with("0", &["SOCKTUNE_CORK=1"]);
+    assert!(!out.contains("note  loopback:"), "{out}");
+}
+
 #[test]
 fn doctor_sees_what_blocks_a_command() {
     needs_root!("runs socktune doctor in a private network namespace, on a setuid file");
