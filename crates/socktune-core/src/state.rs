@@ -151,9 +151,12 @@ impl FdState {
     pub const SPLIT: u64 = bit(43);
     /// The last response left in one write: the next one goes as the program writes it.
     pub const ONE_WRITE: u64 = bit(44);
-    /// A held response left with the FIN of the program's shutdown(): a read after it shows a
-    /// program that waits for its client's close (a lingering close).
-    pub const FIN_RODE: u64 = bit(45);
+    /// The current response is a server's that closes its connection after it (HTTP/1.0, or
+    /// `Connection: close`) and declared its length.
+    pub const CLOSING: u64 = bit(45);
+    /// The shim sent the FIN with that response's last write: the program's own shutdown and
+    /// close come after it.
+    pub const FIN_SENT: u64 = bit(46);
 
     /// Flags an accepted socket takes from its listener.
     pub const INHERITED: u64 = Self::CORK
@@ -280,7 +283,7 @@ impl FdState {
         } else {
             learned
         };
-        ended.without(Self::IN_RESPONSE | Self::SPLIT)
+        ended.without(Self::IN_RESPONSE | Self::SPLIT | Self::CLOSING)
     }
 }
 

@@ -10,6 +10,7 @@ use crate::fdtable::{self, Slot};
 use crate::{armed, cork, own_options, quickack, settings, setup, stats, sys};
 use socktune_core::config;
 use socktune_core::state::{FdState, Kind};
+use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -92,8 +93,11 @@ fn unsent(fd: i32) -> i32 {
 
 /// One write of a response, made as the write hook makes it.
 fn write_part(a: &Accepted, data: &[u8], gathered: bool) -> cork::WriteAs {
-    let fd = a.server.as_raw_fd();
-    let how = cork::before_write(fd, a.slot, data.len(), gathered, true);
+    write_to(a.server.as_raw_fd(), a.slot, data, gathered)
+}
+
+fn write_to(fd: i32, slot: Slot, data: &[u8], gathered: bool) -> cork::WriteAs {
+    let how = cork::before_write(fd, slot, data.len(), gathered, true);
     let iov = libc::iovec {
         iov_base: data.as_ptr() as *mut libc::c_void,
         iov_len: data.len(),
@@ -104,17 +108,17 @@ fn write_part(a: &Accepted, data: &[u8], gathered: bool) -> cork::WriteAs {
         msg.msg_iov = (&iov as *const libc::iovec).cast_mut();
         msg.msg_iovlen = 1;
         // SAFETY: the message describes `data`, which outlives the call.
-        unsafe { cork::send_held(fd, a.slot, msg, 0) }.expect("a TCP socket takes it")
+        unsafe { cork::send_held(fd, slot, msg, 0) }.expect("a TCP socket takes it")
     } else {
         // SAFETY: writes `data` to our own socket.
         let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
         if how == cork::WriteAs::Pushing {
-            cork::after_pushing_write(fd, a.slot, n);
+            cork::after_pushing_write(fd, slot, n);
         }
         n
     };
     assert_eq!(n, data.len() as isize);
-    cork::after_write(fd, a.slot, data);
+    cork::after_write(fd, slot, data, true);
     how
 }
 
@@ -172,6 +176,60 @@ fn the_write_that_completes_an_http_response_s_declared_length_leaves_at_once() 
     assert_eq!(write_part(&a, whole, false), cork::WriteAs::Held);
     assert_eq!(unsent(fd), 0, "the whole response left after the write");
     assert!(!a.slot.is_held());
+}
+
+/// A server's response that closes its connection rides on the FIN. On the first connection of a
+/// port it is held until the program's close; once the port's program was seen to close right
+/// after such a response, the next one leaves with its FIN at its last write, so that its client
+/// has it whole without waiting for the program's close. A write past the end unlearns it.
+#[test]
+fn a_closing_response_leaves_with_its_fin_once_its_program_is_seen_to_close_after_it() {
+    let a = accepted();
+    let head = b"HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\n";
+    let respond = |fd: i32, slot: Slot| {
+        write_to(fd, slot, head, false);
+        assert!(unsent(fd) > 0, "the head waits for its body");
+        write_to(fd, slot, b"body", false);
+    };
+    let next = || {
+        let client = TcpStream::connect(a.listener.local_addr().unwrap()).unwrap();
+        let (server, _) = a.listener.accept().unwrap();
+        setup::accepted(a.listener.as_raw_fd(), server.as_raw_fd());
+        let slot = fdtable::lookup(server.as_raw_fd()).unwrap();
+        (client, server, slot)
+    };
+    let fd = a.server.as_raw_fd();
+    respond(fd, a.slot);
+    assert!(
+        unsent(fd) > 0,
+        "the port's first closing response waits for the close"
+    );
+    assert!(!a.slot.load().has(FdState::FIN_SENT));
+    cork::before_close(fd, a.slot, a.slot.load());
+    a.slot.clear();
+
+    let (mut client, server, slot) = next();
+    let fd = server.as_raw_fd();
+    respond(fd, slot);
+    assert_eq!(unsent(fd), 0, "the response left at its last write");
+    assert!(slot.load().has(FdState::FIN_SENT) && !slot.is_held());
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut got = Vec::new();
+    client
+        .read_to_end(&mut got)
+        .expect("the FIN came with the response");
+    assert_eq!(got, [&head[..], b"body"].concat());
+    // The program writes past the end it declared: the next response waits for its close.
+    cork::wrote_after_fin(fd, slot.load());
+    slot.clear();
+    let (_client, server, slot) = next();
+    let fd = server.as_raw_fd();
+    respond(fd, slot);
+    assert!(unsent(fd) > 0 && !slot.load().has(FdState::FIN_SENT));
+    slot.take_held();
+    slot.clear();
 }
 
 #[test]

@@ -11,11 +11,13 @@
 //! MSG_MORE (sendfile), which pushes what the response held before it by itself, and the write
 //! that completes the length an HTTP/1 head declared on a connection that stays open
 //! ([`framing`]): nothing of that response is left to wait for, so the next read's push would
-//! only cost a call and a wait. A response that closes its connection is held until the close,
-//! so that the FIN rides on it, as a hand-tuned server's corked close does; except in a program
-//! seen to wait for its client's close after its shutdown (gunicorn's and Apache's lingering
-//! close), where a response of a declared length leaves at the write that completes it: that
-//! program would otherwise wait for its own hold.
+//! only cost a call and a wait. A server's response that closes its connection rides on the FIN,
+//! as a hand-tuned server's corked close does. On a port whose program was seen to close (or
+//! shut down) right after such a response's last write, the shim sends that FIN itself with the
+//! last write ([`FdState::FIN_SENT`]): the client has all of it at once, instead of after the
+//! work a Perl or Python server does between its last write and its close (30 µs a connection
+//! for plackup, a tenth of its requests/s). The first connection on a port is held until its
+//! close, and shows it.
 
 use crate::fdtable::{self, Slot};
 use crate::log::{debug, info};
@@ -24,7 +26,7 @@ use crate::{errno, flusher, guard, real, sys, track};
 use libc::{c_int, c_void, msghdr, ssize_t};
 use socktune_core::framing;
 use socktune_core::policy::{self, CloseAction, ShutdownAction, ThreadBoundary};
-use socktune_core::state::FdState;
+use socktune_core::state::{FdState, Kind};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
 
@@ -39,6 +41,8 @@ pub enum WriteAs {
     Pushing,
     /// With MSG_MORE, held until the response's boundary ([`send_held`]).
     Held,
+    /// Not at all: it comes after the FIN the shim sent ([`wrote_after_fin`]).
+    Dropped,
 }
 
 /// Before a write-family call of `len` bytes on a connection we cork. `gathered`: the call hands
@@ -50,7 +54,8 @@ pub fn before_write(fd: c_int, slot: Slot, len: usize, gathered: bool, can_hold:
         slot.mark_head_unread();
     }
     let total = slot.add_response_bytes(len);
-    let complete = slot.response_complete(total);
+    // A closing response's last write goes held, for the FIN to ride on it.
+    let complete = slot.response_complete(total) && !before.has(FdState::CLOSING);
     let past_mss = || total >= policy::MIN_MSS && policy::past_one_segment(total, mss(fd, slot));
     let port_learned = !before.has(FdState::ENDED_RESPONSE) && port_writes_whole(before.port());
     let held = slot.is_held();
@@ -95,27 +100,78 @@ pub fn before_write(fd: c_int, slot: Slot, len: usize, gathered: bool, can_hold:
     WriteAs::Held
 }
 
-/// After a write the kernel took, of which `accepted` is what it took of the first buffer: the
-/// first write of a response says what length its HTTP/1 head declares ([`framing`]). Read only
-/// once the kernel has taken the bytes, so that a program's bad buffer gets its EFAULT from the
-/// kernel, as without the shim, never a fault in the shim. A first write that is the whole
-/// response leaves at once if it was held.
-pub fn after_write(fd: c_int, slot: Slot, accepted: &[u8]) {
-    if !slot.take_head_unread() {
-        return;
+/// After a write the kernel took, of which `accepted` is what it took of the first buffer
+/// (`whole`: it took all of the write): the first write of a response says what length its
+/// HTTP/1 head declares ([`framing`]). Read only once the kernel has taken the bytes, so that a
+/// program's bad buffer gets its EFAULT from the kernel, as without the shim, never a fault in
+/// the shim. A first write that is the whole response leaves at once if it was held; a closing
+/// one leaves with its FIN where the port's program closes right after.
+pub fn after_write(fd: c_int, slot: Slot, accepted: &[u8], whole: bool) {
+    if slot.take_head_unread() {
+        read_head(fd, slot, accepted);
     }
-    let Some(declared) = framing::declared(accepted).filter(|d| !d.closes || LINGERS.load(SeqCst))
-    else {
+    let state = slot.load();
+    if whole
+        && state.has(FdState::CLOSING)
+        && slot.response_complete(slot.response_bytes())
+        && CLOSES_AT_END.recalls(state.port())
+    {
+        send_fin(fd, slot, state);
+    }
+}
+
+fn read_head(fd: c_int, slot: Slot, accepted: &[u8]) {
+    let Some(declared) = framing::declared(accepted) else {
         return;
     };
+    let closing = declared.closes;
+    if closing && slot.load().kind() != Kind::Server {
+        return; // a client's HTTP/1.0 request: its connection stays open for the response
+    }
     slot.set_response_end(declared.len);
-    if slot.response_complete(slot.response_bytes()) {
+    if closing {
+        slot.set(FdState::CLOSING);
+    } else if slot.response_complete(slot.response_bytes()) {
         if slot.take_held() {
             release(fd, slot, "the response is as long as its head said");
         } else {
             response_ended(slot);
         }
     }
+}
+
+/// The held, closing response is complete on a port whose program closes right after: the FIN
+/// leaves with it now. Not where the socket may live on elsewhere (a shared one), where the
+/// program asked for a reset (SO_LINGER), or where TCP_CORK holds it for a handshake's ACK.
+fn send_fin(fd: c_int, slot: Slot, state: FdState) {
+    if state.has(FdState::SHARED | FdState::LINGER | FdState::CORKED) || !slot.take_held() {
+        return;
+    }
+    response_ended(slot);
+    if sys::shutdown_write(fd) {
+        slot.set(FdState::FIN_SENT);
+        debug!("fd {fd}: the closing response is complete: it leaves with its FIN");
+    } else if let Err(e) = push(fd, slot) {
+        track::forget_if_gone(slot, e);
+    }
+}
+
+/// Whether the connection holds a closing response, whole and with nothing past its end: what
+/// its close (or shutdown) would say of the program, for [`CLOSES_AT_END`].
+fn holds_whole_closing(slot: Slot, state: FdState) -> bool {
+    state.has(FdState::CLOSING) && slot.response_exact()
+}
+
+/// A write after the FIN that the shim sent: the program wrote past the length its response
+/// declared. The kernel would refuse it (EPIPE, SIGPIPE), where without the shim it would have
+/// been sent after a response the client had read whole: it is taken and dropped, and this
+/// port's responses wait for their close again.
+pub fn wrote_after_fin(fd: c_int, state: FdState) {
+    CLOSES_AT_END.remember(state.port(), false);
+    info!(
+        "fd {fd}: the program wrote past the end of its closing response, after the FIN left with it: port {}'s responses keep their FIN for the close from now on",
+        state.port()
+    );
 }
 
 thread_local! {
@@ -127,7 +183,7 @@ thread_local! {
 
 /// Says once per process that the flusher thread could not be started.
 fn no_flusher() {
-    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    static SAID: AtomicBool = AtomicBool::new(false);
     if !SAID.swap(true, SeqCst) {
         info!(
             "the flusher thread cannot be started (RLIMIT_NPROC?): writes go as written, except in event loops"
@@ -294,33 +350,52 @@ fn response_ended(slot: Slot) {
     let (before, after) = slot.update(FdState::response_ended);
     slot.response_bytes_ended();
     if before.has(FdState::IN_RESPONSE) {
-        remember_for_port(after.port(), after.has(FdState::ONE_WRITE));
+        WRITES_WHOLE.remember(after.port(), after.has(FdState::ONE_WRITE));
     }
 }
 
-/// What the last response that ended on a port showed (port << 1 | one write), in a small
-/// table indexed by port: a new connection on a listener, or to a server, starts from it.
-static BY_PORT: [AtomicU32; 64] = [const { AtomicU32::new(0) }; 64];
+/// What the last connection on a port showed of one habit (port << 1 | shown), in a small table
+/// indexed by port: a new connection on a listener, or to a server, starts from it.
+struct PortMemo([AtomicU32; 64]);
 
-fn port_entry(port: u16) -> &'static AtomicU32 {
-    &BY_PORT[usize::from(port) % BY_PORT.len()]
-}
+impl PortMemo {
+    const fn new() -> PortMemo {
+        PortMemo([const { AtomicU32::new(0) }; 64])
+    }
 
-fn remember_for_port(port: u16, one_write: bool) {
-    let word = u32::from(port) << 1 | u32::from(one_write);
-    if port_entry(port).load(SeqCst) != word {
-        port_entry(port).store(word, SeqCst);
+    fn entry(&self, port: u16) -> &AtomicU32 {
+        &self.0[usize::from(port) % self.0.len()]
+    }
+
+    fn remember(&self, port: u16, shown: bool) {
+        let word = u32::from(port) << 1 | u32::from(shown);
+        if self.entry(port).load(SeqCst) != word {
+            self.entry(port).store(word, SeqCst);
+        }
+    }
+
+    fn recalls(&self, port: u16) -> bool {
+        self.entry(port).load(SeqCst) == u32::from(port) << 1 | 1
     }
 }
+
+/// The last response that ended on the port left in one write.
+static WRITES_WHOLE: PortMemo = PortMemo::new();
+/// The program closed, or shut down, a connection on the port that still held the whole of a
+/// closing response and nothing past its end (no read, wait or other write came between), and
+/// has written nothing past the end of one since: it closes right after such a response.
+static CLOSES_AT_END: PortMemo = PortMemo::new();
 
 /// Tests reuse ports that the kernel hands out again: each starts with nothing learned.
 #[cfg(test)]
 pub fn forget_ports() {
-    BY_PORT.iter().for_each(|p| p.store(0, SeqCst));
+    for memo in [&WRITES_WHOLE, &CLOSES_AT_END] {
+        memo.0.iter().for_each(|p| p.store(0, SeqCst));
+    }
 }
 
 fn port_writes_whole(port: u16) -> bool {
-    port_entry(port).load(SeqCst) == u32::from(port) << 1 | 1
+    WRITES_WHOLE.recalls(port)
 }
 
 /// Pushes what our MSG_MORE writes hold on the fd, whose hold the caller has claimed: the
@@ -341,17 +416,8 @@ fn flush(fd: c_int, slot: Slot, why: &str) {
     }
 }
 
-/// The program read a connection whose response rode on the FIN of its shutdown: it waits for
-/// its client's close, which now came a hold later than the program's last write.
-static LINGERS: AtomicBool = AtomicBool::new(false);
-
 /// Before a read-family call: the program turns to read, so the response is complete.
 pub fn before_read(fd: c_int, slot: Slot, state: FdState) {
-    if state.has(FdState::FIN_RODE) && !LINGERS.swap(true, SeqCst) {
-        info!(
-            "fd {fd}: the program waits for its client's close after shutdown (lingering close): a response of a declared length leaves at its last write from now on"
-        );
-    }
     if slot.take_held() {
         release(fd, slot, "the program reads");
     } else if state.has(FdState::IN_RESPONSE) {
@@ -379,13 +445,18 @@ pub fn before_close(fd: c_int, slot: Slot, state: FdState) {
     if !slot.take_held() {
         return;
     }
+    if holds_whole_closing(slot, state) {
+        CLOSES_AT_END.remember(state.port(), true);
+    }
     match policy::close_action(state, sys::unread_bytes(fd)) {
         CloseAction::PushFirst => {
             let _ = push(fd, slot);
         }
         // The close would send the held data with the FIN; a write-side shutdown sends the
         // same segment now, so that the connection's record counts it.
-        CloseAction::RideFin if state.has(FdState::RECORDED) => sys::shutdown_write(fd),
+        CloseAction::RideFin if state.has(FdState::RECORDED) => {
+            sys::shutdown_write(fd);
+        }
         CloseAction::RideFin => {}
     }
 }
@@ -401,8 +472,11 @@ pub fn before_shutdown(fd: c_int, slot: Slot, how: c_int) {
     match policy::shutdown_action(how == libc::SHUT_RD, pending) {
         ShutdownAction::PushFirst => flush(fd, slot, "read-side shutdown"),
         ShutdownAction::RideFin => {
+            let state = slot.load();
             if slot.take_held() {
-                slot.set(FdState::FIN_RODE);
+                if holds_whole_closing(slot, state) {
+                    CLOSES_AT_END.remember(state.port(), true);
+                }
                 debug!("fd {fd}: response leaves with the FIN (shutdown)");
             }
         }

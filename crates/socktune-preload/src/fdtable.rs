@@ -237,6 +237,12 @@ impl Slot {
         end != 0 && end != HEAD_UNREAD && total >= end
     }
 
+    /// Whether the current response has the bytes it declared and not one more.
+    pub fn response_exact(self) -> bool {
+        let end = self.entry().response_end.load(SeqCst);
+        end != 0 && end != HEAD_UNREAD && self.response_bytes() == end
+    }
+
     /// The MSS noted by [`Slot::set_mss`], 0 if none.
     pub fn mss(self) -> u32 {
         self.entry().mss.load(SeqCst)

@@ -233,10 +233,11 @@ pub fn ack_now(fd: c_int) -> Result<(), c_int> {
     set_int(fd, libc::IPPROTO_TCP, libc::TCP_QUICKACK, 0)
 }
 
-/// shutdown(SHUT_WR) on the shim's own behalf: the FIN leaves with any corked data.
-pub fn shutdown_write(fd: c_int) {
+/// shutdown(SHUT_WR) on the shim's own behalf: the FIN leaves with any corked data. False if
+/// the kernel refused it.
+pub fn shutdown_write(fd: c_int) -> bool {
     // SAFETY: a raw syscall on an fd number; it cannot reach our hooks.
-    unsafe { libc::syscall(libc::SYS_shutdown, fd, libc::SHUT_WR) };
+    unsafe { libc::syscall(libc::SYS_shutdown, fd, libc::SHUT_WR) == 0 }
 }
 
 /// Bytes received and not yet read.

@@ -3,7 +3,7 @@
 
 use crate::fdtable::{self, Slot};
 use crate::guard::{self, act};
-use crate::{armed, cork, log, real, stats, track};
+use crate::{armed, cork, errno, log, real, stats, track};
 use libc::{c_int, c_uint, c_ulong};
 use socktune_core::record::End;
 use socktune_core::state::{FdState, Kind};
@@ -41,7 +41,9 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     unsafe { real::close(fd) }
 }
 
-/// Replaces shutdown(2): a FIN rides on the corked response.
+/// Replaces shutdown(2): a FIN rides on the corked response. Where the shim sent the FIN with
+/// the response already, the connection may have closed since (the client's FIN came): the
+/// kernel's ENOTCONN is then answered as the open connection would have, with 0.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
     let slot = fdtable::lookup(fd).filter(|s| s.load().is_connection());
@@ -51,7 +53,13 @@ pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
             cork::before_shutdown(fd, slot, how)
         });
     }
-    let r = unsafe { real::shutdown(fd, how) };
+    let fin_sent = slot.is_some_and(|s| s.load().has(FdState::FIN_SENT));
+    let saved = errno::get();
+    let mut r = unsafe { real::shutdown(fd, how) };
+    if fin_sent && r != 0 && errno::get() == libc::ENOTCONN {
+        errno::set(saved);
+        r = 0;
+    }
     if let Some(slot) = slot.filter(|_| r == 0 && how != libc::SHUT_RD) {
         // The write side is done, with what it sent: record it now.
         act("shutdown", || {

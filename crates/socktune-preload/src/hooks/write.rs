@@ -114,7 +114,10 @@ fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState, shape: Shape) -
         if state.has(FdState::WAITS_FOR_WRITE) {
             armed::before_write(fd, slot, state);
         }
-        if !state.corks() {
+        if state.has(FdState::FIN_SENT) && shape.can_hold {
+            cork::wrote_after_fin(fd, state);
+            WriteAs::Dropped
+        } else if !state.corks() {
             WriteAs::Written
         } else if shape.more {
             own_options::program_sends_more(fd, slot);
@@ -156,10 +159,13 @@ fn write_as(
             n
         }
         WriteAs::Written => plain(),
+        // As the kernel would have taken it without the shim's FIN.
+        WriteAs::Dropped => return shape.bytes.count().min(isize::MAX as usize) as ssize_t,
     };
     if n > 0 {
         act(call, || {
-            cork::after_write(fd, slot, shape.bytes.accepted(n))
+            let whole = usize::try_from(n).is_ok_and(|n| n == shape.bytes.count());
+            cork::after_write(fd, slot, shape.bytes.accepted(n), whole)
         });
     }
     n
