@@ -168,37 +168,58 @@ def stolen_ms():
         return int(f.readline().split()[8]) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
+# A miss while the hypervisor took at least this share of the machine's CPU time is the host's:
+# the relay's wake-ups were late, and no relay inside the machine can correct that.
+HOST_BOUND_SHARE = 0.05
+
+
 def check(delays, attempts=3):
     """Every configured RTT is met within 1 ms; prints one line per measurement. Returns the results.
 
     A miss is measured again, up to `attempts` times in all, with the hypervisor's steal printed:
-    a host that takes the virtual CPUs away for a few seconds delays every wake-up of the relay,
-    which no relay inside the machine can correct. A link that is itself wrong misses every time.
+    a host that takes the virtual CPUs away for a few seconds delays every wake-up of the relay.
+    A miss during which the host took HOST_BOUND_SHARE of the CPU or more is marked `host_bound`:
+    the check could not be made. A link that is itself wrong misses on a quiet host too.
     """
     results = []
     for d in delays:
         want = 2 * d
         for attempt in range(1, attempts + 1):
-            stolen = stolen_ms()
+            stolen, t0 = stolen_ms(), time.monotonic()
             with Link(d) as link:
                 got = measure_rtt(link)
+            wall_ms = (time.monotonic() - t0) * 1000
             rec = {"configured_rtt_ms": want, **{k: float(got[k]) for k in ("connect_p50_ms", "ping_p50_ms", "tcpi_rtt_ms")}}
             rec["ok"] = all(abs(rec[k] - want) < 1.0 for k in ("connect_p50_ms", "ping_p50_ms", "tcpi_rtt_ms"))
             rec["attempt"], rec["stolen_ms"] = attempt, round(stolen_ms() - stolen)
+            rec["host_share"] = round(rec["stolen_ms"] / (wall_ms * (os.cpu_count() or 1)), 3)
+            rec["host_bound"] = not rec["ok"] and rec["host_share"] >= HOST_BOUND_SHARE
+            verdict = "ok" if rec["ok"] else "OFF BY MORE THAN 1 ms" + (", the host's doing" if rec["host_bound"] else "")
             print("link: configured RTT %.1f ms, measured connect p50 %.3f ms, echo p50 %.3f ms, tcpi_rtt %.3f ms "
-                  "(attempt %d, %d ms of CPU taken by the host meanwhile): %s"
+                  "(attempt %d, %d ms of CPU taken by the host meanwhile, %.1f %% of it): %s"
                   % (want, rec["connect_p50_ms"], rec["ping_p50_ms"], rec["tcpi_rtt_ms"], attempt, rec["stolen_ms"],
-                     "ok" if rec["ok"] else "OFF BY MORE THAN 1 ms"), flush=True)
+                     100 * rec["host_share"], verdict), flush=True)
             results.append(rec)
             if rec["ok"]:
                 break
     return results
 
 
+def last_measurements(results):
+    """Each configured RTT's last measurement (the one after any misses)."""
+    return {r["configured_rtt_ms"]: r for r in results}.values()
+
+
 def met(results):
-    """Each configured RTT's last measurement (the one after any misses) was within 1 ms."""
-    last = {r["configured_rtt_ms"]: r["ok"] for r in results}
-    return all(last.values())
+    """Each configured RTT's last measurement was within 1 ms, or missed only while the host took
+    the CPU (see host_bound)."""
+    return all(r["ok"] or r.get("host_bound") for r in last_measurements(results))
+
+
+def host_bound(results):
+    """Some configured RTT could not be checked: its last measurement missed while the host took
+    the CPU."""
+    return any(r.get("host_bound") for r in last_measurements(results))
 
 
 def exit_on_sigterm():
