@@ -118,7 +118,7 @@ fn write_to(fd: i32, slot: Slot, data: &[u8], gathered: bool) -> cork::WriteAs {
         n
     };
     assert_eq!(n, data.len() as isize);
-    cork::after_write(fd, slot, data, true);
+    cork::after_write(fd, slot, data, || true);
     how
 }
 

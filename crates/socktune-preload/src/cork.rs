@@ -101,20 +101,20 @@ pub fn before_write(fd: c_int, slot: Slot, len: usize, gathered: bool, can_hold:
 }
 
 /// After a write the kernel took, of which `accepted` is what it took of the first buffer
-/// (`whole`: it took all of the write): the first write of a response says what length its
+/// (`whole`: whether it took all of the write, asked only of a closing response's write): the first write of a response says what length its
 /// HTTP/1 head declares ([`framing`]). Read only once the kernel has taken the bytes, so that a
 /// program's bad buffer gets its EFAULT from the kernel, as without the shim, never a fault in
 /// the shim. A first write that is the whole response leaves at once if it was held; a closing
 /// one leaves with its FIN where the port's program closes right after.
-pub fn after_write(fd: c_int, slot: Slot, accepted: &[u8], whole: bool) {
+pub fn after_write(fd: c_int, slot: Slot, accepted: &[u8], whole: impl FnOnce() -> bool) {
     if slot.take_head_unread() {
         read_head(fd, slot, accepted);
     }
     let state = slot.load();
-    if whole
-        && state.has(FdState::CLOSING)
+    if state.has(FdState::CLOSING)
         && slot.response_complete(slot.response_bytes())
         && CLOSES_AT_END.recalls(state.port())
+        && whole()
     {
         send_fin(fd, slot, state);
     }

@@ -164,7 +164,7 @@ fn write_as(
     };
     if n > 0 {
         act(call, || {
-            let whole = usize::try_from(n).is_ok_and(|n| n == shape.bytes.count());
+            let whole = || usize::try_from(n).is_ok_and(|n| n == shape.bytes.count());
             cork::after_write(fd, slot, shape.bytes.accepted(n), whole)
         });
     }
