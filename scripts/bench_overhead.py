@@ -10,12 +10,12 @@ behaviour on (SHIM_ENV), alternating which goes first in each of R repetitions:
              TCP connections, both ends) of which 8 are ready, ns per call;
   keepalive  tests/progs/ka_pair.c: one keep-alive connection, 20,000 requests, µs per request;
              the server (one write per response) runs with or without the shim, the client never.
-  start-up   bench/overhead/spawn_loop.c: /bin/true started 100 times per round, 4 rounds per rep,
-             under no preload, a one-hook C preload (bench/overhead/minimal_preload.c, the floor
-             any preload costs), socktune with no SOCKTUNE_* set and socktune with every
-             behaviour on; µs added per start (the median of each round's difference from its
-             no-preload run), and under callgrind the instructions of one whole run, the dynamic
-             linker's included.
+  start-up   bench/overhead/spawn_loop.c: /bin/true started 400 times per rep under each of no
+             preload, a one-hook C preload (bench/overhead/minimal_preload.c, the floor any
+             preload costs), socktune with no SOCKTUNE_* set and socktune with every behaviour
+             on (against no preload with those entries in its environment), one start at a time
+             in turn; µs added per start (median start against its base's median start), and
+             under callgrind the instructions of one whole run, the dynamic linker's included.
 Prints the median of each side and their ratio (with / without). Then nginx under wrk, 1,000
 keep-alive connections for LOAD_SECONDS each way (tests/harness/load.py with --sendfile off, so
 that nginx sends each response in one writev and the shim has no stall to remove: the
@@ -175,67 +175,84 @@ def nginx_load(args):
     return res
 
 
-STARTS = 100
-# Start-up rounds per --reps: short rounds, many of them, each variant's added time taken against
-# the no-preload run of its own round, since the host's speed moves between rounds.
-STARTUP_ROUNDS_PER_REP = 4
+# Starts of each start-up variant per --reps, one at a time in turn (bench/overhead/spawn_loop.c).
+STARTS_PER_REP = 400
 
 
 def startup_variants(args):
     """(name, LD_PRELOAD or "-", settings, program, the variant it is measured against) for each
     start-up measurement: /bin/true, which makes no socket call (the stub alone), and a program
     that makes one (the stub loads the shim), also with the shim preloaded itself, as before the
-    stub."""
+    stub. A variant with settings is measured against no preload with the same entries in its
+    environment: glibc reads every entry at start-up, whoever set it."""
     one_socket = os.path.join(args.bin, "one_socket")
-    return [("no preload", "-", [], "/bin/true", "no preload"),
+    shim_alone = os.path.join(os.path.dirname(args.lib), "libsocktune_shim.so")
+    return [("no preload", "-", [], "/bin/true", None),
+            ("no preload, the settings in the environment", "-", SHIM_ENV, "/bin/true", None),
             ("one-hook C preload", os.path.join(args.bin, "minimal_preload.so"), [], "/bin/true", "no preload"),
             ("socktune, nothing set", args.lib, [], "/bin/true", "no preload"),
-            ("socktune, every behaviour", args.lib, SHIM_ENV, "/bin/true", "no preload"),
-            ("one socket, no preload", "-", [], one_socket, "one socket, no preload"),
+            ("socktune, every behaviour", args.lib, SHIM_ENV, "/bin/true",
+             "no preload, the settings in the environment"),
+            ("one socket, no preload", "-", SHIM_ENV, one_socket, None),
             ("one socket, every behaviour", args.lib, SHIM_ENV, one_socket, "one socket, no preload"),
-            ("one socket, the shim preloaded itself", os.path.join(os.path.dirname(args.lib), "libsocktune_shim.so"),
-             SHIM_ENV, one_socket, "one socket, no preload")]
+            ("one socket, the shim preloaded itself", shim_alone, SHIM_ENV, one_socket, "one socket, no preload")]
 
 
-def startup_env(args, preload, pairs):
-    """No preload for the spawning loop itself; `pairs`, and LD_PRELOAD=preload unless "-"."""
-    env = netns.child_env(args, False, [])
-    env.update(kv.split("=", 1) for kv in pairs)
-    if preload != "-":
-        env["LD_PRELOAD"] = preload
-    return env
+def startup_header(args):
+    print("\nstart-up: %d starts of each variant, one at a time in turn on one CPU; µs: the median start; added: "
+          "that minus its base's; callgrind: one run" % (args.reps * STARTS_PER_REP))
+    print("%-44s %8s %8s  %9s %9s  %6s  %6s" % ("", "µs", "added", "instr.", "added", "×floor", "instr×"), flush=True)
 
 
 def startup(args):
-    """µs per start (median of alternating rounds) and instructions per run, per variant."""
+    """µs per start (the median of every start of a variant, all variants in turn on one CPU),
+    the µs each adds to its base, and instructions per run (callgrind, the dynamic linker's
+    included)."""
     variants = startup_variants(args)
-    times = {name: [] for name, *_ in variants}
-    spawn_loop = os.path.join(args.bin, "spawn_loop")
-    for rep in range(args.reps * STARTUP_ROUNDS_PER_REP):
-        for name, preload, pairs, program, _ in variants if rep % 2 == 0 else variants[::-1]:
-            out = subprocess.run([spawn_loop, str(STARTS), preload, program], env=startup_env(args, "-", pairs),
-                                 stdin=subprocess.DEVNULL, capture_output=True, text=True, check=True, timeout=600)
-            times[name].append(figure(out.stdout, "us_per_run"))
+    starts = args.reps * STARTS_PER_REP
+    specs = ["\n".join([program, preload] + pairs) for _, preload, pairs, program, _ in variants]
+    cpu = max(os.sched_getaffinity(0))
+    out = subprocess.run([os.path.join(args.bin, "spawn_loop"), str(starts)] + specs,
+                         env=netns.child_env(args, False, []), stdin=subprocess.DEVNULL, capture_output=True,
+                         text=True, check=True, timeout=1800, preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+    times = [[] for _ in variants]
+    for line in out.stdout.splitlines():
+        index, ns = line.split()
+        times[int(index)].append(int(ns) / 1000)
     res = {}
-    for name, preload, pairs, program, _ in variants:
-        env = startup_env(args, preload, pairs)
-        with tempfile.NamedTemporaryFile(dir=args.bin, suffix=".cg") as out:
-            subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out.name, program],
+    for (name, preload, pairs, program, _), t in zip(variants, times):
+        env = netns.child_env(args, False, [])
+        env.update(kv.split("=", 1) for kv in pairs)
+        if preload != "-":
+            env["LD_PRELOAD"] = preload
+        with tempfile.NamedTemporaryFile(dir=args.bin, suffix=".cg") as cg:
+            subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + cg.name, program],
                            env=env, stdin=subprocess.DEVNULL, capture_output=True, check=True, timeout=120)
-            total = int(re.search(r"^totals: (\d+)", open(out.name).read(), re.M).group(1))
-        res[name] = {"us_per_start": statistics.median(times[name]), "all_us": times[name], "instructions": total}
-    base_of = {name: base for name, *_, base in variants}
-    added = {name: statistics.median(t - b for t, b in zip(times[name], times[base_of[name]])) for name in times}
-    floor_us = added["one-hook C preload"]
-    floor_ir = res["one-hook C preload"]["instructions"] - res["no preload"]["instructions"]
-    for name, r in res.items():
-        r["added_us"] = round(added[name], 1)
-        r["added_x_floor"] = round(r["added_us"] / floor_us, 2) if floor_us > 0 else None
-        r["added_instructions"] = r["instructions"] - res[base_of[name]]["instructions"]
-        r["added_instructions_x_floor"] = round(r["added_instructions"] / floor_ir, 2) if floor_ir else None
-        print("%-26s %8.1f %+8.1f  %9d %+9d  %6s" % (name, r["us_per_start"], r["added_us"], r["instructions"],
-                                                     r["added_instructions"], r["added_instructions_x_floor"]),
-              flush=True)
+            total = int(re.search(r"^totals: (\d+)", open(cg.name).read(), re.M).group(1))
+        # The median of each tenth of the run too: how far the figure moves within it.
+        tenth = max(1, len(t) // 10)
+        res[name] = {"us_per_start": statistics.median(t), "instructions": total,
+                     "tenths_us": [statistics.median(t[i:i + tenth]) for i in range(0, len(t) - tenth + 1, tenth)]}
+    for name, *_, base in variants:
+        r = res[name]
+        if base is None:
+            continue
+        b = res[base]
+        r["added_us"] = round(r["us_per_start"] - b["us_per_start"], 1)
+        r["added_us_tenths"] = [round(x - y, 1) for x, y in zip(r["tenths_us"], b["tenths_us"])]
+        r["added_instructions"] = r["instructions"] - b["instructions"]
+    floor = res["one-hook C preload"]
+    for name, *_, base in variants:
+        r = res[name]
+        if base is None:
+            print("%-44s %8.1f %8s  %9d" % (name, r["us_per_start"], "", r["instructions"]), flush=True)
+            continue
+        r["added_x_floor"] = round(r["added_us"] / floor["added_us"], 2) if floor["added_us"] > 0 else None
+        r["added_instructions_x_floor"] = round(r["added_instructions"] / floor["added_instructions"], 2)
+        spread = sorted(r["added_us_tenths"])
+        print("%-44s %8.1f %+8.1f  %9d %+9d  %6s  %6s  (tenths %+.1f to %+.1f)" % (
+            name, r["us_per_start"], r["added_us"], r["instructions"], r["added_instructions"],
+            r["added_x_floor"], r["added_instructions_x_floor"], spread[0], spread[-1]), flush=True)
     return res
 
 
@@ -258,9 +275,7 @@ def measure(args):
     print("\ninstructions per call (callgrind; user space; N and 2N iterations, difference / N)")
     print("%-10s %10s %10s %10s" % ("", "without", "with", "added"), flush=True)
     res["instructions"] = instructions(args)
-    print("\nstart-up: /bin/true, %d starts per round, %d alternating rounds, added µs: the median of each "
-          "round's difference from its no-preload run; callgrind: one run" % (STARTS, args.reps * STARTUP_ROUNDS_PER_REP))
-    print("%-26s %8s %8s  %9s %9s  %6s" % ("", "µs", "added", "instr.", "added", "×floor"), flush=True)
+    startup_header(args)
     res["startup"] = startup(args)
     with open(args.json, "w") as f:
         json.dump(res, f, indent=1)

@@ -6,11 +6,13 @@ usage: cost.py --lib PATH [--out DIR] [--smoke] [--pairs N] [--secs S]
 Everything runs in one private network namespace (`unshare -n`, lo up). Timed figures are the
 median of N pairs (default 5) measured interleaved: each round runs every variant of a row once,
 the order reversed every other round. Sections:
-  start-up   /bin/true started 100 times per round, 4 rounds per pair, with no preload, a one-hook
-             C preload (the floor any preload costs), socktune with nothing set and with every
-             behaviour on: µs added per start (each round against its own no-preload run) and
-             callgrind instructions (scripts/bench_overhead.py's start-up section); and a program
-             that makes one socket call, where the stub loads the shim, against itself unshimmed;
+  start-up   /bin/true started 400 times per pair under each of: no preload, a one-hook C
+             preload (the floor any preload costs), socktune with nothing set and with every
+             behaviour on (against no preload with the same settings in the environment); and a
+             program that makes one socket call, where the stub loads the shim, against itself
+             unshimmed. One start at a time in turn, on one CPU: µs added per start (median
+             start against median start) and callgrind instructions (scripts/bench_overhead.py's
+             start-up section);
   calls      setsockopt (and every system call) the shim adds per response under SOCKTUNE_CORK=1,
              counted by strace -f -c over 1,000 keep-alive requests, as the difference of runs of
              200 and 1,000 requests (start-up cancels out), for a server that splits each
@@ -398,7 +400,8 @@ def measure(args):
            "smoke": args.smoke, "pairs": args.pairs, "secs": args.secs}
     progress("cost: %(date)s, %(machine)s" % res)
     if args.only == ["start-up"]:
-        print(json.dumps(bench_overhead.startup(args), indent=1))
+        bench_overhead.startup_header(args)
+        bench_overhead.startup(args)
         return
     if args.only:
         res["load"] = load(args)
@@ -408,7 +411,7 @@ def measure(args):
     res["flusher"] = flusher(args)
     res["pool"] = pool(args)
     res["load"] = load(args)
-    progress("start-up (µs per start, instructions):")
+    bench_overhead.startup_header(args)
     res["startup"] = bench_overhead.startup(args)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "cost.json"), "w") as f:

@@ -23,7 +23,19 @@ include!("../asm/ask_then_jump.rs");
 fn panic(_: &core::panic::PanicInfo) -> ! {
     // Nothing in this file can panic (no indexing out of bounds, no unwrap); were it to, no
     // unwinder is linked.
-    unsafe { abort() }
+    abort()
+}
+
+/// SIGABRT, as abort(3), by system calls: every function the stub imports costs each process a
+/// symbol lookup at load, called or not (rustc binds them all then).
+fn abort() -> ! {
+    // SAFETY: getpid(2), kill(2) and exit_group(2) take plain numbers.
+    unsafe {
+        let pid = syscall3(39, 0, 0, 0);
+        syscall3(62, pid as usize, 6, 0);
+        syscall3(231, 134, 0, 0);
+    }
+    loop {}
 }
 
 // The precompiled core library's unwind tables name a personality routine; with `panic=abort`
@@ -36,25 +48,90 @@ core::arch::global_asm!(
     "ud2"
 );
 
+// The compiler's copies, fills and string lengths, in the stub itself and hidden (exported, they
+// would stand in for libc's in the whole program): imported, each would cost a lookup at load.
+core::arch::global_asm!(
+    ".globl memcpy",
+    ".hidden memcpy",
+    "memcpy:",
+    "mov rax, rdi",
+    "mov rcx, rdx",
+    "rep movsb",
+    "ret",
+    ".globl memset",
+    ".hidden memset",
+    "memset:",
+    "mov r8, rdi",
+    "mov eax, esi",
+    "mov rcx, rdx",
+    "rep stosb",
+    "mov rax, r8",
+    "ret",
+    ".globl strlen",
+    ".hidden strlen",
+    "strlen:",
+    "mov rax, rdi",
+    "2:",
+    "cmp byte ptr [rax], 0",
+    "je 3f",
+    "inc rax",
+    "jmp 2b",
+    "3:",
+    "sub rax, rdi",
+    "ret",
+);
+
+// Only what every process needs at load or at its first hook call; the rest (dlopen, dladdr,
+// dlerror) is looked up when a process with settings needs it.
 #[link(name = "c")]
 extern "C" {
-    fn abort() -> !;
     fn dlsym(handle: *mut c_void, name: *const c_char) -> *mut c_void;
-    fn dlopen(path: *const c_char, flags: c_int) -> *mut c_void;
-    fn dlerror() -> *const c_char;
-    fn dladdr(addr: *const c_void, info: *mut DlInfo) -> c_int;
     fn getauxval(kind: u64) -> u64;
     fn __errno_location() -> *mut c_int;
     static environ: *const *const c_char;
     static program_invocation_short_name: *const c_char;
 }
 
+/// The start of glibc's `struct dl_phdr_info` (<link.h>).
 #[repr(C)]
-struct DlInfo {
-    fname: *const c_char,
-    base: *mut c_void,
-    sname: *const c_char,
-    saddr: *mut c_void,
+struct PhdrInfo {
+    addr: usize,
+    name: *const c_char,
+    phdrs: *const Phdr,
+    count: u16,
+}
+
+/// `Elf64_Phdr`.
+#[repr(C)]
+struct Phdr {
+    kind: u32,
+    flags: u32,
+    offset: u64,
+    vaddr: u64,
+    paddr: u64,
+    file_size: u64,
+    memory_size: u64,
+    align: u64,
+}
+
+const PT_LOAD: u32 = 1;
+
+/// dl_iterate_phdr's callback: where the object `info` maps our code, its name into `found`
+/// (a `*const c_char`), and 1 to stop.
+unsafe extern "C" fn holds_us(info: *const PhdrInfo, _: usize, found: *mut c_void) -> c_int {
+    // SAFETY: the loader passes its own record of one object, with `count` program headers.
+    let info = unsafe { &*info };
+    let phdrs = unsafe { core::slice::from_raw_parts(info.phdrs, info.count as usize) };
+    let us = decide as usize;
+    let holds = phdrs.iter().any(|p| {
+        let start = info.addr.wrapping_add(p.vaddr as usize);
+        p.kind == PT_LOAD && us >= start && us - start < p.memory_size as usize
+    });
+    if holds {
+        // SAFETY: `found` is own_path's pointer.
+        unsafe { *found.cast::<*const c_char>() = info.name };
+    }
+    holds as c_int
 }
 
 const RTLD_NEXT: *mut c_void = -1isize as *mut c_void;
@@ -243,23 +320,29 @@ fn loads_shim(index: usize) -> bool {
     }
 }
 
+/// libc's function `name` (NUL-terminated), looked up at its first use.
+fn libc_fn(name: &[u8]) -> Option<*mut c_void> {
+    // SAFETY: a NUL-terminated name.
+    let addr = unsafe { dlsym(RTLD_NEXT, name.as_ptr().cast()) };
+    (!addr.is_null()).then_some(addr)
+}
+
 /// libc's function for hook `index`; abort() if this libc has none (the program called a
 /// function its libc lacks, which the loader would have refused without us).
 fn real(index: usize) -> usize {
     static REAL: [AtomicUsize; COUNT] = [const { AtomicUsize::new(0) }; COUNT];
     let Some(cached) = REAL.get(index) else {
-        unsafe { abort() }
+        abort()
     };
     let mut addr = cached.load(SeqCst);
     if addr == 0 {
         let Some(name) = NAMES.get(index) else {
-            unsafe { abort() }
+            abort()
         };
-        // SAFETY: a NUL-terminated name.
-        addr = unsafe { dlsym(RTLD_NEXT, name.as_ptr().cast()) } as usize;
-        if addr == 0 {
-            unsafe { abort() }
-        }
+        let Some(found) = libc_fn(name) else {
+            abort()
+        };
+        addr = found as usize;
         cached.store(addr, SeqCst);
     }
     addr
@@ -322,8 +405,10 @@ unsafe fn capture() -> Capture {
         if entry.is_null() {
             break;
         }
-        let bytes = unsafe { c_str(entry) };
-        if bytes.starts_with(PREFIX) {
+        // SAFETY: a NUL-terminated entry; its length is read only where the prefix matched, as
+        // most are not ours.
+        if unsafe { has_prefix(entry, PREFIX) } {
+            let bytes = unsafe { c_str(entry) };
             if bytes.starts_with(b"SOCKTUNE_INHERIT=") || bytes.starts_with(b"SOCKTUNE_CONFIG=")
             {
                 EXEC_LOADS.store(1, SeqCst);
@@ -396,6 +481,14 @@ impl Writer<'_> {
     }
 }
 
+/// Whether the NUL-terminated string `p` starts with `prefix`, reading no further than either.
+unsafe fn has_prefix(p: *const c_char, prefix: &[u8]) -> bool {
+    prefix
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| unsafe { *p.add(i) } as u8 == b)
+}
+
 /// The bytes of a NUL-terminated string.
 unsafe fn c_str<'a>(p: *const c_char) -> &'a [u8] {
     let mut n = 0;
@@ -408,18 +501,22 @@ unsafe fn c_str<'a>(p: *const c_char) -> &'a [u8] {
 /// This library's absolute path in `buf` (made absolute with the working directory at load:
 /// the program may change it before the shim loads), or null.
 fn own_path(buf: &mut [u8; PATH]) -> *const c_char {
-    let mut info = DlInfo {
-        fname: core::ptr::null(),
-        base: core::ptr::null_mut(),
-        sname: core::ptr::null(),
-        saddr: core::ptr::null_mut(),
+    let Some(iterate) = libc_fn(b"dl_iterate_phdr\0") else {
+        return core::ptr::null();
     };
-    // SAFETY: dladdr on one of our own functions fills `info`.
-    if unsafe { dladdr(decide as *const c_void, &mut info) } == 0 || info.fname.is_null() {
+    // SAFETY: libc's dl_iterate_phdr, with a callback that only reads what it is given. It
+    // walks the few objects loaded so far; dladdr would search our symbol table as well.
+    let iterate: unsafe extern "C" fn(
+        unsafe extern "C" fn(*const PhdrInfo, usize, *mut c_void) -> c_int,
+        *mut c_void,
+    ) -> c_int = unsafe { core::mem::transmute(iterate) };
+    let mut found: *const c_char = core::ptr::null();
+    unsafe { iterate(holds_us, (&raw mut found).cast()) };
+    if found.is_null() {
         return core::ptr::null();
     }
-    // SAFETY: dladdr's path is NUL-terminated and lives as long as the library.
-    let name = unsafe { c_str(info.fname) };
+    // SAFETY: the loader's path is NUL-terminated and lives as long as the library.
+    let name = unsafe { c_str(found) };
     let mut len = 0;
     if name.first() != Some(&b'/') {
         // SAFETY: getcwd(2) writes at most the length given.
@@ -450,11 +547,16 @@ fn load() {
         return; // another thread loads it; until then its calls go to libc, as untracked
     }
     let mut path = [0u8; PATH];
-    let handle = shim_path(&mut path).map_or(core::ptr::null_mut(), |p| {
-        // SAFETY: a NUL-terminated path; the shim's constructor runs inside. Lazy binding, as
-        // when the shim was preloaded itself.
-        unsafe { dlopen(p, RTLD_LAZY) }
-    });
+    let handle = match (shim_path(&mut path), libc_fn(b"dlopen\0")) {
+        (Some(p), Some(dlopen)) => {
+            // SAFETY: libc's dlopen, on a NUL-terminated path; the shim's constructor runs
+            // inside. Lazy binding, as when the shim was preloaded itself.
+            let dlopen: unsafe extern "C" fn(*const c_char, c_int) -> *mut c_void =
+                unsafe { core::mem::transmute(dlopen) };
+            unsafe { dlopen(p, RTLD_LAZY) }
+        }
+        _ => core::ptr::null_mut(),
+    };
     if handle.is_null() {
         say_not_loaded(&path);
         MODE.store(PLAIN, SeqCst);
@@ -514,8 +616,11 @@ fn say_not_loaded(path: &[u8; PATH]) {
         len: 0,
     };
     let path_len = path.iter().position(|&b| b == 0).unwrap_or(0);
-    // SAFETY: dlerror's message is NUL-terminated, or null.
-    let why = unsafe { dlerror() };
+    let why = libc_fn(b"dlerror\0").map_or(core::ptr::null(), |dlerror| {
+        // SAFETY: libc's dlerror; its message is NUL-terminated, or null.
+        let dlerror: unsafe extern "C" fn() -> *const c_char = unsafe { core::mem::transmute(dlerror) };
+        unsafe { dlerror() }
+    });
     let why = if why.is_null() {
         &b"not found"[..]
     } else {
