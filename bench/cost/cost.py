@@ -25,7 +25,8 @@ the order reversed every other round. Sections:
              from /proc, while the client runs) under wrk -c64 (redis-benchmark for Redis),
              without and with SOCKTUNE_CORK=1: untuned nginx at 100 B and 64 KiB against nginx
              natively tuned (tcp_nopush, tcp_nodelay), nginx tuned, Node.js, Redis, aiohttp and
-             gunicorn (sync, 2 workers); each ratio is the median of the rounds' ratios, each
+             gunicorn (sync, 2 workers; also hand-tuned by bench/apps/gunicorn_one_send.py,
+             which sends each head with its body); each ratio is the median of the rounds' ratios, each
              against the baseline run beside it;
   flusher    the flusher threads an untuned nginx under SOCKTUNE_CORK=1 starts, and their wake-ups
              per second (context switches), under load and idle;
@@ -103,6 +104,8 @@ def servers(args):
         "Redis": ("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no" % PORT, None),
         "aiohttp": ("python3 %s/aiohttp_app.py 127.0.0.1 %d" % (HERE, PORT), "/f100"),
         "gunicorn": ("gunicorn -w 2 -k sync -b 127.0.0.1:%d --chdir %s flask_app:app" % (PORT, APPS), "/f100"),
+        "gunicorn one send": ("gunicorn -w 2 -k sync -b 127.0.0.1:%d --chdir %s -c %s/gunicorn_one_send.py flask_app:app"
+                              % (PORT, APPS, APPS), "/f100"),
         "PoolServer": ("java -cp %s PoolServer 127.0.0.1 %d" % (b, PORT), "/"),
     }
 
@@ -275,7 +278,8 @@ LOAD_ROWS = [
     ("Node.js", [("without", "Node.js", None), ("with shim", "Node.js", CORK)]),
     ("Redis", [("without", "Redis", None), ("with shim", "Redis", CORK)]),
     ("aiohttp", [("without", "aiohttp", None), ("with shim", "aiohttp", CORK)]),
-    ("gunicorn", [("without", "gunicorn", None), ("with shim", "gunicorn", CORK)]),
+    ("gunicorn", [("without", "gunicorn", None), ("hand-tuned: head and body in one send", "gunicorn one send", None),
+                  ("with shim", "gunicorn", CORK)]),
 ]
 
 
