@@ -30,6 +30,13 @@ impl Symbol {
         }
     }
 
+    /// The function's address where it was looked up and found.
+    #[inline(always)]
+    pub fn resolved(&self) -> Option<*const c_void> {
+        let a = self.addr.load(Acquire);
+        (a > MISSING).then_some(a as *const c_void)
+    }
+
     /// The function's address, or `None` if this libc has no such function.
     pub fn addr(&self) -> Option<*const c_void> {
         let mut a = self.addr.load(Acquire);
@@ -85,15 +92,31 @@ macro_rules! real_functions {
                     Err(_) => panic!("a symbol name has no NUL"),
                 },
             );
-            match SYMBOL.addr() {
+            // Resolved: a tail call, with nothing saved around it (the lookup below would make
+            // the compiler save registers on every call).
+            if let Some(addr) = SYMBOL.resolved() {
                 // SAFETY: dlsym found libc's function of this name, which has this signature.
-                Some(addr) => unsafe {
+                return unsafe {
                     std::mem::transmute::<*const c_void, unsafe extern "C" fn($($ty),*) -> $ret>(
                         addr,
                     )($($arg),*)
-                },
-                None => <$ret as Missing>::missing(),
+                };
             }
+            #[cold]
+            #[inline(never)]
+            unsafe fn first_call($($arg: $ty),*) -> $ret {
+                match SYMBOL.addr() {
+                    // SAFETY: as above.
+                    Some(addr) => unsafe {
+                        std::mem::transmute::<*const c_void, unsafe extern "C" fn($($ty),*) -> $ret>(
+                            addr,
+                        )($($arg),*)
+                    },
+                    None => <$ret as Missing>::missing(),
+                }
+            }
+            // SAFETY: the caller's arguments.
+            unsafe { first_call($($arg),*) }
         }
     )*};
 }

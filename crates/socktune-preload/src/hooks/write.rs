@@ -202,8 +202,9 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
 }
 
 /// write(2) on a connection, out of line: a write to a file or a pipe sets up no stack frame.
+/// `extern "C"`, so that it cannot unwind and the hook jumps to it instead of calling it.
 #[inline(never)]
-unsafe fn write_on_connection(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
+unsafe extern "C" fn write_on_connection(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
     let iov = iovec {
         iov_base: buf.cast_mut(),
         iov_len: n,
@@ -231,7 +232,7 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, count: c_int) -> s
 
 /// writev(2) on a connection, out of line, as for write.
 #[inline(never)]
-unsafe fn writev_on_connection(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
+unsafe extern "C" fn writev_on_connection(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
     let shape = Shape {
         gathered: count > 1,
         more: false,
