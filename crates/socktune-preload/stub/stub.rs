@@ -81,8 +81,8 @@ core::arch::global_asm!(
     "ret",
 );
 
-// Only what every process needs at load or at its first hook call; the rest (dlopen, dladdr,
-// dlerror) is looked up when a process with settings needs it.
+// Only what every process needs at load or at its first hook call; the rest (dlopen,
+// dl_iterate_phdr, dlerror) is looked up when a process with settings needs it.
 #[link(name = "c")]
 extern "C" {
     fn dlsym(handle: *mut c_void, name: *const c_char) -> *mut c_void;
