@@ -111,4 +111,6 @@ fn a_stub_without_its_shim_says_so_once_and_changes_nothing() {
         ours[0].contains("could not load") && ours[0].contains("libsocktune_shim.so"),
         "{err}"
     );
+    // The loader's own reason, as dlerror gave it.
+    assert!(ours[0].contains("cannot open shared object file"), "{err}");
 }

@@ -547,6 +547,8 @@ fn load() {
         return; // another thread loads it; until then its calls go to libc, as untracked
     }
     let mut path = [0u8; PATH];
+    // Looked up before the dlopen: a dlsym after a failed one clears the error it would give.
+    let dlerror = libc_fn(b"dlerror\0");
     let handle = match (shim_path(&mut path), libc_fn(b"dlopen\0")) {
         (Some(p), Some(dlopen)) => {
             // SAFETY: libc's dlopen, on a NUL-terminated path; the shim's constructor runs
@@ -558,7 +560,13 @@ fn load() {
         _ => core::ptr::null_mut(),
     };
     if handle.is_null() {
-        say_not_loaded(&path);
+        let why = dlerror.map_or(core::ptr::null(), |dlerror| {
+            // SAFETY: libc's dlerror; its message is NUL-terminated, or null.
+            let dlerror: unsafe extern "C" fn() -> *const c_char =
+                unsafe { core::mem::transmute(dlerror) };
+            unsafe { dlerror() }
+        });
+        say_not_loaded(&path, why);
         MODE.store(PLAIN, SeqCst);
         return;
     }
@@ -600,8 +608,9 @@ fn shim_path(buf: &mut [u8; PATH]) -> Option<*const c_char> {
     Some(w.buf.as_ptr().cast())
 }
 
-/// One line on stderr (unless stderr is a socket: an inetd-style server's client is there).
-fn say_not_loaded(path: &[u8; PATH]) {
+/// One line on stderr, with the loader's reason `why` (dlerror's, or null), unless stderr is a
+/// socket: an inetd-style server's client is there.
+fn say_not_loaded(path: &[u8; PATH], why: *const c_char) {
     // SAFETY: fstat(2) into a buffer larger than struct stat.
     let mut st = [0u64; 32];
     if unsafe { syscall3(5, 2, st.as_mut_ptr() as usize, 0) } == 0 {
@@ -616,11 +625,6 @@ fn say_not_loaded(path: &[u8; PATH]) {
         len: 0,
     };
     let path_len = path.iter().position(|&b| b == 0).unwrap_or(0);
-    let why = libc_fn(b"dlerror\0").map_or(core::ptr::null(), |dlerror| {
-        // SAFETY: libc's dlerror; its message is NUL-terminated, or null.
-        let dlerror: unsafe extern "C" fn() -> *const c_char = unsafe { core::mem::transmute(dlerror) };
-        unsafe { dlerror() }
-    });
     let why = if why.is_null() {
         &b"not found"[..]
     } else {
