@@ -159,7 +159,8 @@ fn a_closing_response_leaves_with_its_fin_at_its_last_write() {
 /// that closes right after the response: its FIN waits for its close, and its client reads every
 /// byte it sent. One that answered exactly first and then runs past the end meets the FIN the
 /// shim already sent: that write is taken and dropped (the kernel would refuse it with EPIPE and
-/// SIGPIPE), and the port's responses wait for their close again.
+/// SIGPIPE), and the port's responses wait for their close again. An empty send after that FIN
+/// is not past the end: it returns 0, as it would have.
 #[test]
 fn a_response_past_its_declared_end_keeps_its_fin_for_the_close() {
     needs_root!(NETNS);
@@ -176,6 +177,8 @@ fn a_response_past_its_declared_end_keeps_its_fin_for_the_close() {
         run("overlong, cork", "o", true),
         run("exact then overlong, untuned", "eo", false),
         run("exact then overlong, cork", "eo", true),
+        run("exact, an empty send, untuned", "z", false),
+        run("exact, an empty send, cork", "z", true),
     ]);
     for r in &runs {
         eprintln!("{:<30} got {}", r.name, r.get("got"));
@@ -206,5 +209,17 @@ fn a_response_past_its_declared_end_keeps_its_fin_for_the_close() {
         &runs[3],
         "cork: learned on the exact answer, the next one's tail meets the FIN and is dropped \
          without an error in the server; from then on every byte arrives",
+    );
+    let bodies = vec!["body"; N].join(",");
+    check(
+        runs[4].get("got") == bodies,
+        &runs[4],
+        "untuned: an empty send after the response sends nothing",
+    );
+    check(
+        runs[5].get("got") == bodies,
+        &runs[5],
+        "cork: an empty send after the FIN the shim sent returns 0 as it would have, and the \
+         server goes on",
     );
 }

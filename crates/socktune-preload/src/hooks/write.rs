@@ -114,8 +114,12 @@ fn act_before(fd: c_int, call: &str, slot: Slot, state: FdState, shape: Shape) -
         if state.has(FdState::WAITS_FOR_WRITE) {
             armed::before_write(fd, slot, state);
         }
-        if state.has(FdState::FIN_SENT) && shape.can_hold {
-            cork::wrote_after_fin(fd, state);
+        // After the FIN the shim sent, the kernel refuses every write (EPIPE). An empty one is
+        // not past the response's end: it returns 0, as it would have, and unlearns nothing.
+        if state.has(FdState::FIN_SENT) && (shape.can_hold || shape.bytes.count() == 0) {
+            if shape.can_hold {
+                cork::wrote_after_fin(fd, state);
+            }
             WriteAs::Dropped
         } else if !state.corks() {
             WriteAs::Written
