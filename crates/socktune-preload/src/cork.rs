@@ -57,7 +57,7 @@ pub fn before_write(fd: c_int, slot: Slot, len: usize, gathered: bool, can_hold:
     // A closing response's last write goes held, for the FIN to ride on it.
     let complete = slot.response_complete(total) && !before.has(FdState::CLOSING);
     let past_mss = || total >= policy::MIN_MSS && policy::past_one_segment(total, mss(fd, slot));
-    let port_learned = !before.has(FdState::ENDED_RESPONSE) && port_writes_whole(before.port());
+    let port_learned = !before.has(FdState::ENDED_RESPONSE) && WRITES_WHOLE.recalls(before.port());
     let held = slot.is_held();
     if complete
         || !policy::holds_write(
@@ -392,10 +392,6 @@ pub fn forget_ports() {
     for memo in [&WRITES_WHOLE, &CLOSES_AT_END] {
         memo.0.iter().for_each(|p| p.store(0, SeqCst));
     }
-}
-
-fn port_writes_whole(port: u16) -> bool {
-    WRITES_WHOLE.recalls(port)
 }
 
 /// Pushes what our MSG_MORE writes hold on the fd, whose hold the caller has claimed: the

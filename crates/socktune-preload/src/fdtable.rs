@@ -231,16 +231,20 @@ impl Slot {
         self.entry().response_end.store(end, SeqCst);
     }
 
+    /// The length the current response declared, if its head said one.
+    fn declared_end(self) -> Option<u32> {
+        let end = self.entry().response_end.load(SeqCst);
+        (end != 0 && end != HEAD_UNREAD).then_some(end)
+    }
+
     /// Whether the current response has all the bytes it declared.
     pub fn response_complete(self, total: u32) -> bool {
-        let end = self.entry().response_end.load(SeqCst);
-        end != 0 && end != HEAD_UNREAD && total >= end
+        self.declared_end().is_some_and(|end| total >= end)
     }
 
     /// Whether the current response has the bytes it declared and not one more.
     pub fn response_exact(self) -> bool {
-        let end = self.entry().response_end.load(SeqCst);
-        end != 0 && end != HEAD_UNREAD && self.response_bytes() == end
+        self.declared_end() == Some(self.response_bytes())
     }
 
     /// The MSS noted by [`Slot::set_mss`], 0 if none.

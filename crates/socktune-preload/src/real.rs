@@ -106,12 +106,8 @@ macro_rules! real_functions {
             #[inline(never)]
             unsafe fn first_call($($arg: $ty),*) -> $ret {
                 match SYMBOL.addr() {
-                    // SAFETY: as above.
-                    Some(addr) => unsafe {
-                        std::mem::transmute::<*const c_void, unsafe extern "C" fn($($ty),*) -> $ret>(
-                            addr,
-                        )($($arg),*)
-                    },
+                    // SAFETY: the caller's arguments; the symbol is resolved now.
+                    Some(_) => unsafe { $name($($arg),*) },
                     None => <$ret as Missing>::missing(),
                 }
             }
