@@ -210,7 +210,7 @@ fn a_response_past_its_declared_end_keeps_its_fin_for_the_close() {
         "cork: learned on the exact answer, the next one's tail meets the FIN and is dropped \
          without an error in the server; from then on every byte arrives",
     );
-    let bodies = vec!["body"; N].join(",");
+    let bodies = ["body"; N].join(",");
     check(
         runs[4].get("got") == bodies,
         &runs[4],
