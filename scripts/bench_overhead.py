@@ -16,7 +16,11 @@ behaviour on (SHIM_ENV), alternating which goes first in each of R repetitions:
              on (against no preload with those entries in its environment), one start at a time
              in turn; µs added per start (median start against its base's median start), and
              under callgrind the instructions of one whole run, the dynamic linker's included.
-Prints the median of each side and their ratio (with / without). Then nginx under wrk, 1,000
+Prints the median of each side, their ratio (with / without), and the range of each side's runs: separate
+runs of one program differ by up to 25 % on a shared host, more than the hooks cost. So the write() hook is
+also timed inside one process (bench/overhead/write_pairs.c: blocks of 1,000 writes through the program's
+write, under socktune its hook, and through libc's own, in turn), where both see the same host speed and
+address layout; without the shim both are libc's, which shows the method's noise. Then nginx under wrk, 1,000
 keep-alive connections for LOAD_SECONDS each way (tests/harness/load.py with --sendfile off, so
 that nginx sends each response in one writev and the shim has no stall to remove: the
 requests/s it loses, and the workers' CPU time per response, are its cost under load). Then, under callgrind, the
@@ -119,7 +123,35 @@ def timings(args):
         plain, shim = statistics.median(got[False]), statistics.median(got[True])
         res[name] = {"unit": unit, "without": plain, "with": shim, "ratio": shim / plain,
                      "all_without": got[False], "all_with": got[True]}
-        print("%-10s %10.2f %10.2f  %-11s %6.3f" % (name, plain, shim, unit, shim / plain), flush=True)
+        print("%-10s %10.2f %10.2f  %-11s %6.3f  (runs %.1f to %.1f; %.1f to %.1f)" % (
+            name, plain, shim, unit, shim / plain, min(got[False]), max(got[False]), min(got[True]), max(got[True])),
+            flush=True)
+    return res
+
+
+WRITE_PAIRS = 2000
+
+
+def write_in_one_process(args):
+    """write_pairs with and without the shim, alternating: each run's median pair ratio (hook / libc's own)."""
+    print("\nwrite() inside one process (bench/overhead/write_pairs.c): %d pairs of 1,000-write blocks per run, "
+          "hook against libc's own; the median of %d runs' median pair ratios" % (WRITE_PAIRS, args.reps))
+    print("%-10s %10s %20s %10s %10s %8s" % ("", "ratio", "runs", "ns hook", "ns libc", "threads"), flush=True)
+    got = {False: [], True: []}
+    for rep in range(args.reps):
+        for shim in (False, True) if rep % 2 == 0 else (True, False):
+            out = run(args, [os.path.join(args.bin, "write_pairs"), str(WRITE_PAIRS)], shim)
+            got[shim].append({k: figure(out, k) for k in ("ratio", "hooked_ns", "libc_ns", "threads")})
+    res = {}
+    for shim, label in ((True, "with"), (False, "without")):
+        runs = got[shim]
+        r = {k: statistics.median(x[k] for x in runs) for k in ("ratio", "hooked_ns", "libc_ns")}
+        r["threads"] = max(x["threads"] for x in runs)
+        r["all_ratios"] = [x["ratio"] for x in runs]
+        res[label] = r
+        print("%-10s %10.4f %9.4f to %.4f %10.1f %10.1f %8d%s" % (
+            label, r["ratio"], min(r["all_ratios"]), max(r["all_ratios"]), r["hooked_ns"], r["libc_ns"],
+            r["threads"], "" if shim else "  (both libc's: the method's noise)"), flush=True)
     return res
 
 
@@ -272,6 +304,7 @@ def measure(args):
     print("timing: median of %d alternating runs each" % args.reps)
     print("%-10s %10s %10s  %-11s %6s" % ("", "without", "with", "unit", "ratio"), flush=True)
     res = {"machine": machine, "shim_env": SHIM_ENV, "reps": args.reps, "timing": timings(args)}
+    res["write_in_one_process"] = write_in_one_process(args)
     print("\ninstructions per call (callgrind; user space; N and 2N iterations, difference / N)")
     print("%-10s %10s %10s %10s" % ("", "without", "with", "added"), flush=True)
     res["instructions"] = instructions(args)
@@ -282,7 +315,8 @@ def measure(args):
 
 
 def compile_all(work):
-    for name, src in (("write_loop", "bench/overhead/write_loop.c"), ("epoll_loop", "bench/overhead/epoll_loop.c"),
+    for name, src in (("write_loop", "bench/overhead/write_loop.c"), ("write_pairs", "bench/overhead/write_pairs.c"),
+                      ("epoll_loop", "bench/overhead/epoll_loop.c"),
                       ("ka_pair", "tests/progs/ka_pair.c"), ("spawn_loop", "bench/overhead/spawn_loop.c"),
                       ("one_socket", "bench/overhead/one_socket.c"),
                       ("minimal_preload.so", "bench/overhead/minimal_preload.c")):

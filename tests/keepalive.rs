@@ -46,3 +46,25 @@ fn cork_keepalive_ipv6() {
     needs_root!(NETNS);
     cork_halves_packets(HTTP11_SERVER_V6, "::1");
 }
+
+/// The stub sends the reads and writes of an fd number the shim never kept a state for straight
+/// to libc: a number that was a file's first must reach the shim again once it is a connection.
+#[test]
+fn a_connection_on_a_number_a_file_had_first_is_corked() {
+    needs_root!(NETNS);
+    let server = "python3 {progs}/files_first.py 127.0.0.1 {port}";
+    let runs = run_all(&[
+        keepalive("baseline", server, "127.0.0.1", REQUESTS),
+        keepalive("cork", server, "127.0.0.1", REQUESTS).server_env(&["SOCKTUNE_CORK=1"]),
+    ]);
+    for r in &runs {
+        check_quiet(r);
+        eprintln!(
+            "files first {:<9} packets/request {}",
+            r.name,
+            r.get("packets_per_request")
+        );
+    }
+    check_uncorked(&runs[0], "untuned");
+    check_corked(&runs[1], "SOCKTUNE_CORK=1");
+}

@@ -10,6 +10,7 @@
 //! chunk's bitmap so that flushers scan words, not slots. A hook looks its fd up once and passes
 //! the [`Slot`] handle down.
 
+use crate::stub;
 use socktune_core::state::FdState;
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::SeqCst};
@@ -108,32 +109,36 @@ fn armed_delta(old: FdState, new: FdState) {
 #[derive(Clone, Copy)]
 pub struct Slot {
     chunk: &'static Chunk,
-    index: usize,
+    fd: u32,
 }
 
 /// The slot of an fd the table has room for; `None` (pass it through) for one it never saw
 /// the chunk of, a negative fd or one beyond [`CAPACITY`].
 #[inline]
 pub fn lookup(fd: i32) -> Option<Slot> {
-    let (d, i) = index(fd)?;
+    let (d, _) = index(fd)?;
     Some(Slot {
         chunk: chunk(d)?,
-        index: i,
+        fd: fd as u32,
     })
 }
 
 /// The slot of `fd`, made if need be, to register a new state in.
 pub fn lookup_or_make(fd: i32) -> Option<Slot> {
-    let (d, i) = index(fd)?;
+    let (d, _) = index(fd)?;
     Some(Slot {
         chunk: chunk_or_alloc(d)?,
-        index: i,
+        fd: fd as u32,
     })
 }
 
 impl Slot {
+    fn index(self) -> usize {
+        self.fd as usize & (CHUNK_LEN - 1)
+    }
+
     fn entry(self) -> &'static Entry {
-        &self.chunk.entries[self.index]
+        &self.chunk.entries[self.index()]
     }
 
     #[inline]
@@ -144,6 +149,9 @@ impl Slot {
     /// Registers a new state, replacing whatever a previous fd of this number left: its holds
     /// and its response count go too. Returns the state it replaced.
     pub fn reset(self, state: FdState) -> FdState {
+        if state.0 != 0 {
+            stub::tracked(self.fd as i32);
+        }
         self.take_held();
         let e = self.entry();
         e.responses.store(0, SeqCst);
@@ -171,6 +179,9 @@ impl Slot {
             let new = f(FdState(cur));
             if new.0 == cur {
                 return (new, new);
+            }
+            if cur == 0 {
+                stub::tracked(self.fd as i32);
             }
             match word.compare_exchange(cur, new.0, SeqCst, SeqCst) {
                 Ok(_) => {
@@ -297,7 +308,7 @@ impl Slot {
     /// Records that the fd now holds corked data, stamped with the flusher tick and the thread.
     /// Returns false if it was already marked.
     pub fn mark_held(self, tick: u32, thread: u32) -> bool {
-        let (w, bit) = (self.index / 64, 1u64 << (self.index % 64));
+        let (w, bit) = (self.index() / 64, 1u64 << (self.index() % 64));
         let held = &self.chunk.held[w];
         if held.load(SeqCst) & bit != 0 {
             return false;
@@ -329,7 +340,7 @@ impl Slot {
     }
 
     pub fn is_held(self) -> bool {
-        self.chunk.held[self.index / 64].load(SeqCst) & (1u64 << (self.index % 64)) != 0
+        self.chunk.held[self.index() / 64].load(SeqCst) & (1u64 << (self.index() % 64)) != 0
     }
 
     /// The thread token of the fd's hold, if it holds anything.
@@ -345,7 +356,7 @@ impl Slot {
 
     /// Claims the duty to flush the fd: true for exactly one caller per hold.
     pub fn take_held(self) -> bool {
-        take_held_in(self.chunk, self.index)
+        take_held_in(self.chunk, self.index())
     }
 }
 
@@ -390,7 +401,14 @@ pub fn take_held_where(pick: impl Fn(u32, u32) -> bool, mut flush: impl FnMut(i3
                 bits &= bits - 1;
                 let e = &c.entries[i];
                 if pick(e.held_since.load(SeqCst), e.held_by.load(SeqCst)) && take_held_in(c, i) {
-                    flush(fd_of(d, i), Slot { chunk: c, index: i });
+                    let fd = fd_of(d, i);
+                    flush(
+                        fd,
+                        Slot {
+                            chunk: c,
+                            fd: fd as u32,
+                        },
+                    );
                 }
             }
         }
@@ -402,10 +420,14 @@ pub fn for_each_tracked(mut f: impl FnMut(i32, Slot, FdState)) {
     for d in 0..TOP.load(SeqCst) {
         let Some(c) = chunk(d) else { continue };
         for i in 0..CHUNK_LEN {
-            let slot = Slot { chunk: c, index: i };
+            let fd = fd_of(d, i);
+            let slot = Slot {
+                chunk: c,
+                fd: fd as u32,
+            };
             let s = slot.load();
             if s.0 != 0 {
-                f(fd_of(d, i), slot, s);
+                f(fd, slot, s);
             }
         }
     }

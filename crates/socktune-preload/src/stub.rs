@@ -54,3 +54,14 @@ pub fn next() -> Option<unsafe extern "C" fn(*const c_char) -> *mut c_void> {
         std::mem::transmute::<usize, unsafe extern "C" fn(*const c_char) -> *mut c_void>(f)
     })
 }
+
+/// Tells the stub, where it loaded the shim, that the shim keeps a state for `fd`: until then
+/// the stub sends that fd's reads and writes straight to libc.
+pub fn tracked(fd: i32) {
+    static TRACKED: AtomicUsize = AtomicUsize::new(0);
+    if let Some(f) = export(c"socktune_tracked", &TRACKED) {
+        // SAFETY: the stub's `socktune_tracked` has this signature.
+        let f = unsafe { std::mem::transmute::<usize, extern "C" fn(libc::c_int)>(f) };
+        f(fd);
+    }
+}

@@ -211,7 +211,7 @@ static MODE: AtomicU8 = AtomicU8::new(UNDECIDED);
 static EXEC_LOADS: AtomicU8 = AtomicU8::new(0);
 
 macro_rules! hooks {
-    ($($name:ident $trigger:literal,)*) => {
+    ($($name:ident $trigger:literal $($direct:ident)?,)*) => {
         #[allow(non_camel_case_types, dead_code)]
         #[repr(usize)]
         enum Hook { $($name,)* }
@@ -219,26 +219,71 @@ macro_rules! hooks {
         /// 1: loads the shim; 2: loads it where exec must put the environment back; 3: loads it,
         /// and is not the shim's hook.
         const TRIGGERS: &[u8] = &[$($trigger,)*];
+        /// Hooks that send an fd the shim never kept a state for straight to libc.
+        const DIRECT: &[bool] = &[$(direct!($($direct)?),)*];
         const COUNT: usize = NAMES.len();
-        $(
-            #[no_mangle]
-            #[unsafe(naked)]
-            pub unsafe extern "C" fn $name() {
-                naked_asm!(
-                    "mov r11, qword ptr [rip + {table} + {offset}]",
-                    "test r11, r11",
-                    "jz 2f",
-                    "jmp r11",
-                    "2:",
-                    "mov r11d, {index}",
-                    "jmp {slow}",
-                    table = sym TABLE,
-                    offset = const Hook::$name as usize * 8,
-                    index = const Hook::$name as usize,
-                    slow = sym slow_path,
-                )
-            }
-        )*
+        $( hook!($name $($direct)?); )*
+    };
+}
+
+macro_rules! direct {
+    () => {
+        false
+    };
+    (direct) => {
+        true
+    };
+}
+
+/// A hook's jump through its table entry, or to [`slow_path`] with its index in r11 while the
+/// entry is 0.
+macro_rules! through_table {
+    () => {
+        concat!(
+            "mov r11, qword ptr [rip + {table} + {offset}]\n", "test r11, r11\n", "jz 2f\n",
+            "jmp r11\n", "2:\n", "mov r11d, {index}\n", "jmp {slow}"
+        )
+    };
+}
+
+/// A hook. A `direct` one (of the read and write family, whose first argument is an fd) first
+/// sends an fd below [`TRACKED_LEN`] that the shim never kept a state for to libc's function
+/// once [`REAL`] has it, as the shim's hook would: a file or a pipe costs one byte read and one
+/// jump. r10 and r11 are scratch registers that no argument uses.
+macro_rules! hook {
+    ($name:ident) => {
+        #[no_mangle]
+        #[unsafe(naked)]
+        pub unsafe extern "C" fn $name() {
+            naked_asm!(
+                through_table!(),
+                table = sym TABLE,
+                offset = const Hook::$name as usize * 8,
+                index = const Hook::$name as usize,
+                slow = sym slow_path,
+            )
+        }
+    };
+    ($name:ident direct) => {
+        #[no_mangle]
+        #[unsafe(naked)]
+        pub unsafe extern "C" fn $name() {
+            naked_asm!(
+                concat!(
+                    "mov r10d, edi\n", "cmp r10d, {last}\n", "ja 3f\n",
+                    "lea r11, [rip + {tracked}]\n", "cmp byte ptr [r11 + r10], 0\n", "jne 3f\n",
+                    "mov r11, qword ptr [rip + {real} + {offset}]\n", "test r11, r11\n",
+                    "jz 3f\n", "jmp r11\n", "3:\n", through_table!()
+                ),
+                last = const TRACKED_LEN - 1,
+                tracked = sym TRACKED,
+                real = sym REAL,
+                table = sym TABLE,
+                offset = const Hook::$name as usize * 8,
+                index = const Hook::$name as usize,
+                slow = sym slow_path,
+            )
+        }
     };
 }
 
@@ -250,8 +295,9 @@ hooks! {
     socket 1, listen 1, accept 1, accept4 1, connect 1, clone 1, _Fork 1, fork 3, chroot 3, prctl 3,
     execve 2, execv 2, execvp 2, execvpe 2, posix_spawn 2, posix_spawnp 2,
     socketpair 0, getpeername 0, getsockopt 0, setsockopt 0, shutdown 0,
-    read 0, readv 0, recv 0, recvfrom 0, recvmsg 0, __read_chk 0, __recv_chk 0, __recvfrom_chk 0,
-    write 0, writev 0, send 0, sendto 0, sendmsg 0, sendfile 0, sendfile64 0, splice 0,
+    read 0 direct, readv 0 direct, recv 0, recvfrom 0, recvmsg 0, __read_chk 0 direct,
+    __recv_chk 0, __recvfrom_chk 0,
+    write 0 direct, writev 0 direct, send 0, sendto 0, sendmsg 0, sendfile 0, sendfile64 0, splice 0,
     close 0, close_range 0, dup 0, dup2 0, dup3 0, fcntl 0, fcntl64 0,
     poll 0, __poll_chk 0, ppoll 0, select 0, pselect 0,
     epoll_ctl 0, epoll_wait 0, epoll_pwait 0, epoll_pwait2 0,
@@ -263,6 +309,23 @@ hooks! {
 
 /// Where each hook jumps: 0 until resolved, then libc's function or the shim's hook.
 static TABLE: [AtomicUsize; COUNT] = [const { AtomicUsize::new(0) }; COUNT];
+/// libc's function for each hook once [`real`] looked it up, else 0.
+static REAL: [AtomicUsize; COUNT] = [const { AtomicUsize::new(0) }; COUNT];
+
+/// One byte per fd below it: 1 once the shim kept a state for that fd number
+/// ([`socktune_tracked`]), never reset (a stale 1 only sends a call through the shim, which
+/// looks for itself). 64 KiB of zero pages, of which only those of fds in use are touched.
+const TRACKED_LEN: usize = 1 << 16;
+static TRACKED: [AtomicU8; TRACKED_LEN] = [const { AtomicU8::new(0) }; TRACKED_LEN];
+
+/// Called by the shim before it keeps a state for `fd`: the `direct` hooks then send its calls
+/// to the shim.
+#[no_mangle]
+pub extern "C" fn socktune_tracked(fd: c_int) {
+    if let Some(byte) = usize::try_from(fd).ok().and_then(|i| TRACKED.get(i)) {
+        byte.store(1, SeqCst);
+    }
+}
 
 /// A hook whose table entry is 0, its index in r11: keeps the arguments (and rax, the vector
 /// count of a variadic call), asks [`resolve`] where to go, and jumps there with no frame of
@@ -280,6 +343,9 @@ extern "C" fn resolve(index: usize) -> usize {
     if mode == UNDECIDED {
         decide();
         mode = MODE.load(SeqCst);
+    }
+    if DIRECT.get(index) == Some(&true) {
+        real(index); // for the direct path
     }
     let loads = loads_shim(index);
     if mode == WAITING && loads {
@@ -330,7 +396,6 @@ fn libc_fn(name: &[u8]) -> Option<*mut c_void> {
 /// libc's function for hook `index`; abort() if this libc has none (the program called a
 /// function its libc lacks, which the loader would have refused without us).
 fn real(index: usize) -> usize {
-    static REAL: [AtomicUsize; COUNT] = [const { AtomicUsize::new(0) }; COUNT];
     let Some(cached) = REAL.get(index) else {
         abort()
     };
