@@ -57,6 +57,8 @@ pub fn next() -> Option<unsafe extern "C" fn(*const c_char) -> *mut c_void> {
 
 /// Tells the stub, where it loaded the shim, that the shim keeps a state for `fd`: until then
 /// the stub sends that fd's reads and writes straight to libc.
+#[cold]
+#[inline(never)]
 pub fn tracked(fd: i32) {
     static TRACKED: AtomicUsize = AtomicUsize::new(0);
     if let Some(f) = export(c"socktune_tracked", &TRACKED) {
