@@ -23,6 +23,7 @@ pub fn init(level: Level, file: Option<&str>) {
     }
 }
 
+#[inline]
 pub fn enabled(level: Level) -> bool {
     level as u8 <= LEVEL.load(SeqCst)
 }
@@ -73,6 +74,7 @@ impl Write for Line {
 }
 
 /// Writes one line `socktune[pid]: ...` if `level` is enabled.
+#[cold]
 pub fn emit(level: Level, args: fmt::Arguments<'_>) {
     if !enabled(level) {
         return;
@@ -118,10 +120,20 @@ fn stderr_is_socket() -> bool {
     ok && unsafe { st.assume_init() }.st_mode & libc::S_IFMT == libc::S_IFSOCK
 }
 
+// The level is tested where the line is, before its arguments are built: most sit on paths
+// every write or read takes, with logging off.
 macro_rules! debug {
-    ($($arg:tt)*) => { $crate::log::emit(::socktune_core::config::Level::Debug, format_args!($($arg)*)) };
+    ($($arg:tt)*) => {
+        if $crate::log::enabled(::socktune_core::config::Level::Debug) {
+            $crate::log::emit(::socktune_core::config::Level::Debug, format_args!($($arg)*))
+        }
+    };
 }
 macro_rules! info {
-    ($($arg:tt)*) => { $crate::log::emit(::socktune_core::config::Level::Info, format_args!($($arg)*)) };
+    ($($arg:tt)*) => {
+        if $crate::log::enabled(::socktune_core::config::Level::Info) {
+            $crate::log::emit(::socktune_core::config::Level::Info, format_args!($($arg)*))
+        }
+    };
 }
 pub(crate) use {debug, info};
