@@ -113,13 +113,19 @@ BENCHES = {  # name: (unit, function(args, shim) -> one measurement)
 }
 
 
+def alternating(args, measure):
+    """measure(shim) without and with the shim, args.reps times each, alternating which goes first."""
+    got = {False: [], True: []}
+    for rep in range(args.reps):
+        for shim in (False, True) if rep % 2 == 0 else (True, False):
+            got[shim].append(measure(shim))
+    return got
+
+
 def timings(args):
     res = {}
     for name, (unit, measure) in BENCHES.items():
-        got = {False: [], True: []}
-        for rep in range(args.reps):
-            for shim in (False, True) if rep % 2 == 0 else (True, False):
-                got[shim].append(measure(args, shim))
+        got = alternating(args, lambda shim: measure(args, shim))
         plain, shim = statistics.median(got[False]), statistics.median(got[True])
         res[name] = {"unit": unit, "without": plain, "with": shim, "ratio": shim / plain,
                      "all_without": got[False], "all_with": got[True]}
@@ -137,11 +143,11 @@ def write_in_one_process(args):
     print("\nwrite() inside one process (bench/overhead/write_pairs.c): %d pairs of 1,000-write blocks per run, "
           "hook against libc's own; the median of %d runs' median pair ratios" % (WRITE_PAIRS, args.reps))
     print("%-10s %10s %20s %10s %10s %8s" % ("", "ratio", "runs", "ns hook", "ns libc", "threads"), flush=True)
-    got = {False: [], True: []}
-    for rep in range(args.reps):
-        for shim in (False, True) if rep % 2 == 0 else (True, False):
-            out = run(args, [os.path.join(args.bin, "write_pairs"), str(WRITE_PAIRS)], shim)
-            got[shim].append({k: figure(out, k) for k in ("ratio", "hooked_ns", "libc_ns", "threads")})
+    def measure(shim):
+        out = run(args, [os.path.join(args.bin, "write_pairs"), str(WRITE_PAIRS)], shim)
+        return {k: figure(out, k) for k in ("ratio", "hooked_ns", "libc_ns", "threads")}
+
+    got = alternating(args, measure)
     res = {}
     for shim, label in ((True, "with"), (False, "without")):
         runs = got[shim]

@@ -63,9 +63,10 @@ static TOP: AtomicUsize = AtomicUsize::new(0);
 static HELD: AtomicUsize = AtomicUsize::new(0);
 static ARMED: AtomicUsize = AtomicUsize::new(0);
 
-fn index(fd: i32) -> Option<(usize, usize)> {
+/// The directory index of `fd`'s chunk, for an fd the table has room for.
+fn dir_of(fd: i32) -> Option<usize> {
     let fd = usize::try_from(fd).ok().filter(|&f| f < CAPACITY)?;
-    Some((fd >> CHUNK_BITS, fd & (CHUNK_LEN - 1)))
+    Some(fd >> CHUNK_BITS)
 }
 
 fn chunk(dir: usize) -> Option<&'static Chunk> {
@@ -116,23 +117,23 @@ pub struct Slot {
 /// the chunk of, a negative fd or one beyond [`CAPACITY`].
 #[inline]
 pub fn lookup(fd: i32) -> Option<Slot> {
-    let (d, _) = index(fd)?;
-    Some(Slot {
-        chunk: chunk(d)?,
-        fd: fd as u32,
-    })
+    Some(Slot::at(chunk(dir_of(fd)?)?, fd))
 }
 
 /// The slot of `fd`, made if need be, to register a new state in.
 pub fn lookup_or_make(fd: i32) -> Option<Slot> {
-    let (d, _) = index(fd)?;
-    Some(Slot {
-        chunk: chunk_or_alloc(d)?,
-        fd: fd as u32,
-    })
+    Some(Slot::at(chunk_or_alloc(dir_of(fd)?)?, fd))
 }
 
 impl Slot {
+    /// `fd`'s slot in `chunk`, its chunk.
+    fn at(chunk: &'static Chunk, fd: i32) -> Slot {
+        Slot {
+            chunk,
+            fd: fd as u32,
+        }
+    }
+
     fn index(self) -> usize {
         self.fd as usize & (CHUNK_LEN - 1)
     }
@@ -402,13 +403,7 @@ pub fn take_held_where(pick: impl Fn(u32, u32) -> bool, mut flush: impl FnMut(i3
                 let e = &c.entries[i];
                 if pick(e.held_since.load(SeqCst), e.held_by.load(SeqCst)) && take_held_in(c, i) {
                     let fd = fd_of(d, i);
-                    flush(
-                        fd,
-                        Slot {
-                            chunk: c,
-                            fd: fd as u32,
-                        },
-                    );
+                    flush(fd, Slot::at(c, fd));
                 }
             }
         }
@@ -421,10 +416,7 @@ pub fn for_each_tracked(mut f: impl FnMut(i32, Slot, FdState)) {
         let Some(c) = chunk(d) else { continue };
         for i in 0..CHUNK_LEN {
             let fd = fd_of(d, i);
-            let slot = Slot {
-                chunk: c,
-                fd: fd as u32,
-            };
+            let slot = Slot::at(c, fd);
             let s = slot.load();
             if s.0 != 0 {
                 f(fd, slot, s);
