@@ -89,12 +89,21 @@ pub fn continues_past(read: &[u8]) -> bool {
 /// A status line's start, or a method (capitals, then a space) within its first bytes: a read of
 /// bulk text is told apart before any search for the end of its first line.
 fn starts_like_a_head(read: &[u8]) -> bool {
-    read.starts_with(b"HTTP/1.")
-        || read
-            .iter()
-            .take(16)
-            .position(|&b| b == b' ')
-            .is_some_and(|i| i > 0 && read[..i].iter().all(u8::is_ascii_uppercase))
+    begins_response(read) || begins_request(read)
+}
+
+/// Whether `bytes` begin an HTTP/1 response: a status line's start.
+pub fn begins_response(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"HTTP/1.")
+}
+
+/// Whether `bytes` begin an HTTP/1 request: a method (capitals, then a space) in the first 16.
+pub fn begins_request(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .take(16)
+        .position(|&b| b == b' ')
+        .is_some_and(|i| i > 0 && bytes[..i].iter().all(u8::is_ascii_uppercase))
 }
 
 fn has_token(value: &[u8], token: &[u8]) -> bool {

@@ -207,6 +207,16 @@ pub fn connect_plan(cfg: &Config, remote_port: u16, prior: FdState) -> ConnectPl
     }
 }
 
+/// Whether a write that begins a response (in `state`, from before it) goes as written because
+/// this connection's responses were seen to leave in one write each. Its HTTP head then need not
+/// be read: the length it declares would only say whether the connection's next write, made
+/// before any read, begins a response of its own, and that write's own first bytes say so.
+pub fn learned_whole(state: FdState) -> bool {
+    !state.has(FdState::IN_RESPONSE)
+        && state.has(FdState::ENDED_RESPONSE)
+        && state.has(FdState::ONE_WRITE)
+}
+
 /// Whether a write of a response on a corking connection goes with MSG_MORE, held until the
 /// response's boundary, or as the program wrote it. `state` is the connection's state before the
 /// write, `gathered` says the call hands over several buffers at once, and `can_hold` that the
@@ -236,11 +246,7 @@ pub fn holds_write(
     if !first && !held {
         return false;
     }
-    let learned = if state.has(FdState::ENDED_RESPONSE) {
-        state.has(FdState::ONE_WRITE)
-    } else {
-        port_learned
-    };
+    let learned = learned_whole(state) || (!state.has(FdState::ENDED_RESPONSE) && port_learned);
     let whole = learned || (gathered && state.has(FdState::APP_NODELAY));
     can_hold && !(first && whole)
 }

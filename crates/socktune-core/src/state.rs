@@ -268,6 +268,11 @@ impl FdState {
             self.with(Self::IN_RESPONSE)
         }
     }
+    /// The write that made the response split began a message of its own: the response before
+    /// it was whole, and the program pipelines.
+    pub fn began_next_message(self) -> FdState {
+        self.without(Self::SPLIT)
+    }
     /// A response boundary: learns from the response that ended whether the program writes its
     /// responses in one write.
     pub fn response_ended(self) -> FdState {

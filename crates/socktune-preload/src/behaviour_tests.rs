@@ -285,6 +285,38 @@ fn a_connection_whose_responses_leave_in_one_write_is_not_held() {
 }
 
 #[test]
+fn pipelined_whole_responses_on_a_connection_learnt_whole_keep_it_learnt() {
+    let a = accepted();
+    let fd = a.server.as_raw_fd();
+    let whole = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody";
+    assert_eq!(write_part(&a, whole, false), cork::WriteAs::Held);
+    cork::before_read(fd, a.slot, a.slot.load());
+    assert!(a.slot.load().has(FdState::ONE_WRITE), "learned: one write");
+    // Three requests came in one read: three whole responses before the next read.
+    for _ in 0..3 {
+        assert_eq!(write_part(&a, whole, false), cork::WriteAs::Written);
+    }
+    assert_eq!(unsent(fd), 0);
+    cork::before_read(fd, a.slot, a.slot.load());
+    assert!(
+        a.slot.load().has(FdState::ONE_WRITE),
+        "each write began a response of its own: still learned"
+    );
+    // A response split into head and body, then a pipelined whole one: it split after all.
+    write_part(&a, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n", false);
+    write_part(&a, b"body", false);
+    write_part(&a, whole, false);
+    cork::before_read(fd, a.slot, a.slot.load());
+    assert!(!a.slot.load().has(FdState::ONE_WRITE), "unlearned");
+    assert_eq!(write_part(&a, whole, false), cork::WriteAs::Held);
+    assert_eq!(
+        unsent(fd),
+        0,
+        "the held whole response left after the write"
+    );
+}
+
+#[test]
 fn a_new_connection_starts_from_what_its_listener_s_last_response_showed() {
     let a = accepted();
     let fd = a.server.as_raw_fd();

@@ -18,6 +18,10 @@
 //! work a Perl or Python server does between its last write and its close (30 µs a connection
 //! for plackup, a tenth of its requests/s). The first connection on a port is held until its
 //! close, and shows it.
+//!
+//! On a connection learnt to send whole responses, a response's first write goes as written and
+//! its head is not read: only pipelining needed its length, and the next write's first bytes
+//! tell whether it begins a response of its own ([`policy::learned_whole`]).
 
 use crate::fdtable::{self, Slot};
 use crate::log::{debug, info};
@@ -50,10 +54,15 @@ pub enum WriteAs {
 pub fn before_write(fd: c_int, slot: Slot, len: usize, gathered: bool, can_hold: bool) -> WriteAs {
     end_other_response(fd);
     let (before, _) = slot.update(FdState::wrote_in_response);
+    let total = slot.add_response_bytes(len);
+    if policy::learned_whole(before) && !slot.is_held() {
+        slot.skip_head();
+        debug!("fd {fd}: sent as written (this connection's responses leave in one write)");
+        return WriteAs::Written;
+    }
     if !before.has(FdState::IN_RESPONSE) {
         slot.mark_head_unread();
     }
-    let total = slot.add_response_bytes(len);
     // A closing response's last write goes held, for the FIN to ride on it.
     let complete = slot.response_complete(total) && !before.has(FdState::CLOSING);
     let past_mss = || total >= policy::MIN_MSS && policy::past_one_segment(total, mss(fd, slot));
@@ -109,6 +118,8 @@ pub fn before_write(fd: c_int, slot: Slot, len: usize, gathered: bool, can_hold:
 pub fn after_write(fd: c_int, slot: Slot, accepted: &[u8], whole: impl FnOnce() -> bool) {
     if slot.take_head_unread() {
         read_head(fd, slot, accepted);
+    } else if slot.head_skipped() {
+        after_skipped_head(slot, accepted);
     }
     let state = slot.load();
     if state.has(FdState::CLOSING)
@@ -137,6 +148,26 @@ fn read_head(fd: c_int, slot: Slot, accepted: &[u8]) {
         } else {
             response_ended(slot);
         }
+    }
+}
+
+/// A write of a response whose first write went whole without its head read: if it is the
+/// second, and begins an HTTP message of its own, the program pipelines whole responses and the
+/// new one's head is skipped too; any other second write splits the response, whose length then
+/// stays unknown.
+fn after_skipped_head(slot: Slot, accepted: &[u8]) {
+    let state = slot.load();
+    if !state.has(FdState::SPLIT) {
+        return; // the first write itself
+    }
+    let begins = match state.kind() {
+        Kind::Server => framing::begins_response(accepted),
+        _ => framing::begins_request(accepted),
+    };
+    if begins {
+        slot.update(FdState::began_next_message);
+    } else {
+        slot.set_response_end(0);
     }
 }
 

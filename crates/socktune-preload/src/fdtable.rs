@@ -51,6 +51,8 @@ struct Entry {
 
 /// `Entry::response_end` while the response's first write is under way.
 const HEAD_UNREAD: u32 = u32::MAX;
+/// `Entry::response_end` after a first write whose head cork did not read ([`Slot::skip_head`]).
+const HEAD_SKIPPED: u32 = u32::MAX - 1;
 
 struct Chunk {
     entries: [Entry; CHUNK_LEN],
@@ -238,6 +240,17 @@ impl Slot {
         e.load(SeqCst) == HEAD_UNREAD && e.compare_exchange(HEAD_UNREAD, 0, SeqCst, SeqCst).is_ok()
     }
 
+    /// The current response's first write went as written without its head read: the length
+    /// stays unknown unless [`Slot::head_skipped`] is asked of the write after it.
+    pub fn skip_head(self) {
+        self.entry().response_end.store(HEAD_SKIPPED, SeqCst);
+    }
+
+    /// Whether the current response's head was skipped.
+    pub fn head_skipped(self) -> bool {
+        self.entry().response_end.load(SeqCst) == HEAD_SKIPPED
+    }
+
     /// Notes the length the current response declared ([`socktune_core::framing`]).
     pub fn set_response_end(self, end: u32) {
         self.entry().response_end.store(end, SeqCst);
@@ -246,7 +259,7 @@ impl Slot {
     /// The length the current response declared, if its head said one.
     fn declared_end(self) -> Option<u32> {
         let end = self.entry().response_end.load(SeqCst);
-        (end != 0 && end != HEAD_UNREAD).then_some(end)
+        (end != 0 && end < HEAD_SKIPPED).then_some(end)
     }
 
     /// Whether the current response has all the bytes it declared.
