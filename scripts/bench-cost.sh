@@ -5,7 +5,7 @@
 # writes bench/results-cost/cost.json and cost.md (--smoke: bench/results-cost-smoke, a short run
 # that fails if any program breaks; its figures mean nothing).
 #
-#   bash scripts/bench-cost.sh [--smoke] [--pairs N] [--secs S]
+#   bash scripts/bench-cost.sh [--smoke] [--pairs N] [--launches L] [--turns N] [--secs S]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=bench/results-cost

@@ -325,6 +325,7 @@ def compile_all(work):
                       ("epoll_loop", "bench/overhead/epoll_loop.c"),
                       ("ka_pair", "tests/progs/ka_pair.c"), ("spawn_loop", "bench/overhead/spawn_loop.c"),
                       ("one_socket", "bench/overhead/one_socket.c"),
+                      ("load_turns", "bench/cost/load_turns.c"),
                       ("minimal_preload.so", "bench/overhead/minimal_preload.c")):
         shared = ["-shared", "-fPIC"] if name.endswith(".so") else []
         cc = subprocess.run(["cc", "-O2", "-g"] + shared + ["-o", os.path.join(work, name), os.path.join(REPO, src)],

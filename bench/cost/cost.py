@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What socktune costs, side by side with the same programs without it (run by scripts/bench-cost.sh).
 
-usage: cost.py --lib PATH [--out DIR] [--smoke] [--pairs N] [--secs S]
+usage: cost.py --lib PATH [--out DIR] [--smoke] [--pairs N] [--launches L] [--turns N] [--secs S]
 
 Everything runs in one private network namespace (`unshare -n`, lo up). Timed figures are the
 median of N pairs (default 5) measured interleaved: each round runs every variant of a row once,
@@ -26,8 +26,16 @@ the order reversed every other round. Sections:
              without and with SOCKTUNE_CORK=1: untuned nginx at 100 B and 64 KiB against nginx
              natively tuned (tcp_nopush, tcp_nodelay), nginx tuned, Node.js, Redis, aiohttp and
              gunicorn (sync, 2 workers; also hand-tuned by bench/apps/gunicorn_one_send.py,
-             which sends each head with its body); each ratio is the median of the rounds' ratios, each
-             against the baseline run beside it;
+             which sends each head with its body). A row's servers all run at once, each on its
+             own port, and take turns of load (bench/cost/load_turns.c: 64 keep-alive
+             connections, one request outstanding on each, as wrk -c64) of S seconds (default
+             0.2), N rounds (default 10) after a warm-up round, the order reversed every other
+             round; the servers are started L times (default 10), the start order and ports
+             reversed every other time. The requests/s ratio is the median of every round's
+             ratio against the baseline's turn beside it; CPU per request is each variant's
+             total over its turns. Runs taken seconds apart differ by up to ×2 on this host,
+             and two processes of one program by a few per cent: the row "Node.js, the same
+             twice" shows what the method reads with nothing to tell apart;
   flusher    the flusher threads an untuned nginx under SOCKTUNE_CORK=1 starts, and their wake-ups
              per second (context switches), under load and idle;
   pool       the p50 of Java's HttpServer (tests/progs/PoolServer.java), a thread-pool server,
@@ -36,6 +44,7 @@ Prints a table and writes DIR/cost.json and DIR/cost.md (DIR: bench/results-cost
 each section once, briefly, and fails if any program breaks; its figures mean nothing.
 """
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -78,43 +87,48 @@ def parse_args(argv):
     p.add_argument("--out", default=os.path.join(REPO, "bench", "results-cost"))
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--pairs", type=int, help="interleaved pairs per timed figure (default 5, smoke 1)")
-    p.add_argument("--secs", type=float, help="seconds per load run (default 5, smoke 1)")
+    p.add_argument("--launches", type=int, help="times a load row's servers are started (default 10, smoke 1)")
+    p.add_argument("--turns", type=int, help="rounds of load turns per launch (default 10, smoke 2)")
+    p.add_argument("--secs", type=float, help="seconds per load turn (default 0.2)")
     p.add_argument("--only", action="append", metavar="TEXT",
                    help="only the load rows whose name contains TEXT (repeatable), or `start-up` for that section alone; skips the other sections")
     p.add_argument("--bin", help=argparse.SUPPRESS)  # compiled programs and files, made before unshare
     p.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.pairs = args.pairs or (1 if args.smoke else 5)
-    args.secs = args.secs or (1.0 if args.smoke else 5.0)
+    args.launches = args.launches or (1 if args.smoke else 10)
+    args.turns = args.turns or (2 if args.smoke else 10)
+    args.secs = args.secs or 0.2
     args.reps = args.pairs  # for bench_overhead.startup
     return args
 
 
-def servers(args):
-    """Each server: its command ({bin} holds www/ and the configs), and the path a client asks for."""
+def servers(args, port):
+    """Each server on `port`: its command ({bin} holds www/ and the configs), and the path a client asks for."""
     b = args.bin
     return {
-        "http.server": ("python3 -m http.server -p HTTP/1.1 %d --bind 127.0.0.1 -d %s/www" % (PORT, b), "/f100"),
-        "already tuned": ("python3 %s/prefork_server.py 127.0.0.1 %d 1 nodelay whole" % (PROGS, PORT), "/"),
-        "nginx untuned": ("nginx -p %s -c %s/nginx-untuned.conf -e stderr" % (b, b), "/f100"),
-        "nginx untuned 64 KiB": ("nginx -p %s -c %s/nginx-untuned.conf -e stderr" % (b, b), "/f65536"),
-        "nginx tuned": ("nginx -p %s -c %s/nginx-tuned.conf -e stderr" % (b, b), "/f100"),
-        "nginx tuned 64 KiB": ("nginx -p %s -c %s/nginx-tuned.conf -e stderr" % (b, b), "/f65536"),
-        "Node.js": ("node %s/server.js 127.0.0.1 %d" % (APPS, PORT), "/f100"),
-        "Redis": ("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no" % PORT, None),
-        "aiohttp": ("python3 %s/aiohttp_app.py 127.0.0.1 %d" % (HERE, PORT), "/f100"),
-        "gunicorn": ("gunicorn -w 2 -k sync -b 127.0.0.1:%d --chdir %s flask_app:app" % (PORT, APPS), "/f100"),
+        "http.server": ("python3 -m http.server -p HTTP/1.1 %d --bind 127.0.0.1 -d %s/www" % (port, b), "/f100"),
+        "already tuned": ("python3 %s/prefork_server.py 127.0.0.1 %d 1 nodelay whole" % (PROGS, port), "/"),
+        "nginx untuned": ("nginx -p %s -c %s/nginx-untuned-%d.conf -e stderr" % (b, b, port), "/f100"),
+        "nginx untuned 64 KiB": ("nginx -p %s -c %s/nginx-untuned-%d.conf -e stderr" % (b, b, port), "/f65536"),
+        "nginx tuned": ("nginx -p %s -c %s/nginx-tuned-%d.conf -e stderr" % (b, b, port), "/f100"),
+        "nginx tuned 64 KiB": ("nginx -p %s -c %s/nginx-tuned-%d.conf -e stderr" % (b, b, port), "/f65536"),
+        "Node.js": ("node %s/server.js 127.0.0.1 %d" % (APPS, port), "/f100"),
+        "Redis": ("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no" % port, None),
+        "aiohttp": ("python3 %s/aiohttp_app.py 127.0.0.1 %d" % (HERE, port), "/f100"),
+        "gunicorn": ("gunicorn -w 2 -k sync -b 127.0.0.1:%d --chdir %s flask_app:app" % (port, APPS), "/f100"),
         "gunicorn one send": ("gunicorn -w 2 -k sync -b 127.0.0.1:%d --chdir %s -c %s/gunicorn_one_send.py flask_app:app"
-                              % (PORT, APPS, APPS), "/f100"),
-        "PoolServer": ("java -cp %s PoolServer 127.0.0.1 %d" % (b, PORT), "/"),
+                              % (port, APPS, APPS), "/f100"),
+        "PoolServer": ("java -cp %s PoolServer 127.0.0.1 %d" % (b, port), "/"),
     }
 
 
 class Server:
     """A server started in the namespace (under `prefix`, e.g. strace), stopped on exit."""
 
-    def __init__(self, args, name, settings, prefix=()):
-        cmd, self.path = servers(args)[name]
+    def __init__(self, args, name, settings, prefix=(), port=PORT):
+        cmd, self.path = servers(args, port)[name]
+        self.port = port
         env = netns.child_env(args, settings is not None, settings or [])
         env["BENCH_BODY"] = os.path.join(args.bin, "www", "f100")
         self.log = tempfile.TemporaryFile(mode="w+")
@@ -122,7 +136,7 @@ class Server:
                                      stdout=subprocess.DEVNULL, stderr=self.log, start_new_session=True)
         self.name = name
         deadline = time.monotonic() + 30
-        while not netns.listening(PORT):
+        while not netns.listening(port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError("%s never listened:\n%s" % (name, self.stderr()))
@@ -238,8 +252,8 @@ def calls(args):
     return res
 
 
-def wrk(args, srv):
-    out = run_client(["wrk", "-t1", "-c64", "-d%ds" % max(1, round(args.secs)), "http://127.0.0.1:%d%s" % (PORT, srv.path)])
+def wrk(srv, secs):
+    out = run_client(["wrk", "-t1", "-c64", "-d%ds" % secs, "http://127.0.0.1:%d%s" % (srv.port, srv.path)])
     errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)",
                                              (re.search(r"Socket errors:.*", out) or [""])[0]))
     errors += int((re.search(r"Non-2xx or 3xx responses: (\d+)", out) or [0, 0])[1])
@@ -248,23 +262,20 @@ def wrk(args, srv):
     return int(re.search(r"(\d+) requests in", out).group(1))
 
 
-def redis(args, srv):
-    n = 20000 if args.smoke else int(40000 * args.secs)
-    out = run_client(["redis-benchmark", "-h", "127.0.0.1", "-p", str(PORT), "-c", "64", "-n", str(n), "-t", "get",
-                      "-q"])
-    if "requests per second" not in out:
-        raise RuntimeError("redis-benchmark: " + out)
-    return n
-
-
-def load_run(args, name, settings):
-    """One load run: requests/s and CPU µs per request of the server."""
-    with Server(args, name, settings) as srv:
-        drive = redis if name == "Redis" else wrk
-        cpu0, t0 = srv.cpu_s(), time.monotonic()
-        requests = drive(args, srv)
-        cpu, secs = srv.cpu_s() - cpu0, time.monotonic() - t0
-    return {"req_s": requests / secs, "cpu_us_per_req": cpu * 1e6 / requests}
+def load_turns(args, srvs):
+    """The row's servers, all running, in turns of load (bench/cost/load_turns.c), one warm-up round
+    first: per server, its turns' requests, seconds and CPU ticks."""
+    mode = "redis" if srvs[0].name == "Redis" else "http"
+    specs = ["%d:%s:%s" % (srv.port, srv.path or "-", ",".join(map(str, srv.tree()))) for srv in srvs]
+    out = run_client([os.path.join(args.bin, "load_turns"), mode, "64", "%g" % (args.secs * 1000),
+                      str(args.turns + 1)] + specs)
+    got = [[] for _ in srvs]
+    for line in out.splitlines():
+        _, rnd, k, requests, secs, ticks = line.split()
+        if int(rnd) > 0:
+            got[int(k)].append({"requests": int(requests), "secs": float(secs), "cpu_ticks": int(ticks),
+                                "req_s": int(requests) / float(secs)})
+    return got
 
 
 # Each load row: its variants (label, server, settings or None for no shim); the first is the baseline.
@@ -276,6 +287,8 @@ LOAD_ROWS = [
                               ("untuned + shim", "nginx untuned 64 KiB", CORK)]),
     ("nginx tuned", [("without", "nginx tuned", None), ("with shim", "nginx tuned", CORK)]),
     ("Node.js", [("without", "Node.js", None), ("with shim", "Node.js", CORK)]),
+    # The method's own resolution: one program against itself, neither with the shim.
+    ("Node.js, the same twice", [("without", "Node.js", None), ("without, again", "Node.js", None)]),
     ("Redis", [("without", "Redis", None), ("with shim", "Redis", CORK)]),
     ("aiohttp", [("without", "aiohttp", None), ("with shim", "aiohttp", CORK)]),
     ("gunicorn", [("without", "gunicorn", None), ("hand-tuned: head and body in one send", "gunicorn one send", None),
@@ -283,10 +296,10 @@ LOAD_ROWS = [
 ]
 
 
-def interleaved(args, variants, measure):
-    """Every variant measured args.pairs times, the order reversed every other round."""
+def interleaved(rounds, variants, measure):
+    """Every variant measured once a round, the order reversed every other round."""
     got = {label: [] for label, *_ in variants}
-    for r in range(args.pairs):
+    for r in range(rounds):
         for label, *rest in variants if r % 2 == 0 else variants[::-1]:
             got[label].append(measure(*rest))
     return got
@@ -297,16 +310,26 @@ def load(args):
     for row, variants in LOAD_ROWS:
         if args.only and not any(o in row for o in args.only):
             continue
-        got = interleaved(args, variants, lambda name, settings: load_run(args, name, settings))
-        base = got[variants[0][0]]
-        # A ratio per round, against the baseline run next to it, then their median: the host's
-        # speed drifts by tens of percent over seconds, so medians taken apart would carry it.
-        paired = lambda runs, k: statistics.median(r[k] / b[k] for r, b in zip(runs, base))
-        res[row] = {label: {"req_s": statistics.median(r["req_s"] for r in runs),
-                            "cpu_us_per_req": statistics.median(r["cpu_us_per_req"] for r in runs),
-                            "req_s_ratio": round(paired(runs, "req_s"), 3),
-                            "cpu_ratio": round(paired(runs, "cpu_us_per_req"), 3), "all": runs}
-                    for label, runs in got.items()}
+        turns = [[] for _ in variants]  # per variant, every launch's turns
+        ratios = [[] for _ in variants]  # per variant, each round's requests/s against the baseline's
+        for launch in range(args.launches):
+            # Which server starts first, and on which port, changes from launch to launch: two
+            # processes of one program differ by a few per cent, and so do start order and port.
+            order = list(range(len(variants)))[::-1 if launch % 2 else 1]
+            with contextlib.ExitStack() as running:
+                srvs = [running.enter_context(Server(args, variants[k][1], variants[k][2], port=PORT + i))
+                        for i, k in enumerate(order)]
+                got = dict(zip(order, load_turns(args, srvs)))
+            for k, mine in got.items():
+                turns[k] += mine
+                ratios[k] += [t["req_s"] / b["req_s"] for t, b in zip(mine, got[0])]
+        # CPU: a turn is a few clock ticks of it, so each variant's total over its total requests.
+        cpu_us = lambda turns: (sum(t["cpu_ticks"] for t in turns) * 1e6 / os.sysconf("SC_CLK_TCK")
+                                / sum(t["requests"] for t in turns))
+        res[row] = {label: {"req_s": sum(t["requests"] for t in mine) / sum(t["secs"] for t in mine),
+                            "cpu_us_per_req": cpu_us(mine), "req_s_ratio": round(statistics.median(r), 3),
+                            "cpu_ratio": round(cpu_us(mine) / cpu_us(turns[0]), 3), "all": mine}
+                    for (label, *_), mine, r in zip(variants, turns, ratios)}
         for label, m in res[row].items():
             progress("load: %-22s %-22s %9.0f req/s (%.3f×)  %7.1f µs CPU/request (%.3f×)"
                      % (row, label, m["req_s"], m["req_s_ratio"], m["cpu_us_per_req"], m["cpu_ratio"]))
@@ -335,7 +358,7 @@ def flusher(args):
     idle = 1.0 if args.smoke else 3.0
     with Server(args, "nginx untuned", CORK) as srv:
         s0, t0 = flusher_switches(srv)[1], time.monotonic()
-        wrk(args, srv)
+        wrk(srv, 1 if args.smoke else 5)
         threads, s1 = flusher_switches(srv)
         t1 = time.monotonic()
         time.sleep(0.5)  # the thread's last polls after the load
@@ -357,7 +380,7 @@ def pool_p50(args, settings):
 
 def pool(args):
     variants = [("SOCKTUNE_NODELAY=1 alone", ["SOCKTUNE_NODELAY=1"]), ("SOCKTUNE_CORK=1", CORK)]
-    got = interleaved(args, variants, lambda settings: pool_p50(args, settings))
+    got = interleaved(args.pairs, variants, lambda settings: pool_p50(args, settings))
     res = {label: {"p50_ms": statistics.median(v), "all": v} for label, v in got.items()}
     for label, r in res.items():
         progress("pool: Java HttpServer, %-26s p50 %.3f ms" % (label, r["p50_ms"]))
@@ -366,8 +389,10 @@ def pool(args):
 
 def markdown(res):
     lines = ["# socktune's cost, %s, %s" % (res["date"], res["machine"]), "",
-             "Median of %d interleaved pairs; load runs of %g s each.%s" % (
-                 res["pairs"], res["secs"], " SMOKE RUN: the figures mean nothing." if res["smoke"] else ""), "",
+             "Median of %d interleaved pairs; load: the row's servers side by side, %d launches of %d "
+             "rounds of turns of %g s each (requests/s: the median of the rounds' ratios).%s" % (
+                 res["pairs"], res["launches"], res["turns"], res["secs"],
+                 " SMOKE RUN: the figures mean nothing." if res["smoke"] else ""), "",
              "| Start-up (/bin/true; one socket: a program that makes one socket call) | added µs | "
              "× the one-hook C preload's | added instructions × |",
              "|---|---|---|---|"]
@@ -380,7 +405,7 @@ def markdown(res):
     for name, r in res["calls"].items():
         lines.append("| %s | %.3f | %.2f → %.2f |" % (name, r["setsockopt_added"], r["syscalls_without"],
                                                         r["syscalls_with"]))
-    lines += ["", "| Load (wrk -c64; Redis: redis-benchmark -c64) | variant | req/s | × first | CPU µs/request | × first |",
+    lines += ["", "| Load (64 connections, in turns) | variant | req/s | × first | CPU µs/request | × first |",
               "|---|---|---|---|---|---|"]
     for row, variants in res["load"].items():
         for label, m in variants.items():
@@ -401,7 +426,7 @@ def measure(args):
     res = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
            "machine": "Linux %s, %d cores, load average %.2f at the start" % (platform.release(), os.cpu_count(),
                                                                              load_avg),
-           "smoke": args.smoke, "pairs": args.pairs, "secs": args.secs}
+           "smoke": args.smoke, "pairs": args.pairs, "launches": args.launches, "turns": args.turns, "secs": args.secs}
     progress("cost: %(date)s, %(machine)s" % res)
     if args.only == ["start-up"]:
         bench_overhead.startup_header(args)
@@ -438,9 +463,10 @@ def prepare(work):
     with open(os.path.join(APPS, "nginx.conf")) as f:
         template = f.read()
     for name, tuning in NGINX.items():
-        with open(os.path.join(work, "nginx-%s.conf" % name), "w") as f:
-            f.write(template.replace("@WORK@", work).replace("@PORT@", str(PORT)).replace("@TUNING@", tuning)
-                    .replace("@LISTEN@", ""))
+        for port in range(PORT, PORT + max(len(variants) for _, variants in LOAD_ROWS)):
+            with open(os.path.join(work, "nginx-%s-%d.conf" % (name, port)), "w") as f:
+                f.write(template.replace("@WORK@", work).replace("@PORT@", str(port)).replace("@TUNING@", tuning)
+                        .replace("@LISTEN@", ""))
     subprocess.run(["javac", "-d", work, os.path.join(PROGS, "PoolServer.java")], check=True)
 
 
@@ -453,13 +479,13 @@ def main():
         netns.die("library not found: %r" % args.lib)
     tools.require([("valgrind", "valgrind"), ("cc", "gcc"), ("nginx", "nginx-light"), ("wrk", "wrk"),
                    ("strace", "strace"), ("node", "nodejs"), ("redis-server", "redis-server"),
-                   ("redis-benchmark", "redis-tools"), ("javac", "default-jdk-headless")])
+                   ("javac", "default-jdk-headless")])
     work = tempfile.mkdtemp(prefix="socktune-cost-")
     try:
         prepare(work)
         argv = ["unshare", "-n", sys.executable, os.path.abspath(__file__), "--inside", "--bin", work,
                 "--lib", os.path.abspath(args.lib), "--out", os.path.abspath(args.out), "--pairs", str(args.pairs),
-                "--secs", str(args.secs)] + (["--smoke"] if args.smoke else []) + [
+                "--launches", str(args.launches), "--turns", str(args.turns), "--secs", str(args.secs)] + (["--smoke"] if args.smoke else []) + [
                     "--only=" + o for o in args.only or []]
         sys.exit(subprocess.run(argv).returncode)
     finally:
