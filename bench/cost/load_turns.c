@@ -47,7 +47,13 @@ struct conn {
 static int redis_mode;
 
 static void die(const char *what) {
-    fprintf(stderr, "load_turns: %s: %s\n", what, errno ? strerror(errno) : "bad response");
+    fprintf(stderr, "load_turns: %s\n", what);
+    exit(1);
+}
+
+/* A system call failed: errno says why. */
+static void die_sys(const char *call) {
+    fprintf(stderr, "load_turns: %s: %s\n", call, strerror(errno));
     exit(1);
 }
 
@@ -82,20 +88,23 @@ static void open_conn(struct conn *c) {
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&a, sizeof a) < 0)
-        die("connect");
+        die_sys("connect");
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(c->srv->epoll, EPOLL_CTL_ADD, c->fd, &ev) < 0)
-        die("epoll_ctl");
+        die_sys("epoll_ctl");
 }
 
 static void send_request(struct conn *c) {
     c->head_len = 0;
     c->body_left = -1;
     c->closes = 0;
-    if (write(c->fd, c->srv->request, c->srv->request_len) != (ssize_t)c->srv->request_len)
-        die("write");
+    ssize_t n = write(c->fd, c->srv->request, c->srv->request_len);
+    if (n < 0)
+        die_sys("write");
+    if (n != (ssize_t)c->srv->request_len)
+        die("a request written in part");
 }
 
 /* The head, `end` bytes, is complete and `extra` bytes of body came with it: what it says of
@@ -124,8 +133,10 @@ static int read_head(struct conn *c, size_t end, size_t extra) {
 static int on_readable(struct conn *c) {
     char buf[65536];
     ssize_t n = read(c->fd, buf, sizeof buf);
-    if (n <= 0)
-        die(n == 0 ? "the server closed a connection mid-response" : "read");
+    if (n < 0)
+        die_sys("read");
+    if (n == 0)
+        die("the server closed a connection mid-response");
     if (c->body_left < 0) {
         size_t take = (size_t)n < HEAD_MAX - c->head_len ? (size_t)n : HEAD_MAX - c->head_len;
         memcpy(c->head + c->head_len, buf, take);
@@ -141,7 +152,7 @@ static int on_readable(struct conn *c) {
         }
         size_t head_end = end - c->head + strlen(mark);
         if (read_head(c, head_end, c->head_len - head_end + ((size_t)n - take)) < 0)
-            die("response");
+            die("not a 200 with a Content-Length (or a Redis bulk reply)");
     } else {
         c->body_left -= n;
         if (c->body_left < 0)
@@ -163,7 +174,7 @@ static long turn(struct server *s, struct conn *conns, int nconns, double turn_s
     while (outstanding > 0) {
         int n = epoll_wait(s->epoll, evs, 256, 1000);
         if (n < 0 && errno != EINTR)
-            die("epoll_wait");
+            die_sys("epoll_wait");
         if (n == 0)
             die("no response within 1 s");
         int more = now() < stop;
