@@ -53,6 +53,15 @@ struct Accepted {
     slot: Slot,
 }
 
+/// A second connection on the same listener (its client end, its accepted end and its slot).
+fn another_connection(a: &Accepted) -> (TcpStream, TcpStream, Slot) {
+    let client = TcpStream::connect(a.listener.local_addr().unwrap()).unwrap();
+    let (server, _) = a.listener.accept().unwrap();
+    setup::accepted(a.listener.as_raw_fd(), server.as_raw_fd());
+    let slot = fdtable::lookup(server.as_raw_fd()).expect("accepted fd registered");
+    (client, server, slot)
+}
+
 fn accepted() -> Accepted {
     let serial = settings();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -238,10 +247,7 @@ fn a_write_on_another_connection_ends_the_response_this_thread_held() {
     let fd = a.server.as_raw_fd();
     // A second connection on the same listener, as an FTP data connection or an event loop's
     // next client.
-    let _client = TcpStream::connect(a.listener.local_addr().unwrap()).unwrap();
-    let (other, _) = a.listener.accept().unwrap();
-    setup::accepted(a.listener.as_raw_fd(), other.as_raw_fd());
-    let other_slot = fdtable::lookup(other.as_raw_fd()).unwrap();
+    let (_client, other, other_slot) = another_connection(&a);
     assert_eq!(
         write_part(&a, b"150 Here it comes\r\n", false),
         cork::WriteAs::Held
@@ -316,6 +322,67 @@ fn pipelined_whole_responses_on_a_connection_learnt_whole_keep_it_learnt() {
     );
 }
 
+/// What a connection's entry says of its current response.
+fn response_of(slot: Slot) -> (FdState, u32, bool) {
+    (slot.load(), slot.response_bytes(), slot.head_skipped())
+}
+
+#[test]
+fn the_unguarded_steps_of_a_connection_learnt_whole_leave_what_the_guarded_ones_leave() {
+    let a = accepted();
+    let fd = a.server.as_raw_fd();
+    let whole = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody";
+    write_part(&a, whole, false);
+    cork::before_read(fd, a.slot, a.slot.load());
+    let learnt = a.slot.load();
+    assert!(learnt.has(FdState::ONE_WRITE), "learned: one write");
+    // The guarded way, as a hook made it until the unguarded one.
+    assert_eq!(write_part(&a, whole, false), cork::WriteAs::Written);
+    let written = response_of(a.slot);
+    cork::before_read(fd, a.slot, a.slot.load());
+    let read = response_of(a.slot);
+    assert_eq!(read.0, learnt);
+    // The unguarded way.
+    assert!(cork::writes_learnt_whole(
+        a.slot,
+        a.slot.load(),
+        whole.len()
+    ));
+    assert_eq!(response_of(a.slot), written);
+    assert!(cork::read_ends_unheld(a.slot, a.slot.load()));
+    assert_eq!(response_of(a.slot), read);
+    // A hold on another connection may be this thread's to end: the guarded way decides.
+    cork::forget_ports(); // its first response is held
+    let (_client, other, other_slot) = another_connection(&a);
+    assert_eq!(
+        write_to(other.as_raw_fd(), other_slot, b"held", false),
+        cork::WriteAs::Held
+    );
+    assert!(!cork::writes_learnt_whole(
+        a.slot,
+        a.slot.load(),
+        whole.len()
+    ));
+    assert_eq!(response_of(a.slot), read, "declined, it changed nothing");
+    other_slot.take_held();
+    other_slot.clear();
+    // A split response unlearns it, the next one is held, and the guarded read pushes it.
+    write_part(&a, b"HTTP/1.1 200 OK\r\n", false);
+    write_part(&a, b"Content-Length: 0\r\n\r\n", false);
+    cork::before_read(fd, a.slot, a.slot.load());
+    assert_eq!(
+        write_part(&a, b"HTTP/1.1 200 OK\r\n", false),
+        cork::WriteAs::Held
+    );
+    assert!(!cork::read_ends_unheld(a.slot, a.slot.load()));
+    assert!(
+        a.slot.is_held(),
+        "declined, it left the hold to the guarded read"
+    );
+    cork::before_read(fd, a.slot, a.slot.load());
+    assert_eq!(unsent(fd), 0);
+}
+
 #[test]
 fn a_new_connection_starts_from_what_its_listener_s_last_response_showed() {
     let a = accepted();
@@ -323,10 +390,7 @@ fn a_new_connection_starts_from_what_its_listener_s_last_response_showed() {
     write_part(&a, b"whole", false);
     cork::before_read(fd, a.slot, a.slot.load());
     // The next connection the same listener accepts.
-    let _client = TcpStream::connect(a.listener.local_addr().unwrap()).unwrap();
-    let (next, _) = a.listener.accept().unwrap();
-    setup::accepted(a.listener.as_raw_fd(), next.as_raw_fd());
-    let slot = fdtable::lookup(next.as_raw_fd()).unwrap();
+    let (_client, next, slot) = another_connection(&a);
     let how = cork::before_write(next.as_raw_fd(), slot, 5, false, true);
     assert_eq!(
         how,

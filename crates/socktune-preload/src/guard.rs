@@ -4,7 +4,10 @@
 //! without a system call.
 //!
 //! A hook runs the shim's logic before and after the real call only through [`act`], and calls
-//! the real function itself outside it, exactly once, whatever the logic does.
+//! the real function itself outside it, exactly once, whatever the logic does. The exceptions
+//! are steps of a few atomics on the fd's own entry, which make no call (so cannot re-enter),
+//! allocate nothing and leave errno alone: the table lookup itself, and cork's steps on a
+//! connection that holds nothing (`cork::writes_learnt_whole`, `cork::read_ends_unheld`).
 
 use crate::errno::KeepErrno;
 use std::cell::Cell;

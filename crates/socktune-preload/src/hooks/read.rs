@@ -25,7 +25,10 @@ fn around(
         return real_read();
     }
     let armed_elsewhere = fdtable::armed_count() != 0 && armed::armed_here();
-    if state.has(FdState::RECORDED) || state.acts_before_io() || armed_elsewhere {
+    if state.has(FdState::RECORDED | FdState::WAITS_FOR_WRITE)
+        || armed_elsewhere
+        || !cork::read_ends_unheld(slot, state)
+    {
         act_before(fd, call, slot, state);
     }
     let n = real_read();

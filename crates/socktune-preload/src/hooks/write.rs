@@ -98,11 +98,15 @@ fn before(fd: c_int, call: &str, shape: Shape) -> Option<(Slot, WriteAs)> {
     if fdtable::armed_count() > usize::from(state.has(FdState::ARMED)) && armed::armed_here() {
         act(call, || armed::before_write_elsewhere(fd));
     }
-    if state.has(FdState::RECORDED) || state.acts_before_io() {
-        Some((slot, act_before(fd, call, slot, state, shape)))
-    } else {
-        None
+    if !state.has(FdState::RECORDED) && !state.acts_before_io() {
+        return None;
     }
+    let plain =
+        !state.has(FdState::RECORDED | FdState::WAITS_FOR_WRITE | FdState::FIN_SENT) && !shape.more;
+    if plain && cork::writes_learnt_whole(slot, state, shape.bytes.count()) {
+        return None; // its write after is the first of a response, which cork's after_write passes
+    }
+    Some((slot, act_before(fd, call, slot, state, shape)))
 }
 
 #[inline(never)]
