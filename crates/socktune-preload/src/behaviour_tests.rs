@@ -494,7 +494,9 @@ fn the_flusher_job_pushes_a_hold_older_than_the_flush_delay() {
 fn the_programs_own_nodelay_off_takes_cork_over_and_releases_the_hold() {
     let a = accepted();
     let fd = a.server.as_raw_fd();
+    let again = |slot, name, value| own_options::sets_again(slot, libc::IPPROTO_TCP, name, value);
     write_part(&a, b"held", false);
+    assert!(!again(a.slot, libc::TCP_NODELAY, Some(0)), "its first time");
     own_options::program_sets(
         fd,
         a.slot,
@@ -506,6 +508,15 @@ fn the_programs_own_nodelay_off_takes_cork_over_and_releases_the_hold() {
     assert_eq!(unsent(fd), 0, "held data never waits on the program");
     let state = a.slot.load();
     assert!(state.has(FdState::APP_NAGLE) && !state.corks());
+    assert!(again(a.slot, libc::TCP_NODELAY, Some(0)) && again(a.slot, libc::TCP_CORK, Some(1)));
+    assert!(
+        !again(a.slot, libc::TCP_NODELAY, Some(1)),
+        "nodelay on is a choice of its own"
+    );
+    // A write that began holding as the program took over: its next call pushes it.
+    a.slot.mark_held(crate::flusher::now(), 1);
+    assert!(!again(a.slot, libc::TCP_CORK, Some(0)));
+    a.slot.take_held();
     drop(a);
     // Nodelay on agrees with cork: the next fd keeps holding, and a gathered response goes as is.
     let b = accepted();
@@ -520,6 +531,7 @@ fn the_programs_own_nodelay_off_takes_cork_over_and_releases_the_hold() {
     );
     let state = b.slot.load();
     assert!(state.corks() && state.has(FdState::APP_NODELAY));
+    assert!(again(b.slot, libc::TCP_NODELAY, Some(1)));
     assert_eq!(
         write_part(&b, b"whole", true),
         cork::WriteAs::Written,

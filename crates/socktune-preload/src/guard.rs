@@ -7,7 +7,8 @@
 //! the real function itself outside it, exactly once, whatever the logic does. The exceptions
 //! are steps of a few atomics on the fd's own entry, which make no call (so cannot re-enter),
 //! allocate nothing and leave errno alone: the table lookup itself, and cork's steps on a
-//! connection that holds nothing (`cork::writes_learnt_whole`, `cork::read_ends_unheld`).
+//! connection that holds nothing (`cork::writes_learnt_whole`, `cork::read_ends_unheld`), and
+//! a setsockopt that repeats what the program took over (`own_options::sets_again`).
 
 use crate::errno::KeepErrno;
 use std::cell::Cell;

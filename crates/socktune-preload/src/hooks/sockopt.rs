@@ -25,9 +25,10 @@ pub unsafe extern "C" fn setsockopt(
         // SAFETY: as above.
         let linger = holds(size_of::<libc::linger>())
             .then(|| unsafe { value.cast::<libc::linger>().read_unaligned() }.l_onoff != 0);
-        let kept = act("setsockopt", || {
-            own_options::program_sets(fd, slot, level, name, int, linger)
-        });
+        let kept = !own_options::sets_again(slot, level, name, int)
+            && act("setsockopt", || {
+                own_options::program_sets(fd, slot, level, name, int, linger)
+            });
         if kept && holds(1) {
             return 0;
         }
