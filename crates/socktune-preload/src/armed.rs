@@ -217,8 +217,10 @@ pub fn before_wait(interest: &impl Interest) {
     });
 }
 
-/// This thread may have armed a connection still armed (one thread-local read).
-#[inline]
+/// This thread may have armed a connection still armed (one thread-local read). Out of line:
+/// inlined, the hooks computed its thread-local's address (`__tls_get_addr`) ahead of the
+/// armed count's check that guards it, on every read and write of a connection.
+#[inline(never)]
 pub fn armed_here() -> bool {
     ARMED_HERE.try_with(Cell::get).unwrap_or(false)
 }
