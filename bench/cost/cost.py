@@ -22,20 +22,25 @@ the order reversed every other round. Sections:
              gunicorn and http.server with a connection per request (what the shim adds at
              accept, shutdown and close; runs of 100 and 300 connections). Exact;
   load       requests/s and the server's CPU time per request (all its processes and threads,
-             from /proc, while the client runs) under wrk -c64 (redis-benchmark for Redis),
-             without and with SOCKTUNE_CORK=1: untuned nginx at 100 B and 64 KiB against nginx
+             from /proc, while the client runs), without and with SOCKTUNE_CORK=1: untuned nginx at 100 B and 64 KiB against nginx
              natively tuned (tcp_nopush, tcp_nodelay), nginx tuned, Node.js, Redis, aiohttp and
              gunicorn (sync, 2 workers; also hand-tuned by bench/apps/gunicorn_one_send.py,
              which sends each head with its body). A row's servers all run at once, each on its
              own port, and take turns of load (bench/cost/load_turns.c: 64 keep-alive
              connections, one request outstanding on each, as wrk -c64) of S seconds (default
              0.2), N rounds (default 10) after a warm-up round, the order reversed every other
-             round; the servers are started L times (default 10), the start order and ports
+             round; the servers are started L times (default 30), the start order and ports
              reversed every other time. The requests/s ratio is the median of every round's
              ratio against the baseline's turn beside it; CPU per request is each variant's
              total over its turns. Runs taken seconds apart differ by up to ×2 on this host,
              and two processes of one program by a few per cent: the row "Node.js, the same
-             twice" shows what the method reads with nothing to tell apart;
+             twice" shows what the method reads with nothing to tell apart, and each row's
+             launches' own medians are given as quartiles;
+  instructions  nginx tuned, Node.js, Redis and aiohttp under callgrind (every process and
+             thread), without and with SOCKTUNE_CORK=1: user-space instructions per request over
+             5,000 ms of load on one connection after a 3,000 ms warm-up, all of them and the
+             shim's own (in libsocktune*.so). The shim's own are exact; all of them move by a
+             few per cent with the rate (Redis's and Node.js's timers, Node.js's JIT);
   flusher    the flusher threads an untuned nginx under SOCKTUNE_CORK=1 starts, and their wake-ups
              per second (context switches), under load and idle;
   pool       the p50 of Java's HttpServer (tests/progs/PoolServer.java), a thread-pool server,
@@ -87,16 +92,16 @@ def parse_args(argv):
     p.add_argument("--out", default=os.path.join(REPO, "bench", "results-cost"))
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--pairs", type=int, help="interleaved pairs per timed figure (default 5, smoke 1)")
-    p.add_argument("--launches", type=int, help="times a load row's servers are started (default 10, smoke 1)")
+    p.add_argument("--launches", type=int, help="times a load row's servers are started (default 30, smoke 1)")
     p.add_argument("--turns", type=int, help="rounds of load turns per launch (default 10, smoke 2)")
     p.add_argument("--secs", type=float, help="seconds per load turn (default 0.2)")
     p.add_argument("--only", action="append", metavar="TEXT",
-                   help="only the load rows whose name contains TEXT (repeatable), or `start-up` for that section alone; skips the other sections")
+                   help="only the load rows whose name contains TEXT (repeatable), or `start-up` or `instructions` for that section alone; skips the other sections")
     p.add_argument("--bin", help=argparse.SUPPRESS)  # compiled programs and files, made before unshare
     p.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.pairs = args.pairs or (1 if args.smoke else 5)
-    args.launches = args.launches or (1 if args.smoke else 10)
+    args.launches = args.launches or (1 if args.smoke else 30)
     args.turns = args.turns or (2 if args.smoke else 10)
     args.secs = args.secs or 0.2
     args.reps = args.pairs  # for bench_overhead.startup
@@ -126,7 +131,7 @@ def servers(args, port):
 class Server:
     """A server started in the namespace (under `prefix`, e.g. strace), stopped on exit."""
 
-    def __init__(self, args, name, settings, prefix=(), port=PORT):
+    def __init__(self, args, name, settings, prefix=(), port=PORT, startup_s=30):
         cmd, self.path = servers(args, port)[name]
         self.port = port
         env = netns.child_env(args, settings is not None, settings or [])
@@ -135,7 +140,7 @@ class Server:
         self.proc = subprocess.Popen(list(prefix) + shlex.split(cmd), env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=self.log, start_new_session=True)
         self.name = name
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + startup_s
         while not netns.listening(port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
@@ -305,6 +310,14 @@ def interleaved(rounds, variants, measure):
     return got
 
 
+def quartiles(values):
+    """The first and third quartiles (both the value itself when there is one)."""
+    if len(values) < 2:
+        return [round(values[0], 3)] * 2
+    q = statistics.quantiles(values, n=4)
+    return [round(q[0], 3), round(q[2], 3)]
+
+
 def load(args):
     res = {}
     for row, variants in LOAD_ROWS:
@@ -312,6 +325,7 @@ def load(args):
             continue
         turns = [[] for _ in variants]  # per variant, every launch's turns
         ratios = [[] for _ in variants]  # per variant, each round's requests/s against the baseline's
+        launch_medians = [[] for _ in variants]  # per variant, each launch's median of those
         for launch in range(args.launches):
             # Which server starts first, and on which port, changes from launch to launch: two
             # processes of one program differ by a few per cent, and so do start order and port.
@@ -322,17 +336,94 @@ def load(args):
                 got = dict(zip(order, load_turns(args, srvs)))
             for k, mine in got.items():
                 turns[k] += mine
-                ratios[k] += [t["req_s"] / b["req_s"] for t, b in zip(mine, got[0])]
+                mine_ratios = [t["req_s"] / b["req_s"] for t, b in zip(mine, got[0])]
+                ratios[k] += mine_ratios
+                launch_medians[k].append(statistics.median(mine_ratios))
         # CPU: a turn is a few clock ticks of it, so each variant's total over its total requests.
         cpu_us = lambda turns: (sum(t["cpu_ticks"] for t in turns) * 1e6 / os.sysconf("SC_CLK_TCK")
                                 / sum(t["requests"] for t in turns))
         res[row] = {label: {"req_s": sum(t["requests"] for t in mine) / sum(t["secs"] for t in mine),
                             "cpu_us_per_req": cpu_us(mine), "req_s_ratio": round(statistics.median(r), 3),
-                            "cpu_ratio": round(cpu_us(mine) / cpu_us(turns[0]), 3), "all": mine}
-                    for (label, *_), mine, r in zip(variants, turns, ratios)}
+                            "cpu_ratio": round(cpu_us(mine) / cpu_us(turns[0]), 3),
+                            "launch_quartiles": quartiles(medians), "all": mine}
+                    for (label, *_), mine, r, medians in zip(variants, turns, ratios, launch_medians)}
         for label, m in res[row].items():
-            progress("load: %-22s %-22s %9.0f req/s (%.3f×)  %7.1f µs CPU/request (%.3f×)"
-                     % (row, label, m["req_s"], m["req_s_ratio"], m["cpu_us_per_req"], m["cpu_ratio"]))
+            progress("load: %-22s %-22s %9.0f req/s (%.3f×; launches %.3f to %.3f)  %7.1f µs CPU/request (%.3f×)"
+                     % ((row, label, m["req_s"], m["req_s_ratio"]) + tuple(m["launch_quartiles"])
+                        + (m["cpu_us_per_req"], m["cpu_ratio"])))
+    return res
+
+
+# The already-tuned servers whose load rows read within a few per cent of 1x, where req/s cannot
+# tell the shim's cost from the method's noise: what it adds per request, counted.
+INSTRUCTION_SERVERS = ["nginx tuned", "Node.js", "Redis", "aiohttp"]
+
+
+def instructions_by_object(dump):
+    """Instructions by object (executable or library) in a callgrind dump: each cost line's
+    first event (Ir), the lines after `calls=` (a call's inclusive cost) left out."""
+    names, by, current, after_call = {}, {}, None, False
+    for line in dump.splitlines():
+        m = re.match(r"(c?ob)=\((\d+)\)(?: (.*))?", line)
+        if m:
+            names[m.group(2)] = m.group(3) or names.get(m.group(2))
+            current = names[m.group(2)] if m.group(1) == "ob" else current
+        elif line.startswith("calls="):
+            after_call = True
+            continue
+        elif line[:1].isdigit() or line[:1] in "+-*":
+            fields = line.split()
+            if not after_call and len(fields) > 1:
+                by[current] = by.get(current, 0) + int(fields[1])
+        after_call = False
+    return by
+
+
+def callgrind_per_request(args, name, settings):
+    """User-space instructions per request of a server under callgrind (every process and thread),
+    all and socktune's own: one connection, one request at a time, counted over a turn of load
+    after a warm-up turn."""
+    out = os.path.join(args.bin, "cg-%s" % name.replace(" ", "-"))
+    warm, counted = (500, 1000) if args.smoke else (3000, 5000)
+    prefix = ["valgrind", "--tool=callgrind", "--trace-children=yes", "--callgrind-out-file=%s.%%p" % out]
+    with Server(args, name, settings, prefix=prefix, startup_s=120) as srv:
+        mode = "redis" if name == "Redis" else "http"
+        turn = lambda ms: run_client([os.path.join(args.bin, "load_turns"), mode, "1", str(ms), "1",
+                                      "%d:%s:%s" % (srv.port, srv.path or "-", ",".join(map(str, srv.tree())))])
+        turn(warm)
+        pids = srv.tree()
+        for pid in pids:
+            subprocess.run(["callgrind_control", "-z", str(pid)], capture_output=True)
+        requests = int(turn(counted).split()[3])
+        for pid in pids:
+            subprocess.run(["callgrind_control", "-d", str(pid)], capture_output=True)
+        total = own = 0
+        for dump in [f for f in os.listdir(args.bin) if re.fullmatch(re.escape(os.path.basename(out)) + r"\.\d+\.\d+", f)]:
+            with open(os.path.join(args.bin, dump)) as f:
+                text = f.read()
+            m = re.search(r"^totals: (\d+)", text, re.M)
+            if not m:
+                raise RuntimeError("%s: no totals in callgrind's dump %s" % (name, dump))
+            total += int(m.group(1))
+            own += sum(n for ob, n in instructions_by_object(text).items() if "libsocktune" in (ob or ""))
+            os.unlink(os.path.join(args.bin, dump))
+        if not total:
+            raise RuntimeError("%s: callgrind dumped nothing:\n%s" % (name, srv.stderr()))
+    for f in os.listdir(args.bin):
+        if f.startswith(os.path.basename(out) + "."):
+            os.unlink(os.path.join(args.bin, f))
+    return total / requests, own / requests
+
+
+def instructions(args):
+    res = {}
+    for name in INSTRUCTION_SERVERS:
+        (without, _), (with_shim, own) = (callgrind_per_request(args, name, settings) for settings in (None, CORK))
+        res[name] = {"without": round(without), "with": round(with_shim), "added": round(with_shim - without),
+                     "ratio": round(with_shim / without, 4), "socktune_own": round(own),
+                     "own_ratio": round(own / without, 4)}
+        progress("instructions: %-12s %9.0f -> %9.0f per request (%+.0f, %.4f×); socktune's own %.0f (%.2f %%)"
+                 % (name, without, with_shim, with_shim - without, with_shim / without, own, 100 * own / without))
     return res
 
 
@@ -405,12 +496,18 @@ def markdown(res):
     for name, r in res["calls"].items():
         lines.append("| %s | %.3f | %.2f → %.2f |" % (name, r["setsockopt_added"], r["syscalls_without"],
                                                         r["syscalls_with"]))
-    lines += ["", "| Load (64 connections, in turns) | variant | req/s | × first | CPU µs/request | × first |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| Load (64 connections, in turns) | variant | req/s | × first | launches' quartiles | "
+              "CPU µs/request | × first |", "|---|---|---|---|---|---|---|"]
     for row, variants in res["load"].items():
         for label, m in variants.items():
-            lines.append("| %s | %s | %.0f | %.3f | %.1f | %.3f |" % (row, label, m["req_s"], m["req_s_ratio"],
-                                                                      m["cpu_us_per_req"], m["cpu_ratio"]))
+            lines.append("| %s | %s | %.0f | %.3f | %.3f to %.3f | %.1f | %.3f |" % (
+                (row, label, m["req_s"], m["req_s_ratio"]) + tuple(m["launch_quartiles"])
+                + (m["cpu_us_per_req"], m["cpu_ratio"])))
+    lines += ["", "| Instructions per request, callgrind (one connection) | without | with shim | added | × | "
+              "socktune's own |", "|---|---|---|---|---|---|"]
+    for name, r in res["instructions"].items():
+        lines.append("| %s | %d | %d | %+d | %.4f | %d (%.2f %%) |" % (
+            name, r["without"], r["with"], r["added"], r["ratio"], r["socktune_own"], 100 * r["own_ratio"]))
     f = res["flusher"]
     lines += ["", "Flusher (untuned nginx, cork): %d threads; %.1f wake-ups/s under load, %.1f idle." % (
         f["threads"], f["load_wakeups_s"], f["idle_wakeups_s"]), ""]
@@ -432,6 +529,9 @@ def measure(args):
         bench_overhead.startup_header(args)
         bench_overhead.startup(args)
         return
+    if args.only == ["instructions"]:
+        print(json.dumps(instructions(args), indent=1))
+        return
     if args.only:
         res["load"] = load(args)
         print(json.dumps(res["load"], indent=1))
@@ -440,6 +540,7 @@ def measure(args):
     res["flusher"] = flusher(args)
     res["pool"] = pool(args)
     res["load"] = load(args)
+    res["instructions"] = instructions(args)
     bench_overhead.startup_header(args)
     res["startup"] = bench_overhead.startup(args)
     os.makedirs(args.out, exist_ok=True)

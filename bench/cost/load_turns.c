@@ -3,7 +3,7 @@
  * seconds taken apart differ by up to x2 on a shared 2-core host; turns a fraction of a second
  * long, many of them, compare like with like (the matrix's twins do the same).
  *
- * usage: load_turns http|redis CONNS TURN_MS ROUNDS PORT:PATH:PIDS PORT:PATH:PIDS [PORT:PATH:PIDS]
+ * usage: load_turns http|redis CONNS TURN_MS ROUNDS PORT:PATH:PIDS [PORT:PATH:PIDS [PORT:PATH:PIDS]]
  *   PIDS: the server's processes, comma-separated, whose CPU time (/proc/PID/stat) is read at
  *   each turn's start and end. Each round gives every server one turn, the order reversed every
  *   other round. In its turn a server gets CONNS connections each with one request outstanding,
@@ -198,8 +198,8 @@ static long turn(struct server *s, struct conn *conns, int nconns, double turn_s
 }
 
 int main(int argc, char **argv) {
-    if (argc < 7 || argc > 5 + MAX_SERVERS) {
-        fprintf(stderr, "usage: load_turns http|redis CONNS TURN_MS ROUNDS PORT:PATH:PIDS PORT:PATH:PIDS [...]\n");
+    if (argc < 6 || argc > 5 + MAX_SERVERS) {
+        fprintf(stderr, "usage: load_turns http|redis CONNS TURN_MS ROUNDS PORT:PATH:PIDS [PORT:PATH:PIDS ...]\n");
         return 2;
     }
     redis_mode = strcmp(argv[1], "redis") == 0;
