@@ -53,11 +53,12 @@ struct Accepted {
     slot: Slot,
 }
 
-/// A second connection on the same listener (its client end, its accepted end and its slot).
-fn another_connection(a: &Accepted) -> (TcpStream, TcpStream, Slot) {
-    let client = TcpStream::connect(a.listener.local_addr().unwrap()).unwrap();
-    let (server, _) = a.listener.accept().unwrap();
-    setup::accepted(a.listener.as_raw_fd(), server.as_raw_fd());
+/// A connection to `listener`, accepted as the shim sees it: its client end, its accepted end
+/// and the accepted end's slot.
+fn connection_to(listener: &TcpListener) -> (TcpStream, TcpStream, Slot) {
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    setup::accepted(listener.as_raw_fd(), server.as_raw_fd());
     let slot = fdtable::lookup(server.as_raw_fd()).expect("accepted fd registered");
     (client, server, slot)
 }
@@ -65,11 +66,8 @@ fn another_connection(a: &Accepted) -> (TcpStream, TcpStream, Slot) {
 fn accepted() -> Accepted {
     let serial = settings();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (server, _) = listener.accept().unwrap();
-    setup::accepted(listener.as_raw_fd(), server.as_raw_fd());
+    let (client, server, slot) = connection_to(&listener);
     cork::forget_ports();
-    let slot = fdtable::lookup(server.as_raw_fd()).expect("accepted fd registered");
     Accepted {
         _serial: serial,
         listener,
@@ -247,7 +245,7 @@ fn a_write_on_another_connection_ends_the_response_this_thread_held() {
     let fd = a.server.as_raw_fd();
     // A second connection on the same listener, as an FTP data connection or an event loop's
     // next client.
-    let (_client, other, other_slot) = another_connection(&a);
+    let (_client, other, other_slot) = connection_to(&a.listener);
     assert_eq!(
         write_part(&a, b"150 Here it comes\r\n", false),
         cork::WriteAs::Held
@@ -353,7 +351,7 @@ fn the_unguarded_steps_of_a_connection_learnt_whole_leave_what_the_guarded_ones_
     assert_eq!(response_of(a.slot), read);
     // A hold on another connection may be this thread's to end: the guarded way decides.
     cork::forget_ports(); // its first response is held
-    let (_client, other, other_slot) = another_connection(&a);
+    let (_client, other, other_slot) = connection_to(&a.listener);
     assert_eq!(
         write_to(other.as_raw_fd(), other_slot, b"held", false),
         cork::WriteAs::Held
@@ -390,7 +388,7 @@ fn a_new_connection_starts_from_what_its_listener_s_last_response_showed() {
     write_part(&a, b"whole", false);
     cork::before_read(fd, a.slot, a.slot.load());
     // The next connection the same listener accepts.
-    let (_client, next, slot) = another_connection(&a);
+    let (_client, next, slot) = connection_to(&a.listener);
     let how = cork::before_write(next.as_raw_fd(), slot, 5, false, true);
     assert_eq!(
         how,
