@@ -161,15 +161,19 @@ def write_in_one_process(args):
     return res
 
 
+def callgrind_totals(text, what="callgrind's output"):
+    """The instructions a callgrind output file (or dump) counted in all."""
+    m = re.search(r"^totals: (\d+)", text, re.M)
+    if not m:
+        netns.die("no totals in %s" % what)
+    return int(m.group(1))
+
+
 def callgrind_total(args, shim, cmd_of_n, n):
     """Instructions callgrind counted over a whole run of cmd_of_n(n)."""
     with tempfile.NamedTemporaryFile(dir=args.bin, suffix=".cg") as out:
         cmd_of_n(args, shim, n, ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out.name])
-        text = open(out.name).read()
-    m = re.search(r"^totals: (\d+)", text, re.M)
-    if not m:
-        netns.die("no totals in callgrind's output")
-    return int(m.group(1))
+        return callgrind_totals(open(out.name).read())
 
 
 CALLGRIND = {  # name: (unit, N, function(args, shim, n, prefix))
@@ -266,7 +270,7 @@ def startup(args):
         with tempfile.NamedTemporaryFile(dir=args.bin, suffix=".cg") as cg:
             subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + cg.name, program],
                            env=env, stdin=subprocess.DEVNULL, capture_output=True, check=True, timeout=120)
-            total = int(re.search(r"^totals: (\d+)", open(cg.name).read(), re.M).group(1))
+            total = callgrind_totals(open(cg.name).read())
         # The median of each tenth of the run too: how far the figure moves within it.
         tenth = max(1, len(t) // 10)
         res[name] = {"us_per_start": statistics.median(t), "instructions": total,

@@ -22,8 +22,9 @@ the order reversed every other round. Sections:
              gunicorn and http.server with a connection per request (what the shim adds at
              accept, shutdown and close; runs of 100 and 300 connections). Exact;
   load       requests/s and the server's CPU time per request (all its processes and threads,
-             from /proc, while the client runs), without and with SOCKTUNE_CORK=1: untuned nginx at 100 B and 64 KiB against nginx
-             natively tuned (tcp_nopush, tcp_nodelay), nginx tuned, Node.js, Redis, aiohttp and
+             from /proc, while the client runs), without and with SOCKTUNE_CORK=1: untuned nginx
+             at 100 B and 64 KiB against nginx natively tuned (tcp_nopush, tcp_nodelay), nginx
+             tuned, Node.js, Redis, aiohttp and
              gunicorn (sync, 2 workers; also hand-tuned by bench/apps/gunicorn_one_send.py,
              which sends each head with its body). A row's servers all run at once, each on its
              own port, and take turns of load (bench/cost/load_turns.c: 64 keep-alive
@@ -401,15 +402,11 @@ def callgrind_per_request(args, name, settings):
         for dump in [f for f in os.listdir(args.bin) if re.fullmatch(re.escape(os.path.basename(out)) + r"\.\d+\.\d+", f)]:
             with open(os.path.join(args.bin, dump)) as f:
                 text = f.read()
-            m = re.search(r"^totals: (\d+)", text, re.M)
-            if not m:
-                raise RuntimeError("%s: no totals in callgrind's dump %s" % (name, dump))
-            total += int(m.group(1))
+            total += bench_overhead.callgrind_totals(text, "%s's callgrind dump %s" % (name, dump))
             own += sum(n for ob, n in instructions_by_object(text).items() if "libsocktune" in (ob or ""))
-            os.unlink(os.path.join(args.bin, dump))
         if not total:
             raise RuntimeError("%s: callgrind dumped nothing:\n%s" % (name, srv.stderr()))
-    for f in os.listdir(args.bin):
+    for f in os.listdir(args.bin):  # the dumps, and the files callgrind wrote at exit
         if f.startswith(os.path.basename(out) + "."):
             os.unlink(os.path.join(args.bin, f))
     return total / requests, own / requests
