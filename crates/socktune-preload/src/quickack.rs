@@ -16,7 +16,6 @@ use crate::{sys, track};
 use libc::c_int;
 use socktune_core::state::FdState;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
 /// The connections this thread read last and has not answered: a few, since an event loop
 /// reads several before it writes; the oldest is acknowledged when a new one needs room.
@@ -25,8 +24,6 @@ const PENDING_LEN: usize = 4;
 thread_local! {
     static PENDING: [Cell<c_int>; PENDING_LEN] = const { [const { Cell::new(-1) }; PENDING_LEN] };
 }
-/// Some thread has had a connection pending: until then a wait asks no thread-local.
-static EVER_PENDING: AtomicBool = AtomicBool::new(false);
 
 /// After a read-family call that returned data on a connection that reapplies quickack-off.
 /// `continues`: the read began a message whose rest is still coming; its peer may hold that rest
@@ -49,9 +46,6 @@ pub fn after_read(fd: c_int, slot: Slot, continues: bool) {
         return;
     }
     slot.set(FdState::ACK_PENDING);
-    if !EVER_PENDING.load(SeqCst) {
-        EVER_PENDING.store(true, SeqCst);
-    }
     let _ = PENDING.try_with(|p| {
         if p.iter().any(|c| c.get() == fd) {
             return;
@@ -97,10 +91,9 @@ pub fn answered(fd: c_int) {
 /// This thread read a connection it has not answered yet: a cheap check before waits.
 #[inline]
 pub fn pending_here() -> bool {
-    EVER_PENDING.load(SeqCst)
-        && PENDING
-            .try_with(|p| p.iter().any(|c| c.get() >= 0))
-            .unwrap_or(false)
+    PENDING
+        .try_with(|p| p.iter().any(|c| c.get() >= 0))
+        .unwrap_or(false)
 }
 
 /// Before this thread waits for events: the connections it read and has not answered, if the
